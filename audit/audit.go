@@ -1,0 +1,175 @@
+// Package audit records every tool call and every review action: as a JSON
+// line on stderr through log/slog at once, and as a row in
+// airlock.audit_log written in the background so that auditing never adds a
+// round trip to a tool call.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Decisions recorded in the log.
+const (
+	Allowed  = "allowed"
+	Refused  = "refused"
+	Failed   = "error"
+	Reviewed = "reviewed"
+)
+
+// Event is one audited action.
+type Event struct {
+	Time        time.Time
+	Session     string
+	Scope       string
+	Actor       string // "agent" or the reviewer's name
+	Tool        string // tool name or review action (commit, rollback, reap)
+	SQL         string
+	Fingerprint string
+	Decision    string
+	Reason      string
+	Rows        int64
+	Elapsed     time.Duration
+	ChangeID    string
+}
+
+// Schema is the DDL for airlock's own schema, applied idempotently.
+const Schema = `
+CREATE SCHEMA IF NOT EXISTS airlock;
+REVOKE ALL ON SCHEMA airlock FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS airlock.audit_log (
+	id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	at          timestamptz NOT NULL,
+	session     text NOT NULL,
+	scope       text NOT NULL,
+	actor       text NOT NULL,
+	tool        text NOT NULL,
+	sql         text,
+	fingerprint text,
+	decision    text NOT NULL,
+	reason      text,
+	rows        bigint,
+	elapsed_ms  double precision,
+	change_id   uuid
+);
+CREATE INDEX IF NOT EXISTS audit_log_at ON airlock.audit_log (at);
+CREATE TABLE IF NOT EXISTS airlock.mask_keys (
+	scope text PRIMARY KEY,
+	key   bytea NOT NULL
+);`
+
+// EnsureSchema creates airlock's schema and tables when missing. A
+// transaction-scoped advisory lock serializes concurrent starters, since
+// CREATE ... IF NOT EXISTS races on the catalog.
+func EnsureSchema(ctx context.Context, pool *pgxpool.Pool, ddl ...string) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(7262911)"); err != nil {
+			return err
+		}
+		for _, d := range append([]string{Schema}, ddl...) {
+			if _, err := tx.Exec(ctx, d); err != nil {
+				return fmt.Errorf("create airlock schema: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Log writes events to slog at once and to the database in batches.
+type Log struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+	ch     chan Event
+	done   chan struct{}
+	once   sync.Once
+}
+
+// NewLog starts the background writer. pool may be nil (stderr only).
+func NewLog(pool *pgxpool.Pool, logger *slog.Logger) *Log {
+	l := &Log{pool: pool, logger: logger, ch: make(chan Event, 4096), done: make(chan struct{})}
+	go l.run()
+	return l
+}
+
+// Record logs ev. It never blocks on the database: when the queue is full
+// the row is dropped from the table (the stderr line is still written) and
+// a warning says so.
+func (l *Log) Record(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	l.logger.Info("audit",
+		"session", ev.Session, "scope", ev.Scope, "actor", ev.Actor, "tool", ev.Tool,
+		"decision", ev.Decision, "reason", ev.Reason, "sql", ev.SQL,
+		"fingerprint", ev.Fingerprint, "rows", ev.Rows,
+		"elapsed_ms", float64(ev.Elapsed.Microseconds())/1000, "change_id", ev.ChangeID)
+	if l.pool == nil {
+		return
+	}
+	select {
+	case l.ch <- ev:
+	default:
+		l.logger.Warn("audit queue full; event written to stderr only", "tool", ev.Tool)
+	}
+}
+
+// Close flushes queued events and stops the writer.
+func (l *Log) Close() {
+	l.once.Do(func() { close(l.ch) })
+	<-l.done
+}
+
+func (l *Log) run() {
+	defer close(l.done)
+	batch := make([]Event, 0, 64)
+	for ev := range l.ch {
+		batch = append(batch[:0], ev)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case ev, ok := <-l.ch:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, ev)
+			default:
+				break drain
+			}
+		}
+		if err := l.write(batch); err != nil {
+			l.logger.Error("audit write failed; events are in this log only", "err", err, "events", len(batch))
+		}
+	}
+}
+
+func (l *Log) write(events []Event) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b := &pgx.Batch{}
+	for _, ev := range events {
+		var change any
+		if ev.ChangeID != "" {
+			change = ev.ChangeID
+		}
+		b.Queue(`INSERT INTO airlock.audit_log
+			(at, session, scope, actor, tool, sql, fingerprint, decision, reason, rows, elapsed_ms, change_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			ev.Time, ev.Session, ev.Scope, ev.Actor, ev.Tool, nullable(ev.SQL), nullable(ev.Fingerprint),
+			ev.Decision, nullable(ev.Reason), ev.Rows, float64(ev.Elapsed.Microseconds())/1000, change)
+	}
+	return errors.Join(l.pool.SendBatch(ctx, b).Close())
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,72 @@
+// Command airlock is an MCP server that gives AI agents scoped, audited,
+// human-reviewed access to PostgreSQL, and the reviewer's CLI.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `airlock: safe, scoped PostgreSQL tools for AI agents
+
+Usage:
+  airlock serve --scope FILE     serve MCP over stdio (database URL from the scope's url_env)
+  airlock check --scope FILE     validate a scope file
+  airlock help                   this text
+
+The database URL always comes from the environment (AIRLOCK_DATABASE_URL by
+default), never from a flag or the scope file.
+`
+
+// errUsage marks command-line mistakes (exit status 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(ctx, args[1:], stdin, stdout, stderr)
+	case "check":
+		err = cmdCheck(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "airlock: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case errors.Is(err, errReported):
+		return 1
+	}
+	fmt.Fprintf(stderr, "airlock %s: %v\n", args[0], err)
+	return 1
+}
+
+// errReported means the command already printed its errors.
+var errReported = errors.New("reported")
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}

@@ -1,0 +1,146 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinels a StatementError matches with errors.Is, for callers that
+// branch on why a statement was cut.
+var (
+	// ErrStatementTimeout: the statement ran longer than
+	// Options.StatementTimeout.
+	ErrStatementTimeout = errors.New("statement_timeout")
+	// ErrLockTimeout: the statement waited longer than Options.LockTimeout
+	// for a lock another session holds.
+	ErrLockTimeout = errors.New("lock_timeout")
+)
+
+// SQLSTATE codes Run gives a meaning to.
+const (
+	sqlstateQueryCanceled        = "57014"
+	sqlstateLockNotAvailable     = "55P03"
+	sqlstateFeatureNotSupported  = "0A000"
+	sqlstateNotInPrereqState     = "55000"
+	sqlstateDuplicateObject      = "42710"
+	sqlstateInvalidTransactionID = "42704"
+)
+
+// StatementError is a statement that failed. The transaction was rolled
+// back; nothing it did remains.
+type StatementError struct {
+	// Index is the zero-based index of the statement in the plan. Messages
+	// count from one.
+	Index int
+	SQL   string
+	Kind  string
+	// Err is the server's error (a *pgconn.PgError, SQLSTATE included) or
+	// the connection's.
+	Err error
+
+	timeout  time.Duration // the statement_timeout in force
+	lockWait time.Duration // the lock_timeout in force
+	canceled bool          // the caller's context was done
+}
+
+func (e *StatementError) Error() string {
+	n := e.Index + 1
+	switch {
+	case e.canceled:
+		return fmt.Sprintf("statement %d (%s) canceled: %v", n, e.Kind, e.Err)
+	case e.Is(ErrStatementTimeout):
+		return fmt.Sprintf("statement_timeout (%s) cut statement %d (%s): %s", e.timeout, n, e.Kind, pgMessage(e.Err))
+	case e.Is(ErrLockTimeout):
+		return fmt.Sprintf("lock_timeout: table is locked by another session; statement %d (%s) waited %s: %s", n, e.Kind, e.lockWait, pgMessage(e.Err))
+	}
+	return fmt.Sprintf("statement %d (%s) failed: %s", n, e.Kind, pgMessage(e.Err))
+}
+
+// Unwrap returns the underlying error, so errors.As finds the
+// *pgconn.PgError.
+func (e *StatementError) Unwrap() error { return e.Err }
+
+// Is reports whether the statement was cut by a timeout: errors.Is(err,
+// ErrStatementTimeout) or errors.Is(err, ErrLockTimeout).
+func (e *StatementError) Is(target error) bool {
+	if e.canceled {
+		return false
+	}
+	code := sqlstate(e.Err)
+	switch target {
+	case ErrStatementTimeout:
+		// 57014 is also a cancel from pg_cancel_backend or the caller's
+		// context; the latter is ruled out above.
+		return code == sqlstateQueryCanceled
+	case ErrLockTimeout:
+		return code == sqlstateLockNotAvailable
+	}
+	return false
+}
+
+// pgMessage renders a server error as "ERROR: message (SQLSTATE x)" plus
+// its hint. The DETAIL is left out on purpose: it often quotes row values
+// ("Key (email)=(...) already exists", "Failing row contains ..."), which
+// the agent may not be allowed to read.
+func pgMessage(err error) string {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return err.Error()
+	}
+	msg := fmt.Sprintf("%s: %s (SQLSTATE %s)", pg.Severity, pg.Message, pg.Code)
+	if pg.Hint != "" {
+		msg += "; hint: " + pg.Hint
+	}
+	return msg
+}
+
+func sqlstate(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code
+	}
+	return ""
+}
+
+// lockTimeout explains a lock_timeout hit outside a statement, while Run
+// read the catalog of the tables the migration targets.
+func lockTimeout(err error, wait time.Duration) error {
+	if sqlstate(err) != sqlstateLockNotAvailable {
+		return err
+	}
+	return fmt.Errorf("%w: table is locked by another session; reading the migration's tables waited %s: %w", ErrLockTimeout, wait, err)
+}
+
+// prepareError explains why PREPARE TRANSACTION failed. The server has
+// rolled the transaction back by then.
+func prepareError(err error) error {
+	var why string
+	switch sqlstate(err) {
+	case sqlstateNotInPrereqState:
+		why = "prepared transactions are disabled on this server (max_prepared_transactions = 0; changing it needs a restart); use replay mode"
+	case sqlstateFeatureNotSupported:
+		why = "this migration cannot be prepared: it touched temporary objects, or used LISTEN/NOTIFY, WITH HOLD cursors or an exported snapshot; use replay mode"
+	case sqlstateDuplicateObject, sqlstateInvalidTransactionID:
+		why = "the transaction id is already in use"
+	default:
+		why = "the server refused"
+	}
+	return fmt.Errorf("prepare transaction: %s: %s: %w", why, pgMessage(err), err)
+}
+
+// Drift is returned by EndCommitIfSame when the replay's effects differ
+// from the expected ones. Nothing was committed.
+type Drift struct {
+	// Differences lists each difference in words.
+	Differences []string
+	// Report is the replay's full report.
+	Report *Report
+}
+
+func (d *Drift) Error() string {
+	return "migration drifted since the dry run, nothing committed: " + strings.Join(d.Differences, "; ")
+}

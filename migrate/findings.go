@@ -1,0 +1,251 @@
+package migrate
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/airlock-dev/airlock/tools/sqlguard"
+)
+
+// FindingDoc documents one finding code: its title and its one-line fix.
+type FindingDoc struct {
+	Title string
+	Fix   string
+}
+
+// RuntimeFindings documents every code Run adds to (or upgrades in) a
+// report: the ones only a run can observe. The parse-tree codes come from
+// sqlguard; PG101, PG303 and PG305 are shared, and Run raises them to
+// "warning" when the table turns out to be large.
+var RuntimeFindings = map[string]FindingDoc{
+	"LK101": {
+		Title: "ACCESS EXCLUSIVE lock on a large table",
+		Fix:   "Keep the locking statement short and alone, run it in a quiet window with a short lock_timeout; in prepared mode review it quickly, the lock is held until then",
+	},
+	"RW101": {
+		Title: "Table rewritten",
+		Fix:   "Avoid the rewrite (add the column without a volatile default and backfill in batches; change to a binary-coercible type) or run it in a maintenance window",
+	},
+	"PG101": {
+		Title: "Index built without CONCURRENTLY on a large table",
+		Fix:   "Build it with CREATE INDEX CONCURRENTLY outside airlock (it cannot run in a transaction), or in a maintenance window",
+	},
+	"PG303": {
+		Title: "SET NOT NULL scans a large table under ACCESS EXCLUSIVE",
+		Fix:   "Add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT NULL: the scan is skipped",
+	},
+	"PG305": {
+		Title: "Constraint validated by scanning a large table",
+		Fix:   "Add the constraint NOT VALID, then VALIDATE CONSTRAINT in a later migration: validation takes a weaker lock",
+	},
+	"RA101": {
+		Title: "Many rows affected",
+		Fix:   "Check the WHERE clause; batch large updates and deletes by primary-key ranges",
+	},
+	"DS105": {
+		Title: "Narrowing type change",
+		Fix:   "Check existing and incoming values fit the new type (max(length(col)), max(abs(col))), or keep the wider type",
+	},
+}
+
+// Finding levels, weakest first.
+const (
+	levelInfo    = "info"
+	levelWarning = "warning"
+	levelDanger  = "danger"
+)
+
+var levelRank = map[string]int{levelInfo: 0, levelWarning: 1, levelDanger: 2}
+
+func finding(code, level, message string, stmt int) sqlguard.Finding {
+	return sqlguard.Finding{Code: code, Level: level, Message: message, Fix: RuntimeFindings[code].Fix, Statement: stmt}
+}
+
+// findings copies the plan's parse-tree findings and adds the runtime ones,
+// grouped by statement, migration-wide ones last.
+func (r *runner) findings(after *catalog) []sqlguard.Finding {
+	out := []sqlguard.Finding{} // JSON [] rather than null
+	for i := range r.plan.Statements {
+		out = append(out, r.statementFindings(i, after)...)
+	}
+	out = append(out, r.narrowings(after)...)
+	sort.SliceStable(out, func(i, j int) bool {
+		return uint(out[i].Statement) < uint(out[j].Statement) // -1 sorts last
+	})
+	return out
+}
+
+func (r *runner) statementFindings(i int, after *catalog) []sqlguard.Finding {
+	st := &r.plan.Statements[i]
+	sr := &r.report.Statements[i]
+	fs := append([]sqlguard.Finding(nil), st.Findings...)
+	large := r.opt.LargeTableRows
+
+	held := "until the transaction ends"
+	if r.end == EndPrepare {
+		held = "until the review commits or rolls back the prepared transaction"
+	}
+	for _, l := range sr.Locks {
+		if n, ok := r.rowsOf(l.Relation, after); ok && l.Mode == accessExclusive && n > large {
+			fs = append(fs, finding("LK101", levelWarning, fmt.Sprintf(
+				"takes an ACCESS EXCLUSIVE lock on %s (~%d rows): every read and write of it waits %s", l.Relation, n, held), i))
+		}
+	}
+	for _, t := range sr.Rewritten {
+		n, _ := r.rowsOf(t, after)
+		level := levelWarning
+		if n > large {
+			level = levelDanger
+		}
+		fs = append(fs, finding("RW101", level, fmt.Sprintf(
+			"rewrote %s (~%d rows) under an ACCESS EXCLUSIVE lock", t, n), i))
+	}
+
+	if t, n := r.largestTarget(st, after); n > large {
+		if hasKind(st, "create_index") {
+			fs = raise(fs, i, "PG101", fmt.Sprintf("builds an index on %s (~%d rows) while blocking its writes", t, n))
+		}
+		if hasKind(st, "set_not_null") {
+			fs = raise(fs, i, "PG303", fmt.Sprintf("SET NOT NULL scans %s (~%d rows) under ACCESS EXCLUSIVE", t, n))
+		}
+		if hasKind(st, "add_constraint") && !st.NotValid {
+			fs = raise(fs, i, "PG305", fmt.Sprintf("validating the constraint scans %s (~%d rows)", t, n))
+		}
+	}
+	if sr.RowsAffected > r.opt.RowsAffectedWarn {
+		fs = append(fs, finding("RA101", levelWarning, fmt.Sprintf(
+			"affected %d rows (threshold %d)", sr.RowsAffected, r.opt.RowsAffectedWarn), i))
+	}
+	return fs
+}
+
+// raise makes the statement's finding code at least a warning, adding it
+// when the parse tree did not report it.
+func raise(fs []sqlguard.Finding, stmt int, code, message string) []sqlguard.Finding {
+	for k := range fs {
+		if fs[k].Code == code && fs[k].Statement == stmt {
+			if levelRank[fs[k].Level] < levelRank[levelWarning] {
+				fs[k].Level = levelWarning
+			}
+			fs[k].Message += " (" + message + ")"
+			return fs
+		}
+	}
+	return append(fs, finding(code, levelWarning, message, stmt))
+}
+
+// rowsOf is the estimated row count of a pre-existing relation, found by
+// its name before or after the migration (a lock names the relation as it
+// is named when observed, possibly after a rename).
+func (r *runner) rowsOf(name string, after *catalog) (int64, bool) {
+	rel := r.before.byName(name)
+	if rel == nil {
+		rel = after.byName(name)
+	}
+	if rel == nil {
+		return 0, false
+	}
+	n, ok := r.rows[rel.OID]
+	return n, ok
+}
+
+func (r *runner) largestTarget(st *sqlguard.MigrationStatement, after *catalog) (string, int64) {
+	var name string
+	var most int64 = -1
+	for _, t := range st.Targets {
+		if n, ok := r.rowsOf(t, after); ok && n > most {
+			name, most = t, n
+		}
+	}
+	return name, most
+}
+
+// narrowings reports DS105 for every column whose type the migration
+// narrowed, attributed to the first alter_column_type statement on its
+// table.
+func (r *runner) narrowings(after *catalog) []sqlguard.Finding {
+	var out []sqlguard.Finding
+	for k, a := range after.columns {
+		b := r.before.columns[k]
+		if b == nil || !narrows(b.TypeOID, b.TypeMod, a.TypeOID, a.TypeMod) {
+			continue
+		}
+		table := after.rels[k.rel].qualified()
+		stmt := -1
+		for i, st := range r.plan.Statements {
+			if hasKind(&st, "alter_column_type") && (contains(st.Targets, table) || contains(st.Targets, r.before.rels[k.rel].qualified())) {
+				stmt = i
+				break
+			}
+		}
+		out = append(out, finding("DS105", levelWarning, fmt.Sprintf(
+			"narrows %s.%s from %s to %s: values that do not fit fail the migration now, and writers sending them fail later", table, a.Name, b.Type, a.Type), stmt))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Message < out[j].Message })
+	return out
+}
+
+// hasKind reports whether kind is the statement's kind or one of the kinds
+// of its ALTER TABLE subcommands.
+func hasKind(st *sqlguard.MigrationStatement, kind string) bool {
+	return st.Kind == kind || contains(st.Kinds, kind)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Risk levels.
+const (
+	RiskLow      = "low"
+	RiskModerate = "moderate"
+	RiskHigh     = "high"
+)
+
+var riskLevels = []string{RiskLow, RiskModerate, RiskHigh}
+
+// highKinds destroy data; lowKinds only add. Every other kind of
+// scopes.WriteKinds (UPDATE, DELETE, DROP INDEX, DROP VIEW, the ALTER TABLE
+// family, DO and CALL, whose CD101 finding makes them high anyway) and any
+// kind this package does not know is moderate.
+var (
+	highKinds = map[string]bool{"drop_table": true, "truncate": true, "drop_column": true}
+	lowKinds  = map[string]bool{
+		"insert": true, "create_table": true, "create_index": true, "create_view": true, "comment": true,
+	}
+)
+
+// risk rates a migration: high for a destructive kind or any danger
+// finding, moderate for a modifying kind or any warning, low otherwise;
+// then one level up when the run saw a large table locked ACCESS EXCLUSIVE
+// or rewritten, or more rows affected than the threshold.
+func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
+	level := 0
+	for _, st := range plan.Statements {
+		for _, k := range append([]string{st.Kind}, st.Kinds...) {
+			switch {
+			case highKinds[k]:
+				level = max(level, 2)
+			case !lowKinds[k]:
+				level = max(level, 1)
+			}
+		}
+	}
+	raised := false
+	for _, f := range warnings {
+		level = max(level, levelRank[f.Level])
+		switch {
+		case f.Code == "LK101", f.Code == "RA101", f.Code == "RW101" && f.Level == levelDanger:
+			raised = true
+		}
+	}
+	if raised {
+		level = min(level+1, 2)
+	}
+	return riskLevels[level]
+}

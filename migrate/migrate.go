@@ -1,0 +1,406 @@
+// Package migrate runs an already-checked migration inside one transaction on
+// a real PostgreSQL server and reports exactly what it did: rows affected,
+// the locks each statement took, the tables it rewrote, the schema diff and
+// the risk findings only a run can observe. It is the engine behind the dry
+// run, both write modes (prepared and replay) and the reviewer's replay
+// commit. It knows nothing of MCP; its input is a sqlguard.MigrationPlan the
+// guard has already accepted.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/jackc/pgx/v5"
+)
+
+// Defaults applied by Run when an Options field is zero.
+const (
+	DefaultStatementTimeout = 30 * time.Second
+	DefaultLockTimeout      = 2 * time.Second
+	DefaultLargeTableRows   = 100000
+	DefaultRowsAffectedWarn = 10000
+)
+
+// airlockSchema holds airlock's own bookkeeping (pending changes, audit).
+// Its tables are never part of a report: the BeforeCommit hook writes there.
+const airlockSchema = "airlock"
+
+// Options tune one Run. The zero value is usable.
+type Options struct {
+	// StatementTimeout is SET LOCAL statement_timeout (default 30s). It
+	// also bounds how long the transaction may sit idle between commands.
+	StatementTimeout time.Duration
+	// LockTimeout is SET LOCAL lock_timeout (default 2s): a dry run takes
+	// the same locks as the real thing and must not queue behind traffic.
+	LockTimeout time.Duration
+	// Role, if set, is assumed with SET LOCAL ROLE right after BEGIN, so
+	// the database's own privileges bound what the migration can do.
+	Role string
+	// LargeTableRows is the estimated row count above which a table is
+	// "large" for the lock, rewrite and scan findings (default 100000).
+	LargeTableRows int64
+	// RowsAffectedWarn is the per-statement row count above which RA101 is
+	// reported (default 10000).
+	RowsAffectedWarn int64
+	// Progress, if set, is called after each statement with the number of
+	// statements done, the total, and a one-line summary of the last one.
+	Progress func(done, total int, message string)
+}
+
+func (o Options) withDefaults() Options {
+	if o.StatementTimeout <= 0 {
+		o.StatementTimeout = DefaultStatementTimeout
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.LargeTableRows <= 0 {
+		o.LargeTableRows = DefaultLargeTableRows
+	}
+	if o.RowsAffectedWarn <= 0 {
+		o.RowsAffectedWarn = DefaultRowsAffectedWarn
+	}
+	return o
+}
+
+// Ending says how Run finishes the transaction once every statement ran.
+type Ending int
+
+const (
+	// EndRollback always rolls back: a dry run.
+	EndRollback Ending = iota
+	// EndPrepare ends with PREPARE TRANSACTION RunArg.GID: the change
+	// survives a crash and keeps its locks until a reviewer runs COMMIT
+	// PREPARED or ROLLBACK PREPARED.
+	EndPrepare
+	// EndCommitIfSame commits only when the run's Effects equal
+	// RunArg.Expected; otherwise it rolls back and returns a *Drift.
+	EndCommitIfSame
+)
+
+func (e Ending) String() string {
+	switch e {
+	case EndRollback:
+		return "rollback"
+	case EndPrepare:
+		return "prepare"
+	case EndCommitIfSame:
+		return "commit-if-same"
+	}
+	return fmt.Sprintf("Ending(%d)", int(e))
+}
+
+// RunArg carries what a particular Ending needs.
+type RunArg struct {
+	// GID names the prepared transaction for EndPrepare. It must be
+	// "airlock_" followed by a UUID, built by the caller from uuid.New(),
+	// never from user input.
+	GID string
+	// Expected is the dry run's Effects, required by EndCommitIfSame.
+	Expected *Effects
+	// BeforeCommit, if set, runs inside the transaction just before COMMIT
+	// or PREPARE TRANSACTION (never for EndRollback), e.g. to mark the
+	// change committed atomically with it. An error rolls everything back.
+	BeforeCommit func(ctx context.Context, tx pgx.Tx) error
+}
+
+var gidPattern = regexp.MustCompile(`^airlock_[0-9a-f-]{36}$`)
+
+// rollbackGrace bounds the ROLLBACK sent after a failure, even when the
+// caller's context is already done.
+const rollbackGrace = 5 * time.Second
+
+// Run executes plan on conn in one transaction and ends it as end says.
+//
+// conn must be idle (not inside a transaction). Each statement is sent
+// alone through the extended query protocol, so a text holding several
+// statements is rejected by the server rather than run. On any failure the
+// transaction is rolled back; if even the rollback fails the connection is
+// closed, so conn is always either idle or closed when Run returns.
+//
+// The report is nil on error, except that a *Drift carries the report of
+// the run that drifted. A statement failure is a *StatementError.
+func Run(ctx context.Context, conn *pgx.Conn, plan *sqlguard.MigrationPlan, opt Options, end Ending, arg RunArg) (*Report, error) {
+	if err := checkArgs(conn, plan, end, arg); err != nil {
+		return nil, err
+	}
+	r := &runner{conn: conn, plan: plan, opt: opt.withDefaults(), end: end, arg: arg}
+	return r.run(ctx)
+}
+
+func checkArgs(conn *pgx.Conn, plan *sqlguard.MigrationPlan, end Ending, arg RunArg) error {
+	if conn == nil || conn.IsClosed() {
+		return errors.New("migrate: connection is closed")
+	}
+	if plan == nil || len(plan.Statements) == 0 {
+		return errors.New("migrate: the migration has no statements")
+	}
+	if s := conn.PgConn().TxStatus(); s != 'I' {
+		return fmt.Errorf("migrate: connection is not idle (transaction status %q)", s)
+	}
+	switch end {
+	case EndRollback:
+	case EndPrepare:
+		if !gidPattern.MatchString(arg.GID) {
+			return fmt.Errorf("migrate: invalid prepared transaction id %q: want airlock_<uuid>", arg.GID)
+		}
+	case EndCommitIfSame:
+		if arg.Expected == nil {
+			return errors.New("migrate: commit-if-same needs the expected effects")
+		}
+	default:
+		return fmt.Errorf("migrate: unknown ending %v", end)
+	}
+	return nil
+}
+
+// runner holds the state of one Run.
+type runner struct {
+	conn *pgx.Conn
+	plan *sqlguard.MigrationPlan
+	opt  Options
+	end  Ending
+	arg  RunArg
+
+	tx      pgx.Tx
+	targets []string // every table (or index) the plan writes or alters
+	before  *catalog
+	rows    map[uint32]int64 // estimated rows of pre-existing relations, by oid
+	obs     *observer
+	report  *Report
+}
+
+func (r *runner) run(ctx context.Context) (rep *Report, err error) {
+	start := time.Now()
+	r.tx, err = r.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			_ = r.rollback(ctx)
+		}
+	}()
+
+	if err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	r.report = &Report{Statements: make([]StatementReport, 0, len(r.plan.Statements))}
+	for i := range r.plan.Statements {
+		if err := r.statement(ctx, i); err != nil {
+			return nil, err
+		}
+	}
+	// A dry run never reaches COMMIT, where deferred constraints are
+	// checked: check them now so every ending sees the same failures.
+	if _, err := r.tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
+		return nil, fmt.Errorf("deferred constraint check: %w", err)
+	}
+	after, err := snapshotAfter(ctx, r.tx, r.targets, r.before, r.obs.lockedOIDs())
+	if err != nil {
+		return nil, err
+	}
+	r.finishReport(after)
+
+	finished = true
+	err = r.finish(ctx)
+	r.report.ElapsedMS = ms(time.Since(start))
+	if err != nil {
+		var drift *Drift
+		if errors.As(err, &drift) {
+			drift.Report = r.report
+		}
+		return nil, err
+	}
+	return r.report, nil
+}
+
+// setup applies the transaction's limits and role, then takes the catalog
+// snapshot everything else is compared against.
+func (r *runner) setup(ctx context.Context) error {
+	idle := r.opt.StatementTimeout
+	if idle < 10*time.Second {
+		idle = 10 * time.Second
+	}
+	cmds := []string{
+		fmt.Sprintf("SET LOCAL statement_timeout = %d", r.opt.StatementTimeout.Milliseconds()),
+		fmt.Sprintf("SET LOCAL lock_timeout = %d", r.opt.LockTimeout.Milliseconds()),
+		fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", idle.Milliseconds()),
+	}
+	if r.opt.Role != "" {
+		cmds = append(cmds, "SET LOCAL ROLE "+pgx.Identifier{r.opt.Role}.Sanitize())
+	}
+	// Our own fixed text, so one simple-protocol round trip is fine here.
+	if _, err := r.tx.Exec(ctx, strings.Join(cmds, "; ")); err != nil {
+		return fmt.Errorf("set up transaction: %w", err)
+	}
+	var err error
+	r.targets = targetTables(r.plan)
+	if r.before, err = snapshotBefore(ctx, r.tx, r.targets); err != nil {
+		return lockTimeout(err, r.opt.LockTimeout)
+	}
+	r.rows = estimateRows(ctx, r.tx, r.before, r.targets)
+	r.obs = newObserver(r.before)
+	// The baseline: locks taken so far (estimateRows's ACCESS SHARE) are
+	// not the first statement's.
+	if _, _, err := r.obs.observe(ctx, r.tx); err != nil {
+		return fmt.Errorf("observe locks: %w", err)
+	}
+	return nil
+}
+
+// statement runs statement i alone and records what it did.
+func (r *runner) statement(ctx context.Context, i int) error {
+	st := &r.plan.Statements[i]
+	sql := executedSQL(st)
+	t0 := time.Now()
+	// ExecParams forces the extended protocol: one Parse message holds one
+	// statement, and the server refuses a text with several. conn.Exec
+	// without arguments would use the simple protocol whatever the mode.
+	tag, err := r.conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil).Close()
+	elapsed := time.Since(t0)
+	if err != nil {
+		return r.statementError(ctx, i, err)
+	}
+	locks, rewritten, err := r.obs.observe(ctx, r.tx)
+	if err != nil {
+		return fmt.Errorf("observe statement %d: %w", i+1, err)
+	}
+	sr := StatementReport{
+		SQL:           st.SQL,
+		Kind:          st.Kind,
+		Kinds:         st.Kinds,
+		RowsAffected:  tag.RowsAffected(),
+		ElapsedMS:     ms(elapsed),
+		Locks:         locks,
+		RewritesTable: len(rewritten) > 0,
+		Rewritten:     rewritten,
+	}
+	if sql != st.SQL {
+		sr.ExecutedSQL = sql
+	}
+	r.report.Statements = append(r.report.Statements, sr)
+	if r.opt.Progress != nil {
+		r.opt.Progress(i+1, len(r.plan.Statements), progressMessage(i, &sr))
+	}
+	return nil
+}
+
+// executedSQL is the text Run sends for a statement: the guard's
+// schema-qualified rendering when it has one, so that the statement hits
+// exactly the tables the guard checked whatever the session's search_path.
+func executedSQL(st *sqlguard.MigrationStatement) string {
+	if st.QualifiedSQL != "" {
+		return st.QualifiedSQL
+	}
+	return st.SQL
+}
+
+func progressMessage(i int, sr *StatementReport) string {
+	msg := fmt.Sprintf("statement %d (%s): %d rows, %.1f ms", i+1, sr.Kind, sr.RowsAffected, sr.ElapsedMS)
+	if sr.RewritesTable {
+		msg += ", rewrote a table"
+	}
+	return msg
+}
+
+func (r *runner) statementError(ctx context.Context, i int, err error) error {
+	return &StatementError{
+		Index:    i,
+		SQL:      executedSQL(&r.plan.Statements[i]),
+		Kind:     r.plan.Statements[i].Kind,
+		Err:      err,
+		timeout:  r.opt.StatementTimeout,
+		lockWait: r.opt.LockTimeout,
+		canceled: ctx.Err() != nil,
+	}
+}
+
+func (r *runner) finishReport(after *catalog) {
+	rep := r.report
+	rep.SchemaDiff = diffCatalogs(r.before, after)
+	rep.HeldLocks = r.obs.held()
+	rep.Warnings = r.findings(after)
+	rep.Risk = risk(r.plan, rep.Warnings)
+}
+
+// finish ends the transaction as r.end says. The deferred rollback in run
+// is disarmed before this is called: every path here leaves the
+// connection idle or closed on its own.
+func (r *runner) finish(ctx context.Context) error {
+	switch r.end {
+	case EndPrepare:
+		if err := r.beforeCommit(ctx); err != nil {
+			return err
+		}
+		if _, err := r.tx.Exec(ctx, "PREPARE TRANSACTION '"+r.arg.GID+"'"); err != nil {
+			// A failed PREPARE rolls the transaction back on the server;
+			// the rollback only clears pgx's state (or closes a broken
+			// connection).
+			_ = r.rollback(ctx)
+			return prepareError(err)
+		}
+		return nil
+	case EndCommitIfSame:
+		if diffs := r.arg.Expected.Compare(r.report.Effects()); diffs != nil {
+			// Nothing is committed whether or not the rollback succeeds.
+			_ = r.rollback(ctx)
+			return &Drift{Differences: diffs}
+		}
+		if err := r.beforeCommit(ctx); err != nil {
+			return err
+		}
+		// pgx closes the connection if a failed COMMIT leaves it in a
+		// transaction.
+		if err := r.tx.Commit(ctx); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	default:
+		if err := r.rollback(ctx); err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
+		return nil
+	}
+}
+
+func (r *runner) beforeCommit(ctx context.Context) error {
+	if r.arg.BeforeCommit == nil {
+		return nil
+	}
+	if err := r.arg.BeforeCommit(ctx, r.tx); err != nil {
+		_ = r.rollback(ctx)
+		return fmt.Errorf("before commit: %w", err)
+	}
+	return nil
+}
+
+// rollback ends the transaction. It runs even when ctx is done, and leaves
+// the connection idle or closed: pgx closes it when the ROLLBACK itself
+// fails, and a connection still out of step with the server afterwards is
+// closed here.
+func (r *runner) rollback(ctx context.Context) error {
+	if r.conn.IsClosed() {
+		return errors.New("connection closed")
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackGrace)
+	defer cancel()
+	err := r.tx.Rollback(rctx)
+	if errors.Is(err, pgx.ErrTxClosed) {
+		err = nil
+	}
+	if err == nil && r.conn.PgConn().TxStatus() != 'I' {
+		err = fmt.Errorf("connection left in transaction status %q", r.conn.PgConn().TxStatus())
+		_ = r.conn.Close(rctx)
+	}
+	return err
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

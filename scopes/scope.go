@@ -1,0 +1,130 @@
+// Package scopes holds the scope model: what one agent may read and write,
+// loaded from a JSON file validated against an embedded JSON Schema. It knows
+// nothing of MCP.
+package scopes
+
+import (
+	"slices"
+	"time"
+)
+
+// Defaults applied by Parse and Load when a field is absent.
+const (
+	DefaultURLEnv             = "AIRLOCK_DATABASE_URL"
+	DefaultMaxRows            = 500
+	DefaultStatementTimeoutMS = 5000
+	DefaultLockTimeoutMS      = 1000
+	DefaultMaxBytes           = 1 << 20
+	DefaultMaxCellBytes       = 16 << 10
+	DefaultMaxSQLBytes        = 64 << 10
+	DefaultWriteMode          = "replay"
+	DefaultReviewTTL          = 30 * time.Minute
+	DefaultWriteTimeoutMS     = 30000
+	DefaultWriteLockTimeoutMS = 2000
+	DefaultLargeTableRows     = 100000
+	DefaultRowsAffectedWarn   = 10000
+)
+
+// Tool names, as listed to agents. Keep them stable: users' configs and
+// tests rely on them.
+const (
+	ToolQueryReadonly  = "query_readonly"
+	ToolMigrateDryRun  = "migrate_dry_run"
+	ToolApplyMigration = "apply_migration_with_ticket"
+	ToolListTables     = "list_tables"
+	ToolDescribeTable  = "describe_table"
+	ToolChangeStatus   = "get_change_status"
+)
+
+// Scope is one validated scope file.
+type Scope struct {
+	Name     string   `json:"name"`
+	Database Database `json:"database"`
+	Read     Read     `json:"read"`
+	// Write is nil when the scope has no write section: no write tool is
+	// listed then.
+	Write *Write `json:"write,omitempty"`
+	Tools Tools  `json:"tools"`
+}
+
+// Database says where the connection string comes from. The URL itself is
+// never in the file.
+type Database struct {
+	URLEnv string `json:"url_env"`
+}
+
+// Read is the read side of a scope.
+type Read struct {
+	// Tables maps "schema.table" to its rule.
+	Tables             map[string]TableRule `json:"tables"`
+	MaxRows            int                  `json:"max_rows"`
+	StatementTimeoutMS int                  `json:"statement_timeout_ms"`
+	LockTimeoutMS      int                  `json:"lock_timeout_ms"`
+	MaxBytes           int                  `json:"max_bytes"`
+	MaxCellBytes       int                  `json:"max_cell_bytes"`
+	MaxSQLBytes        int                  `json:"max_sql_bytes"`
+	// SearchPath lists the schemas unqualified table names resolve in.
+	SearchPath []string `json:"search_path"`
+	// Functions lists extra functions ("schema.name") the agent may call
+	// beyond the built-in rule.
+	Functions []string `json:"functions"`
+}
+
+// TableRule is one table's read rule. Nil Columns allows every column.
+type TableRule struct {
+	Columns []string `json:"columns,omitempty"`
+	Mask    []string `json:"mask,omitempty"`
+}
+
+// Write is the write side of a scope.
+type Write struct {
+	Mode               string        `json:"mode"`
+	Tables             []string      `json:"tables"`
+	Allow              []string      `json:"allow"`
+	TicketPattern      string        `json:"ticket_pattern"`
+	ReviewTTL          time.Duration `json:"-"`
+	StatementTimeoutMS int           `json:"statement_timeout_ms"`
+	LockTimeoutMS      int           `json:"lock_timeout_ms"`
+	LargeTableRows     int64         `json:"large_table_rows"`
+	RowsAffectedWarn   int64         `json:"rows_affected_warn"`
+}
+
+// Tools switches tools off. A disabled tool is not listed at all.
+type Tools struct {
+	Disable []string `json:"disable"`
+}
+
+// DefaultSearchPath is where unqualified table names resolve when the scope
+// sets no read.search_path, as in a stock PostgreSQL for a role without a
+// schema of its own name.
+var DefaultSearchPath = []string{"public"}
+
+// applyDefaults fills every absent setting with its Default* value.
+func (s *Scope) applyDefaults() {
+	s.Database.URLEnv = s.URLEnv()
+	r := &s.Read
+	setDefault(&r.MaxRows, DefaultMaxRows)
+	setDefault(&r.StatementTimeoutMS, DefaultStatementTimeoutMS)
+	setDefault(&r.LockTimeoutMS, DefaultLockTimeoutMS)
+	setDefault(&r.MaxBytes, DefaultMaxBytes)
+	setDefault(&r.MaxCellBytes, DefaultMaxCellBytes)
+	setDefault(&r.MaxSQLBytes, DefaultMaxSQLBytes)
+	if len(r.SearchPath) == 0 {
+		r.SearchPath = slices.Clone(DefaultSearchPath)
+	}
+	if w := s.Write; w != nil {
+		setDefault(&w.Mode, DefaultWriteMode)
+		setDefault(&w.ReviewTTL, DefaultReviewTTL)
+		setDefault(&w.StatementTimeoutMS, DefaultWriteTimeoutMS)
+		setDefault(&w.LockTimeoutMS, DefaultWriteLockTimeoutMS)
+		setDefault(&w.LargeTableRows, DefaultLargeTableRows)
+		setDefault(&w.RowsAffectedWarn, DefaultRowsAffectedWarn)
+	}
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}

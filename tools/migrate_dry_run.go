@@ -1,0 +1,95 @@
+package tools
+
+import (
+	"context"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/migrate"
+	"github.com/airlock-dev/airlock/scopes"
+)
+
+// MigrateDryRun runs a migration in a transaction that is always rolled
+// back and reports what it did.
+type MigrateDryRun struct{ env *Env }
+
+var _ Tool = (*MigrateDryRun)(nil)
+
+// NewMigrateDryRun returns the migrate_dry_run tool.
+func NewMigrateDryRun(env *Env) *MigrateDryRun { return &MigrateDryRun{env: env} }
+
+const dryRunDescription = `Dry-run a migration: one or more SQL statements (DDL or DML) are checked against this scope, executed for real inside a transaction, measured, and ALWAYS rolled back. Nothing is changed.
+
+The report gives, per statement: its kind, rows affected, elapsed time, the locks it took and whether it rewrote a table; for the whole migration: the schema diff, warnings (stable codes with a fix each) and a risk level (low / moderate / high).
+Only the statement kinds and tables the scope allows pass; transaction control, roles and privileges, COPY, session settings, and statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, VACUUM) are always refused. Use this before apply_migration_with_ticket.
+Example: {"sql": "ALTER TABLE orders ADD COLUMN shipped_at timestamptz; CREATE INDEX orders_shipped_at ON orders (shipped_at)"}`
+
+const dryRunInputSchema = `{
+  "type": "object",
+  "properties": {
+    "sql": {"type": "string", "minLength": 1, "description": "One or more SQL statements separated by semicolons. No BEGIN/COMMIT: airlock runs them in its own transaction."}
+  },
+  "required": ["sql"],
+  "additionalProperties": false
+}`
+
+// Definition describes the tool to agents.
+func (d *MigrateDryRun) Definition() mcp.Tool {
+	return mcp.NewTool(scopes.ToolMigrateDryRun,
+		mcp.WithDescription(dryRunDescription),
+		rawInputSchema((dryRunInputSchema)),
+		mcp.WithOutputSchema[migrate.Report](),
+		mcp.WithToolAnnotation(mcp.ToolAnnotation{
+			// Not read-only: a rolled-back run still advances sequences and
+			// takes the migration's locks while it runs.
+			Title: "Dry-run a migration (always rolled back)", ReadOnlyHint: boolPtr(false),
+			DestructiveHint: boolPtr(false), IdempotentHint: boolPtr(true), OpenWorldHint: boolPtr(false),
+		}),
+	)
+}
+
+// Handle runs one call.
+func (d *MigrateDryRun) Handle(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	start := time.Now()
+	ev := audit.Event{Tool: scopes.ToolMigrateDryRun}
+	var args struct {
+		SQL string `json:"sql"`
+	}
+	if r := bindArgs(req, &args); r != nil {
+		ev.Decision, ev.Reason = audit.Refused, r.Error()
+		d.env.record(ev)
+		return refusalResult(r), nil
+	}
+	ev.SQL = args.SQL
+	plan, refusal, err := d.env.checkMigration(ctx, args.SQL)
+	if plan != nil {
+		ev.Fingerprint = plan.Fingerprint
+	}
+	var rep *migrate.Report
+	if refusal == nil && err == nil {
+		rep, err = d.env.runMigration(ctx, req, plan, migrate.EndRollback, migrate.RunArg{})
+	}
+	ev.Elapsed = time.Since(start)
+	switch {
+	case refusal != nil:
+		ev.Decision, ev.Reason = audit.Refused, refusal.Error()
+		d.env.record(ev)
+		return refusalResult(refusal), nil
+	case err != nil:
+		out, reason := migrationErrorResult(err)
+		ev.Decision, ev.Reason = audit.Failed, reason
+		d.env.record(ev)
+		return out, nil
+	}
+	ev.Decision, ev.Reason = audit.Allowed, "risk "+rep.Risk
+	for _, s := range rep.Statements {
+		ev.Rows += s.RowsAffected
+	}
+	d.env.record(ev)
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{mcp.NewTextContent("DRY RUN: every statement ran and was rolled back; nothing changed.\n" + rep.Text())},
+		StructuredContent: rep,
+	}, nil
+}

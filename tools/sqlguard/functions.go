@@ -1,0 +1,156 @@
+package sqlguard
+
+import (
+	"strings"
+)
+
+// funcRuleHint is the hint of every function refusal.
+const funcRuleHint = "use built-in immutable or stable functions"
+
+// FunctionRule is the default FunctionChecker.
+//
+// An unqualified or pg_catalog-qualified call is refused when its name is
+// on the denylist below, allowed when it is on the short list of volatile
+// but harmless functions, and otherwise allowed only when every overload of
+// the name is immutable or stable. A call qualified with any other schema
+// is allowed only when the scope lists it in Allowed. The caller runs
+// statements with search_path = pg_catalog, pg_temp, where an unqualified
+// function name can only resolve to pg_catalog (PostgreSQL never looks up
+// functions in pg_temp implicitly), which is why one table of pg_catalog
+// names is enough for unqualified calls.
+//
+// Volatility is not safety: several stable catalog functions read
+// relations, files or server state named in their arguments, bypassing
+// every check on FROM. The denylist is what stops those; the scope's
+// database role is the wall behind it.
+type FunctionRule struct {
+	// Volatility maps a pg_catalog function name to the strongest
+	// volatility of all its overloads: 'i' (immutable), 's' (stable) or
+	// 'v' (volatile), as pg_proc.provolatile has it. The caller loads it
+	// from the database.
+	Volatility map[string]byte
+	// Allowed lists extra functions, as "schema.name", that the scope
+	// allows. It cannot re-allow a denylisted pg_catalog function.
+	Allowed map[string]bool
+}
+
+var _ FunctionChecker = FunctionRule{}
+
+// funcRuleDenylist is every pg_catalog function name refused whatever its
+// volatility, grouped by why. A name ending in "*" is a prefix, one
+// starting with "*" a suffix, one with both an infix.
+var funcRuleDenylist = []struct {
+	why   string
+	names []string
+}{
+	// Files on the database server: contents, listings, metadata, paths.
+	{"reads or lists files on the database server", []string{
+		"pg_read_*", "pg_ls_*", "pg_stat_file", "pg_file_*", "pg_logdir_ls", "pg_current_logfile",
+		"pg_relation_filepath", "pg_relation_filenode", "pg_filenode_relation", "pg_tablespace_location",
+	}},
+	// Large objects live outside every table and lo_import/lo_export touch
+	// server files.
+	{"reads or writes large objects or server files", []string{"lo_*", "loread", "lowrite"}},
+	// Run a query given as text, or read a relation named in an argument,
+	// so the FROM check never sees what they read.
+	{"reads relations named in its arguments", []string{
+		"*_to_xml*", "query_to_*", "cursor_to_*", "table_to_*", "schema_to_*", "database_to_*",
+		"ts_stat", "ts_rewrite", "pg_sequence_*", "pg_mcv_list_items",
+	}},
+	// Catalog and server introspection beyond the scope: object
+	// definitions, comments, statistics (which hold sample values of
+	// columns), activity of other sessions, configuration.
+	{"reveals catalog, statistics or server state outside the scope", []string{
+		"pg_get_*", "pg_stat_*", "pg_describe_object", "pg_identify_object*", "obj_description", "col_description",
+		"shobj_description", "pg_show_*", "pg_hba_file_rules", "pg_ident_file_mappings", "pg_config", "pg_control_*",
+		"current_setting", "pg_settings_get_flags", "pg_prepared_*", "pg_blocking_pids", "pg_safe_snapshot_blocking_pids",
+		"pg_lock_status", "pg_cursor",
+	}},
+	// Change settings or server state, or act on other sessions.
+	{"changes settings or server state", []string{
+		"set_config", "pg_reload_conf", "pg_rotate_logfile*", "pg_terminate_backend", "pg_cancel_backend", "pg_promote",
+		"pg_log_*", "pg_switch_wal", "pg_wal_replay_*", "pg_create_*", "pg_drop_*", "pg_copy_*", "pg_replication_*",
+		"pg_logical_*", "pg_sync_*", "pg_backup_*", "pg_start_backup", "pg_stop_backup", "pg_import_system_collations",
+		"pg_extension_config_dump", "pg_nextoid", "pg_clear_*", "pg_restore_*", "pg_set_*", "binary_upgrade_*",
+		"brin_*", "gin_clean_pending_list", "pg_notify",
+	}},
+	// Locks and sleeps outlive the read and poison pooled connections.
+	{"holds locks or sleeps beyond the read", []string{"pg_advisory_*", "pg_try_advisory_*", "pg_sleep*"}},
+	// Sequences and transaction ids write, even in a read-only transaction
+	// some of them try to.
+	{"advances sequences or assigns transaction ids", []string{
+		"nextval", "currval", "setval", "lastval", "txid_*", "pg_current_xact_id*", "pg_export_snapshot",
+	}},
+	// Other databases and servers are outside the scope.
+	{"connects to other databases", []string{"dblink*", "postgres_fdw*"}},
+	// The XML parser is large attack surface for no read-only need.
+	{"processes XML", []string{"xml*", "xpath*"}},
+}
+
+// funcRuleHarmless are volatile functions allowed anyway: they only read
+// the clock or a random source.
+var funcRuleHarmless = map[string]bool{
+	"random":              true,
+	"random_normal":       true,
+	"gen_random_uuid":     true,
+	"clock_timestamp":     true,
+	"statement_timestamp": true,
+	"timeofday":           true,
+}
+
+// CheckFunction implements FunctionChecker.
+func (r FunctionRule) CheckFunction(schema, name string) *Refusal {
+	if schema != "" && schema != "pg_catalog" {
+		if r.Allowed[schema+"."+name] {
+			return nil
+		}
+		return refuse("function_not_allowed", funcRuleHint, "function %s.%s is not allowed", schema, name)
+	}
+	if why := funcRuleDenied(name); why != "" {
+		return refuse("function_not_allowed", funcRuleHint, "function %s is not allowed: it %s", name, why)
+	}
+	if funcRuleHarmless[name] {
+		return nil
+	}
+	switch r.Volatility[name] {
+	case 'i', 's':
+		return nil
+	case 'v':
+		return refuse("function_not_allowed", funcRuleHint, "function %s is not allowed: it is volatile", name)
+	}
+	if schema == "" {
+		for q := range r.Allowed {
+			if _, n, ok := strings.Cut(q, "."); ok && n == name {
+				return refuse("function_not_allowed", "qualify it with its schema: "+q+"(...)", "unknown function %s", name)
+			}
+		}
+	}
+	return refuse("function_not_allowed", funcRuleHint, "unknown function %s", name)
+}
+
+// funcRuleDenied returns why name is denylisted, or "".
+func funcRuleDenied(name string) string {
+	for _, g := range funcRuleDenylist {
+		for _, pat := range g.names {
+			if funcRuleMatch(pat, name) {
+				return g.why
+			}
+		}
+	}
+	return ""
+}
+
+func funcRuleMatch(pat, name string) bool {
+	prefix := strings.HasSuffix(pat, "*")
+	suffix := strings.HasPrefix(pat, "*")
+	core := strings.Trim(pat, "*")
+	switch {
+	case prefix && suffix:
+		return strings.Contains(name, core)
+	case prefix:
+		return strings.HasPrefix(name, core)
+	case suffix:
+		return strings.HasSuffix(name, core)
+	}
+	return name == core
+}

@@ -1,0 +1,152 @@
+// Package tools holds airlock's agent-facing tools, one file each. A tool
+// is a typed handler over a scope, the SQL guard and a connection pool; it
+// knows nothing of transports. Refusals and failures are returned as tool
+// results with isError set, never as protocol errors.
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/scopes"
+	"github.com/airlock-dev/airlock/tools/sqlguard"
+)
+
+// Tool is one agent-facing tool: its MCP definition and its handler.
+type Tool interface {
+	Definition() mcp.Tool
+	Handle(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error)
+}
+
+// Env is what every tool shares within one server.
+type Env struct {
+	Pool    *pgxpool.Pool
+	Scope   *scopes.Scope
+	Catalog *Catalog
+	Audit   *audit.Log
+	Log     *slog.Logger
+	// Session identifies this agent session in the audit log.
+	Session string
+	// MaskKey keys the hash that replaces masked values.
+	MaskKey []byte
+}
+
+// auditSQLLimit bounds the SQL text kept in an audit row.
+const auditSQLLimit = 64 << 10
+
+func (e *Env) record(ev audit.Event) {
+	ev.Session, ev.Scope = e.Session, e.Scope.Name
+	if ev.Actor == "" {
+		ev.Actor = "agent"
+	}
+	if len(ev.SQL) > auditSQLLimit {
+		ev.SQL, _ = truncateString(ev.SQL, auditSQLLimit)
+		ev.SQL += " …[truncated]"
+	}
+	if !utf8.ValidString(ev.SQL) {
+		ev.SQL = fmt.Sprintf("[invalid UTF-8, %d bytes]", len(ev.SQL))
+	}
+	e.Audit.Record(ev)
+}
+
+// ErrorPayload is the structured content of a refused or failed call.
+type ErrorPayload struct {
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+	Hint   string `json:"hint,omitempty"`
+}
+
+// refusalResult renders a refusal so that an agent can act on it: what
+// was refused and what is allowed instead.
+func refusalResult(r *sqlguard.Refusal) *mcp.CallToolResult {
+	text := "Refused (" + r.Code + "): " + r.Reason + "."
+	if r.Hint != "" {
+		text += " Allowed instead: " + r.Hint + "."
+	}
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{mcp.NewTextContent(text)},
+		StructuredContent: ErrorPayload{Code: r.Code, Reason: r.Reason, Hint: r.Hint},
+		IsError:           true,
+	}
+}
+
+// dbErrorResult reports a database error without anything that could
+// carry connection details: only PostgreSQL's own message fields.
+func dbErrorResult(err error) (*mcp.CallToolResult, string) {
+	payload := ErrorPayload{Code: "database_error", Reason: "the query failed"}
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr):
+		payload.Reason = fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+		payload.Hint = pgErr.Hint
+		switch pgErr.Code {
+		case "57014":
+			payload.Code = "timeout"
+			payload.Hint = "the statement ran past the scope's statement_timeout; narrow it with WHERE or aggregate"
+		case "55P03":
+			payload.Code = "lock_timeout"
+			payload.Hint = "another session holds a lock on the table; try again later"
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		payload.Code, payload.Reason = "timeout", "the call ran out of time"
+	case errors.Is(err, context.Canceled):
+		payload.Code, payload.Reason = "canceled", "the call was canceled"
+	default:
+		payload.Code, payload.Reason = "database_unavailable", "the database could not be reached; try again shortly"
+	}
+	text := "Failed (" + payload.Code + "): " + payload.Reason + "."
+	if payload.Hint != "" {
+		text += " " + payload.Hint + "."
+	}
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{mcp.NewTextContent(text)},
+		StructuredContent: payload,
+		IsError:           true,
+	}, payload.Code + ": " + payload.Reason
+}
+
+// bindArgs decodes the call's arguments strictly into dst.
+func bindArgs(req mcp.CallToolRequest, dst any) *sqlguard.Refusal {
+	raw, err := json.Marshal(req.GetRawArguments())
+	if err != nil {
+		return &sqlguard.Refusal{Code: "bad_arguments", Reason: "arguments are not JSON"}
+	}
+	if string(raw) == "null" {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(dst); err != nil {
+		return &sqlguard.Refusal{Code: "bad_arguments", Reason: "invalid arguments: " + err.Error(), Hint: "see the tool's input schema"}
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func boolPtr(b bool) *bool { return &b }
+
+func utf8Valid(s string) bool { return utf8.ValidString(s) }
+
+// rawInputSchema sets a hand-written input schema. Input schemas are
+// written by hand because they carry limits (scalar-only params, minimums)
+// that struct tags cannot express; output schemas are generated from the
+// result types.
+func rawInputSchema(schema string) mcp.ToolOption {
+	return func(t *mcp.Tool) {
+		t.InputSchema = mcp.ToolInputSchema{}
+		t.RawInputSchema = json.RawMessage(schema)
+	}
+}

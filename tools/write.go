@@ -1,0 +1,144 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/airlock-dev/airlock/migrate"
+	"github.com/airlock-dev/airlock/scopes"
+	"github.com/airlock-dev/airlock/tools/sqlguard"
+)
+
+// This file holds what migrate_dry_run and apply_migration_with_ticket
+// share: checking a migration against the scope and running it.
+
+// writePolicy builds the guard's write policy from the scope and the
+// current read policy.
+func writePolicy(w *scopes.Write, read *sqlguard.Policy) *sqlguard.WritePolicy {
+	wp := &sqlguard.WritePolicy{Tables: map[string]bool{}, Allow: map[string]bool{}, Read: read}
+	for _, t := range w.Tables {
+		wp.Tables[t] = true
+	}
+	for _, k := range w.Allow {
+		wp.Allow[k] = true
+	}
+	return wp
+}
+
+// migrateOptions are the run limits the scope sets.
+func migrateOptions(w *scopes.Write) migrate.Options {
+	return migrate.Options{
+		StatementTimeout: time.Duration(w.StatementTimeoutMS) * time.Millisecond,
+		LockTimeout:      time.Duration(w.LockTimeoutMS) * time.Millisecond,
+		LargeTableRows:   w.LargeTableRows,
+		RowsAffectedWarn: w.RowsAffectedWarn,
+	}
+}
+
+// checkMigration runs the input checks and the guard, then makes sure every
+// index the migration names belongs to a table it may write: the parse
+// tree alone cannot tell which table an index is on.
+func (e *Env) checkMigration(ctx context.Context, sql string) (*sqlguard.MigrationPlan, *sqlguard.Refusal, error) {
+	if r := CheckInput(sql, e.Scope.Read.MaxSQLBytes); r != nil {
+		return nil, r, nil
+	}
+	policy, err := e.Catalog.Policy(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	wp := writePolicy(e.Scope.Write, policy)
+	plan, err := wp.CheckMigration(sql)
+	if err != nil {
+		if ref, ok := err.(*sqlguard.Refusal); ok {
+			return nil, ref, nil
+		}
+		return nil, nil, err
+	}
+	for _, st := range plan.Statements {
+		for _, ix := range st.IndexTargets {
+			var table *string
+			err := e.Pool.QueryRow(ctx, `
+				SELECT n.nspname || '.' || c.relname
+				FROM pg_catalog.pg_index i
+				JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+				JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+				WHERE i.indexrelid = pg_catalog.to_regclass($1)`, ix).Scan(&table)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return nil, nil, fmt.Errorf("resolve index %s: %w", ix, err)
+			}
+			if table == nil || !wp.Tables[*table] {
+				return nil, &sqlguard.Refusal{
+					Code:   "index_not_writable",
+					Reason: fmt.Sprintf("index %s is not on a table this scope may change", ix),
+					Hint:   "writable tables: " + strings.Join(sortedKeys(wp.Tables), ", "),
+				}, nil
+			}
+		}
+	}
+	return plan, nil, nil
+}
+
+// runMigration runs plan on a pooled connection.
+func (e *Env) runMigration(ctx context.Context, req mcp.CallToolRequest, plan *sqlguard.MigrationPlan, end migrate.Ending, arg migrate.RunArg) (*migrate.Report, error) {
+	opt := migrateOptions(e.Scope.Write)
+	opt.Progress = progressReporter(ctx, req)
+	ctx, cancel := context.WithTimeout(ctx, opt.StatementTimeout*time.Duration(len(plan.Statements)+2)+10*time.Second)
+	defer cancel()
+	conn, err := e.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	return migrate.Run(ctx, conn.Conn(), plan, opt, end, arg)
+}
+
+// progressReporter sends MCP progress notifications when the client asked
+// for them with a progress token.
+func progressReporter(ctx context.Context, req mcp.CallToolRequest) func(done, total int, msg string) {
+	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
+		return nil
+	}
+	srv := mcpserver.ServerFromContext(ctx)
+	if srv == nil {
+		return nil
+	}
+	token := req.Params.Meta.ProgressToken
+	return func(done, total int, msg string) {
+		_ = srv.SendNotificationToClient(ctx, "notifications/progress", map[string]any{
+			"progressToken": token, "progress": done, "total": total, "message": msg,
+		})
+	}
+}
+
+// migrationErrorResult reports a failed run: the statement and
+// PostgreSQL's message, nothing about the connection.
+func migrationErrorResult(err error) (*mcp.CallToolResult, string) {
+	var se *migrate.StatementError
+	if errors.As(err, &se) {
+		payload := ErrorPayload{Code: "statement_failed", Reason: se.Error(),
+			Hint: "fix the statement and dry-run it again; nothing was applied"}
+		return &mcp.CallToolResult{
+			Content:           []mcp.Content{mcp.NewTextContent("Failed (statement_failed): " + se.Error() + ". Nothing was applied.")},
+			StructuredContent: payload,
+			IsError:           true,
+		}, payload.Code + ": " + payload.Reason
+	}
+	return dbErrorResult(err)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
