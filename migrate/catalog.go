@@ -53,6 +53,10 @@ type relation struct {
 	Filenode uint32  `json:"filenode"`
 	Comment  *string `json:"comment"`
 	ViewDef  *string `json:"viewdef"`
+	// Signature stands for the whole definition of a relation outside the
+	// migration's targets, whose columns, indexes and constraints are not
+	// read (see snapshotSQL).
+	Signature *string `json:"signature"`
 }
 
 func (r *relation) qualified() string { return r.Schema + "." + r.Name }
@@ -91,16 +95,19 @@ type objectKey struct {
 // pg_toast*, pg_temp*); airlock's own schema is bookkeeping. With $4 set it
 // reads only those relations (see snapshotAfter).
 //
+// Relations come in two tiers. The migration's targets ($2, by name or by
+// one of their indexes, or $5 by oid: a target may be renamed) and the
+// relations created since the first snapshot (not in $3) are read in full: columns, defaults, indexes, constraints,
+// view query. Every other relation gets one signature, an md5 over its raw
+// catalog rows: enough to notice a change, and it keeps the snapshot fast
+// with hundreds of tables.
+//
 // It must not wait for locks other sessions hold on tables the migration
 // does not touch (a prepared change keeps ACCESS EXCLUSIVE until its
 // review), nor keep any lock afterwards. pg_get_indexdef, pg_get_expr with
-// a relation and pg_get_viewdef all lock the relation, so they are called
-// only for the relations in $2 (the migration's targets, by name or by one
-// of their indexes) and for those created since the first snapshot (not in
-// $3). Every other relation gets a cheaper lock-free summary built from the
-// raw catalog: enough to see that it did not change, and it keeps the
-// snapshot fast with hundreds of tables. Defaults never reference columns,
-// so pg_get_expr(adbin, 0) renders them without a lock.
+// a relation and pg_get_viewdef all lock the relation, so only the full
+// tier calls them. Defaults never reference columns, so
+// pg_get_expr(adbin, 0) renders them without a lock.
 const snapshotSQL = `
 WITH wanted AS (
   SELECT unnest($2::text[]) AS name
@@ -110,29 +117,38 @@ WITH wanted AS (
   UNION
   SELECT i.indrelid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace JOIN wanted w ON w.name = n.nspname || '.' || ic.relname
-), base AS (
+), rel AS (
   SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
          c.reltuples::float8 AS tuples, c.relfilenode::int8 AS filenode, ds.description AS comment,
-         (c.oid IN (SELECT oid FROM detailed) OR ($3::oid[] IS NOT NULL AND c.oid <> ALL ($3::oid[]))) AS detail
+         coalesce(c.oid IN (SELECT oid FROM detailed) OR c.oid = ANY ($5::oid[])
+          OR ($3::oid[] IS NOT NULL AND c.oid <> ALL ($3::oid[])), false) AS detail
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_description ds ON ds.objoid = c.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
     AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', $1)
     AND ($4::oid[] IS NULL OR c.oid = ANY ($4::oid[]))
-), rel AS (
-  SELECT base.*,
-         CASE WHEN kind NOT IN ('v', 'm') THEN NULL
-              WHEN detail THEN pg_get_viewdef(oid, true)
-              ELSE (SELECT 'query ' || md5(r.ev_action::text) FROM pg_rewrite r
-                    WHERE r.ev_class = base.oid AND r.rulename = '_RETURN')
-         END AS viewdef
-  FROM base
 )
 SELECT json_build_object(
   'relations', (
     SELECT coalesce(json_agg(json_build_object(
       'oid', oid::int8, 'schema', schema, 'name', name, 'kind', kind, 'tuples', tuples,
-      'filenode', filenode, 'comment', comment, 'viewdef', viewdef)), '[]')
+      'filenode', filenode, 'comment', comment,
+      'viewdef', CASE WHEN detail AND kind IN ('v', 'm') THEN pg_get_viewdef(oid, true) END,
+      'signature', CASE WHEN NOT detail THEN md5(concat_ws('|',
+        (SELECT string_agg(concat_ws(',', a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+                 a.attidentity, a.attgenerated, md5(d.adbin::text), cd.description), ';' ORDER BY a.attnum)
+           FROM pg_attribute a
+           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+           LEFT JOIN pg_description cd ON cd.objoid = a.attrelid AND cd.classoid = 'pg_class'::regclass AND cd.objsubid = a.attnum
+           WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped),
+        (SELECT string_agg(concat_ws(',', ic.relname, i.indisunique, i.indkey, i.indclass, i.indoption,
+                 md5(i.indexprs::text), md5(i.indpred::text)), ';' ORDER BY ic.relname)
+           FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = rel.oid),
+        (SELECT string_agg(concat_ws(',', co.conname, co.contype, co.conkey, co.confrelid, co.confkey,
+                 co.convalidated, md5(co.conbin::text)), ';' ORDER BY co.conname)
+           FROM pg_constraint co WHERE co.conrelid = rel.oid),
+        (SELECT md5(r.ev_action::text) FROM pg_rewrite r WHERE r.ev_class = rel.oid AND r.rulename = '_RETURN')))
+      END)), '[]')
     FROM rel),
   'columns', (
     SELECT coalesce(json_agg(json_build_object(
@@ -140,34 +156,23 @@ SELECT json_build_object(
       'type', format_type(a.atttypid, a.atttypmod), 'typid', a.atttypid::int8, 'typmod', a.atttypmod,
       'notnull', a.attnotnull,
       'default', CASE WHEN d.adbin IS NULL THEN NULL
-                      WHEN NOT rel.detail THEN 'expression ' || md5(d.adbin::text)
                       WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0)
                       ELSE pg_get_expr(d.adbin, d.adrelid) END,
       'identity', a.attidentity::text, 'generated', a.attgenerated::text,
       'comment', ds.description)), '[]')
     FROM pg_attribute a
-    JOIN rel ON rel.oid = a.attrelid AND rel.kind IN ('r', 'p', 'f')
+    JOIN rel ON rel.oid = a.attrelid AND rel.detail AND rel.kind IN ('r', 'p', 'f')
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     LEFT JOIN pg_description ds ON ds.objoid = a.attrelid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = a.attnum
     WHERE a.attnum > 0 AND NOT a.attisdropped),
   'indexes', (
     SELECT coalesce(json_agg(json_build_object(
-      'rel', i.indrelid::int8, 'name', ic.relname,
-      'def', CASE WHEN rel.detail THEN pg_get_indexdef(i.indexrelid)
-        ELSE concat_ws(' ', CASE WHEN i.indisunique THEN 'unique' END, 'index on columns', i.indkey::text,
-          'opclasses', i.indclass::text, 'options', i.indoption::text,
-          'expressions ' || md5(i.indexprs::text), 'predicate ' || md5(i.indpred::text))
-        END)), '[]')
-    FROM pg_index i JOIN rel ON rel.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid),
+      'rel', i.indrelid::int8, 'name', ic.relname, 'def', pg_get_indexdef(i.indexrelid))), '[]')
+    FROM pg_index i JOIN rel ON rel.oid = i.indrelid AND rel.detail JOIN pg_class ic ON ic.oid = i.indexrelid),
   'constraints', (
     SELECT coalesce(json_agg(json_build_object(
-      'rel', co.conrelid::int8, 'name', co.conname,
-      'def', CASE WHEN rel.detail THEN pg_get_constraintdef(co.oid)
-        ELSE concat_ws(' ', co.contype::text, 'constraint on columns', co.conkey::text,
-          'references ' || nullif(co.confrelid, 0)::text || ' ' || co.confkey::text,
-          'expression ' || md5(co.conbin::text), CASE WHEN NOT co.convalidated THEN 'not valid' END)
-        END)), '[]')
-    FROM pg_constraint co JOIN rel ON rel.oid = co.conrelid)
+      'rel', co.conrelid::int8, 'name', co.conname, 'def', pg_get_constraintdef(co.oid))), '[]')
+    FROM pg_constraint co JOIN rel ON rel.oid = co.conrelid AND rel.detail)
 )`
 
 type namedDef struct {
@@ -178,9 +183,9 @@ type namedDef struct {
 
 // snapshotBefore reads the whole catalog of the user schemas. detail
 // names the relations (tables, or indexes standing for their table) to
-// render in full.
+// read in full.
 func snapshotBefore(ctx context.Context, tx pgx.Tx, detail []string) (*catalog, error) {
-	return snapshot(ctx, tx, detail, nil, nil)
+	return snapshot(ctx, tx, detail, nil, nil, nil)
 }
 
 // snapshotAfter reads the catalog again after the statements, but only for
@@ -188,15 +193,19 @@ func snapshotBefore(ctx context.Context, tx pgx.Tx, detail []string) (*catalog, 
 // relation whose definition a statement changes (new ones included), so
 // the others are copied from before. With hundreds of tables this halves
 // a dry run's cost.
-func snapshotAfter(ctx context.Context, tx pgx.Tx, detail []string, before *catalog, locked []uint32) (*catalog, error) {
+func snapshotAfter(ctx context.Context, tx pgx.Tx, before *catalog, locked []uint32) (*catalog, error) {
 	known := make([]uint32, 0, len(before.rels))
-	for oid := range before.rels {
+	var detailed []uint32
+	for oid, r := range before.rels {
 		known = append(known, oid)
+		if r.Signature == nil {
+			detailed = append(detailed, oid)
+		}
 	}
 	if locked == nil {
 		locked = []uint32{}
 	}
-	part, err := snapshot(ctx, tx, detail, known, locked)
+	part, err := snapshot(ctx, tx, nil, known, locked, detailed)
 	if err != nil {
 		return nil, err
 	}
@@ -227,14 +236,15 @@ func snapshotAfter(ctx context.Context, tx pgx.Tx, detail []string, before *cata
 	return part, nil
 }
 
-// snapshot runs snapshotSQL. known (the oids of the first snapshot) and
-// only are nil for a full snapshot.
-func snapshot(ctx context.Context, tx pgx.Tx, detail []string, known, only []uint32) (*catalog, error) {
+// snapshot runs snapshotSQL: detail names and detailOIDs select the full
+// tier; known (the oids of the first snapshot) and only are nil for the
+// first snapshot.
+func snapshot(ctx context.Context, tx pgx.Tx, detail []string, known, only, detailOIDs []uint32) (*catalog, error) {
 	if detail == nil {
 		detail = []string{}
 	}
 	var raw []byte
-	if err := tx.QueryRow(ctx, snapshotSQL, airlockSchema, detail, known, only).Scan(&raw); err != nil {
+	if err := tx.QueryRow(ctx, snapshotSQL, airlockSchema, detail, known, only, detailOIDs).Scan(&raw); err != nil {
 		return nil, fmt.Errorf("catalog snapshot: %w", err)
 	}
 	var doc struct {
@@ -317,7 +327,7 @@ func (col *column) definition() string {
 
 // definition renders a table as its column list, a view as its query.
 func (c *catalog) definition(r *relation) string {
-	if r.isView() {
+	if r.isView() || r.Signature != nil {
 		return r.ownDefinition()
 	}
 	var b strings.Builder
@@ -335,10 +345,14 @@ func (c *catalog) definition(r *relation) string {
 	return b.String()
 }
 
-// ownDefinition is what a "changed" relation compares: a view's query and
-// a table's comment. A table's columns are compared one by one.
+// ownDefinition is what a "changed" relation compares: a view's query, a
+// table's comment, the signature of a relation read in summary. A fully
+// read table's columns are compared one by one.
 func (r *relation) ownDefinition() string {
 	var parts []string
+	if r.Signature != nil {
+		parts = append(parts, "definition signature "+*r.Signature)
+	}
 	if r.isView() && r.ViewDef != nil {
 		parts = append(parts, strings.Join(strings.Fields(*r.ViewDef), " "))
 	}

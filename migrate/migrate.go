@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlock-dev/airlock/tools/sqlguard"
 	"github.com/jackc/pgx/v5"
+	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
 // Defaults applied by Run when an Options field is zero.
@@ -105,8 +106,10 @@ type RunArg struct {
 	// Expected is the dry run's Effects, required by EndCommitIfSame.
 	Expected *Effects
 	// BeforeCommit, if set, runs inside the transaction just before COMMIT
-	// or PREPARE TRANSACTION (never for EndRollback), e.g. to mark the
-	// change committed atomically with it. An error rolls everything back.
+	// or PREPARE TRANSACTION (never for EndRollback, nor after a drift),
+	// e.g. to mark the change committed atomically with it. It runs with
+	// the connection's own rights: Options.Role is reset first. An error
+	// rolls everything back.
 	BeforeCommit func(ctx context.Context, tx pgx.Tx) error
 }
 
@@ -176,8 +179,9 @@ type runner struct {
 	report  *Report
 }
 
-func (r *runner) run(ctx context.Context) (rep *Report, err error) {
+func (r *runner) run(ctx context.Context) (*Report, error) {
 	start := time.Now()
+	var err error
 	r.tx, err = r.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
@@ -203,7 +207,7 @@ func (r *runner) run(ctx context.Context) (rep *Report, err error) {
 	if _, err := r.tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
 		return nil, fmt.Errorf("deferred constraint check: %w", err)
 	}
-	after, err := snapshotAfter(ctx, r.tx, r.targets, r.before, r.obs.lockedOIDs())
+	after, err := snapshotAfter(ctx, r.tx, r.before, r.obs.lockedOIDs())
 	if err != nil {
 		return nil, err
 	}
@@ -260,6 +264,9 @@ func (r *runner) setup(ctx context.Context) error {
 func (r *runner) statement(ctx context.Context, i int) error {
 	st := &r.plan.Statements[i]
 	sql := executedSQL(st)
+	if err := checkStatement(sql); err != nil {
+		return &StatementError{Index: i, SQL: sql, Kind: st.Kind, Err: err}
+	}
 	t0 := time.Now()
 	// ExecParams forces the extended protocol: one Parse message holds one
 	// statement, and the server refuses a text with several. conn.Exec
@@ -268,6 +275,12 @@ func (r *runner) statement(ctx context.Context, i int) error {
 	elapsed := time.Since(t0)
 	if err != nil {
 		return r.statementError(ctx, i, err)
+	}
+	if s := r.conn.PgConn().TxStatus(); s != 'T' {
+		// checkStatement makes this unreachable; if it ever is reached,
+		// stop before anything else runs outside the transaction.
+		return &StatementError{Index: i, SQL: sql, Kind: st.Kind,
+			Err: fmt.Errorf("the statement ended the transaction (status %q)", s)}
 	}
 	locks, rewritten, err := r.obs.observe(ctx, r.tx)
 	if err != nil {
@@ -301,6 +314,25 @@ func executedSQL(st *sqlguard.MigrationStatement) string {
 		return st.QualifiedSQL
 	}
 	return st.SQL
+}
+
+// checkStatement refuses, on the parse tree, what must never reach the
+// server inside Run's transaction whatever the guard decided: more than one
+// statement, or transaction control (COMMIT would make a dry run permanent,
+// PREPARE TRANSACTION would hide it). The guard refuses these too; this
+// layer holds on its own.
+func checkStatement(sql string) error {
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return fmt.Errorf("does not parse: %w", err)
+	}
+	if len(tree.Stmts) != 1 {
+		return fmt.Errorf("holds %d statements, want exactly one", len(tree.Stmts))
+	}
+	if tree.Stmts[0].Stmt.GetTransactionStmt() != nil {
+		return errors.New("transaction control is not allowed in a migration")
+	}
+	return nil
 }
 
 func progressMessage(i int, sr *StatementReport) string {
@@ -374,6 +406,14 @@ func (r *runner) finish(ctx context.Context) error {
 func (r *runner) beforeCommit(ctx context.Context) error {
 	if r.arg.BeforeCommit == nil {
 		return nil
+	}
+	if r.opt.Role != "" {
+		// The migration's role is scoped to the agent's tables; airlock's
+		// bookkeeping runs with the connection's own rights.
+		if _, err := r.tx.Exec(ctx, "RESET ROLE"); err != nil {
+			_ = r.rollback(ctx)
+			return fmt.Errorf("before commit: reset role: %w", err)
+		}
 	}
 	if err := r.arg.BeforeCommit(ctx, r.tx); err != nil {
 		_ = r.rollback(ctx)

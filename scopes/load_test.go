@@ -42,7 +42,7 @@ func TestLoadSupport(t *testing.T) {
 		},
 		Write: &Write{
 			Mode:               "replay",
-			Tables:             []string{"public.orders", "public.invoices"},
+			Tables:             []string{"public.orders", "public.invoices", "public.orders_archive"},
 			Allow:              []string{"insert", "update", "delete", "create_index", "add_column", "create_table", "drop_table", "drop_column", "set_not_null", "add_constraint", "alter_column_type", "rename", "truncate"},
 			TicketPattern:      "^[A-Z]+-[0-9]+$",
 			ReviewTTL:          30 * time.Minute,

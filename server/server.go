@@ -5,16 +5,19 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/tools"
 )
@@ -27,20 +30,30 @@ type Config struct {
 	Scope  *scopes.Scope
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
+	// ValidateOutput checks every structured result against its tool's
+	// output schema before it is sent. Tests turn it on; it costs about a
+	// tenth of a millisecond per call, so serve leaves it off.
+	ValidateOutput bool
 }
 
 // Server is one airlock MCP server bound to one scope.
 type Server struct {
-	cfg   Config
-	env   *tools.Env
-	mcp   *mcpserver.MCPServer
-	names []string
+	cfg    Config
+	env    *tools.Env
+	store  *review.Store
+	mcp    *mcpserver.MCPServer
+	names  []string
+	cancel context.CancelFunc
+	reaped <-chan struct{}
 }
 
 // New prepares airlock's schema and the scope's catalog and builds the
 // tool set the scope allows.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if err := audit.EnsureSchema(ctx, cfg.Pool); err != nil {
+	if err := checkWriteMode(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := audit.EnsureSchema(ctx, cfg.Pool, review.Schema); err != nil {
 		return nil, err
 	}
 	key, err := tools.LoadMaskKey(ctx, cfg.Pool, cfg.Scope.Name)
@@ -61,13 +74,24 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, env: env}
-	s.mcp = mcpserver.NewMCPServer("airlock", Version,
+	if cfg.Scope.Write != nil {
+		s.store = review.NewStore(cfg.Pool, env.Audit)
+		s.store.SetLogger(cfg.Logger)
+		// The reaper outlives the call to New but not the server.
+		rctx, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
+		s.reaped = s.store.StartReaper(rctx, reapInterval)
+	}
+	opts := []mcpserver.ServerOption{
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithRecovery(),
 		mcpserver.WithInputSchemaValidation(),
-		mcpserver.WithOutputSchemaValidation(),
 		mcpserver.WithInstructions(instructions(cfg.Scope)),
-	)
+	}
+	if cfg.ValidateOutput {
+		opts = append(opts, mcpserver.WithOutputSchemaValidation())
+	}
+	s.mcp = mcpserver.NewMCPServer("airlock", Version, opts...)
 	for _, t := range s.toolSet() {
 		def := t.Definition()
 		s.mcp.AddTool(def, t.Handle)
@@ -92,6 +116,12 @@ func (s *Server) toolSet() []tools.Tool {
 			set = append(set, tools.NewListTables(s.env))
 		case scopes.ToolDescribeTable:
 			set = append(set, tools.NewDescribeTable(s.env))
+		case scopes.ToolMigrateDryRun:
+			set = append(set, tools.NewMigrateDryRun(s.env))
+		case scopes.ToolApplyMigration:
+			set = append(set, tools.NewApplyMigration(s.env, s.store))
+		case scopes.ToolChangeStatus:
+			set = append(set, tools.NewGetChangeStatus(s.env, s.store))
 		}
 	}
 	return set
@@ -113,8 +143,41 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	return nil
 }
 
-// Close flushes the audit log.
-func (s *Server) Close() { s.env.Audit.Close() }
+// Close stops the reaper and flushes the audit log.
+func (s *Server) Close() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.reaped
+	}
+	s.env.Audit.Close()
+}
+
+// reapInterval is how often serve expires unreviewed changes.
+const reapInterval = 30 * time.Second
+
+// checkWriteMode refuses to start a server whose write mode cannot work
+// against this database, with the fix.
+func checkWriteMode(ctx context.Context, cfg Config) error {
+	w := cfg.Scope.Write
+	if w == nil {
+		return nil
+	}
+	switch w.Mode {
+	case review.ModeReplay:
+		return nil
+	case review.ModePrepared:
+		var n int
+		if err := cfg.Pool.QueryRow(ctx, "SELECT current_setting('max_prepared_transactions')::int").Scan(&n); err != nil {
+			return fmt.Errorf("read max_prepared_transactions: %w", err)
+		}
+		if n == 0 {
+			return errors.New(`write.mode "prepared" needs max_prepared_transactions > 0 on the server, and it is 0: ` +
+				`set max_prepared_transactions = 20 in postgresql.conf and restart PostgreSQL, or use write.mode "replay"`)
+		}
+		return nil
+	}
+	return fmt.Errorf(`write.mode %q is not supported by this version of airlock: use "replay" or "prepared"`, w.Mode)
+}
 
 type slogWriter struct{ l *slog.Logger }
 

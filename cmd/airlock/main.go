@@ -18,6 +18,13 @@ const usage = `airlock: safe, scoped PostgreSQL tools for AI agents
 Usage:
   airlock serve --scope FILE     serve MCP over stdio (database URL from the scope's url_env)
   airlock check --scope FILE     validate a scope file
+  airlock pending [--json]       list the changes waiting for a reviewer
+  airlock show ID                a pending change's SQL and dry-run report
+  airlock commit ID --reviewer NAME
+                                 make a change permanent (replay: only if its effects are unchanged)
+  airlock rollback ID --reviewer NAME [--reason TEXT]
+                                 discard a change
+  airlock reap                   expire overdue changes, clean up prepared transactions
   airlock help                   this text
 
 The database URL always comes from the environment (AIRLOCK_DATABASE_URL by
@@ -45,6 +52,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdServe(ctx, args[1:], stdin, stdout, stderr)
 	case "check":
 		err = cmdCheck(args[1:], stdout, stderr)
+	case "pending":
+		err = cmdPending(ctx, args[1:], stdout, stderr)
+	case "show":
+		err = cmdShow(ctx, args[1:], stdout, stderr)
+	case "commit":
+		err = cmdCommit(ctx, args[1:], stdout, stderr)
+	case "rollback":
+		err = cmdRollback(ctx, args[1:], stdout, stderr)
+	case "reap":
+		err = cmdReap(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

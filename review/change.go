@@ -1,0 +1,204 @@
+package review
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/airlock-dev/airlock/migrate"
+	"github.com/airlock-dev/airlock/tools/sqlguard"
+)
+
+// Change statuses. A change starts pending and ends in exactly one of the
+// decided statuses; no status ever goes back to pending.
+const (
+	StatusPending = "pending"
+	// StatusCommitting is transitional and prepared mode only: a reviewer
+	// decided to commit and COMMIT PREPARED is under way (or was cut by a
+	// crash; Reap finishes it). Nothing can stop it any more.
+	StatusCommitting = "committing"
+	StatusCommitted  = "committed"
+	StatusRolledBack = "rolled_back"
+	StatusExpired    = "expired"
+	StatusDrifted    = "drifted"
+)
+
+// Write modes a change can be held in (DESIGN.md, "Write modes").
+const (
+	// ModeReplay changes were rolled back after the dry run; committing
+	// one re-runs its stored statements and commits only if the effects
+	// are identical.
+	ModeReplay = "replay"
+	// ModePrepared changes are a prepared transaction named by GID;
+	// committing one is COMMIT PREPARED.
+	ModePrepared = "prepared"
+)
+
+// Change is one pending (or decided) change: a row of airlock.changes.
+type Change struct {
+	// ID is a UUID; Record makes one when it is empty.
+	ID      string
+	Ticket  string
+	Summary string
+	// SQL is the migration as the agent sent it, for people to read.
+	// What a replay runs is Statements, never this text.
+	SQL string
+	// SQLFingerprint is pg_query's fingerprint of SQL (the plan's).
+	SQLFingerprint string
+	// Statements are the statements the guard accepted, in order: exactly
+	// what a replay runs (each one's QualifiedSQL when it has one).
+	Statements []sqlguard.MigrationStatement
+	Scope      string
+	Session    string
+	// Mode is ModeReplay or ModePrepared.
+	Mode string
+	// GID names the prepared transaction (prepared mode only):
+	// "airlock_" and a UUID.
+	GID string
+	// Report is the dry run's (or the PREPARE run's) full report.
+	Report *migrate.Report
+	// Effects are what a replay must reproduce exactly; Record derives
+	// them from Report when they are empty.
+	Effects migrate.Effects
+	// Fingerprint is Effects.Fingerprint(), set by Record.
+	Fingerprint string
+	// Options are the limits and role the migration ran with; a replay
+	// uses them again. Options.Progress is not stored.
+	Options migrate.Options
+	Status  string
+	// CreatedAt defaults to the database's now() when zero.
+	CreatedAt time.Time
+	// ExpiresAt is when the change expires. When zero, Record sets it to
+	// CreatedAt + TTL using the database's clock.
+	ExpiresAt time.Time
+	// TTL is how long the change may wait for a reviewer; only read by
+	// Record, and only when ExpiresAt is zero.
+	TTL time.Duration
+	// Reviewer, DecidedAt and Reason are set once the change is decided
+	// (Reviewer is "reaper" for expired ones; DecidedAt is zero before).
+	Reviewer  string
+	DecidedAt time.Time
+	Reason    string
+}
+
+// NewChange fills the parts of a Change that come from a checked plan and
+// the report of its run: Statements, SQLFingerprint, Report, Effects,
+// Fingerprint and Options. The caller sets the rest (ticket, summary, SQL,
+// scope, session, mode, GID, TTL) before Record.
+func NewChange(plan *sqlguard.MigrationPlan, rep *migrate.Report, opt migrate.Options) *Change {
+	c := &Change{Report: rep, Options: opt}
+	if plan != nil {
+		c.Statements = slices.Clone(plan.Statements)
+		c.SQLFingerprint = plan.Fingerprint
+	}
+	if rep != nil {
+		c.Effects = rep.Effects()
+		c.Fingerprint = c.Effects.Fingerprint()
+	}
+	c.Options.Progress = nil
+	return c
+}
+
+// Plan rebuilds the migration plan a replay runs: the stored statements,
+// not the agent's text.
+func (c *Change) Plan() *sqlguard.MigrationPlan {
+	return &sqlguard.MigrationPlan{Statements: slices.Clone(c.Statements), Fingerprint: c.SQLFingerprint}
+}
+
+// Expired reports whether the change is past its expiry at now. The store
+// decides on the database's clock; this is for display.
+func (c *Change) Expired(now time.Time) bool { return !now.Before(c.ExpiresAt) }
+
+// Decided reports whether the change reached a final status.
+func (c *Change) Decided() bool {
+	return c.Status != StatusPending && c.Status != StatusCommitting
+}
+
+// Risk is the report's risk level, or "" without a report.
+func (c *Change) Risk() string {
+	if c.Report == nil {
+		return ""
+	}
+	return c.Report.Risk
+}
+
+// storedStatement is the JSON shape of a statement in
+// airlock.changes.statements. sqlguard's type has no JSON tags; this one
+// pins the column's format independently of it.
+type storedStatement struct {
+	SQL          string             `json:"sql"`
+	QualifiedSQL string             `json:"qualified_sql,omitempty"`
+	Kind         string             `json:"kind"`
+	Kinds        []string           `json:"kinds,omitempty"`
+	Targets      []string           `json:"targets"`
+	IndexTargets []string           `json:"index_targets,omitempty"`
+	Reads        []string           `json:"reads,omitempty"`
+	HasWhere     bool               `json:"has_where"`
+	NotValid     bool               `json:"not_valid,omitempty"`
+	Findings     []sqlguard.Finding `json:"findings,omitempty"`
+}
+
+func encodeStatements(sts []sqlguard.MigrationStatement) ([]byte, error) {
+	out := make([]storedStatement, len(sts))
+	for i, s := range sts {
+		out[i] = storedStatement{
+			SQL: s.SQL, QualifiedSQL: s.QualifiedSQL, Kind: s.Kind, Kinds: s.Kinds,
+			Targets: s.Targets, IndexTargets: s.IndexTargets, Reads: s.Reads,
+			HasWhere: s.HasWhere, NotValid: s.NotValid, Findings: s.Findings,
+		}
+		if out[i].Targets == nil {
+			out[i].Targets = []string{}
+		}
+	}
+	return json.Marshal(out)
+}
+
+func decodeStatements(b []byte) ([]sqlguard.MigrationStatement, error) {
+	var in []storedStatement
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("decode statements: %w", err)
+	}
+	out := make([]sqlguard.MigrationStatement, len(in))
+	for i, s := range in {
+		out[i] = sqlguard.MigrationStatement{
+			SQL: s.SQL, QualifiedSQL: s.QualifiedSQL, Kind: s.Kind, Kinds: s.Kinds,
+			Targets: s.Targets, IndexTargets: s.IndexTargets, Reads: s.Reads,
+			HasWhere: s.HasWhere, NotValid: s.NotValid, Findings: s.Findings,
+		}
+	}
+	return out, nil
+}
+
+// storedOptions is the JSON shape of airlock.changes.options.
+type storedOptions struct {
+	StatementTimeoutMS int64  `json:"statement_timeout_ms,omitempty"`
+	LockTimeoutMS      int64  `json:"lock_timeout_ms,omitempty"`
+	Role               string `json:"role,omitempty"`
+	LargeTableRows     int64  `json:"large_table_rows,omitempty"`
+	RowsAffectedWarn   int64  `json:"rows_affected_warn,omitempty"`
+}
+
+func encodeOptions(o migrate.Options) ([]byte, error) {
+	return json.Marshal(storedOptions{
+		StatementTimeoutMS: o.StatementTimeout.Milliseconds(),
+		LockTimeoutMS:      o.LockTimeout.Milliseconds(),
+		Role:               o.Role,
+		LargeTableRows:     o.LargeTableRows,
+		RowsAffectedWarn:   o.RowsAffectedWarn,
+	})
+}
+
+func decodeOptions(b []byte) (migrate.Options, error) {
+	var s storedOptions
+	if err := json.Unmarshal(b, &s); err != nil {
+		return migrate.Options{}, fmt.Errorf("decode options: %w", err)
+	}
+	return migrate.Options{
+		StatementTimeout: time.Duration(s.StatementTimeoutMS) * time.Millisecond,
+		LockTimeout:      time.Duration(s.LockTimeoutMS) * time.Millisecond,
+		Role:             s.Role,
+		LargeTableRows:   s.LargeTableRows,
+		RowsAffectedWarn: s.RowsAffectedWarn,
+	}, nil
+}

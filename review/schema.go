@@ -1,0 +1,53 @@
+package review
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/airlock-dev/airlock/audit"
+)
+
+// Schema is the DDL of airlock.changes, applied idempotently after
+// audit.Schema (which creates the airlock schema).
+//
+// status 'committing' is internal and transitional: a prepared change a
+// reviewer decided to commit, whose COMMIT PREPARED has not been confirmed
+// yet. Reap finishes it (see Reap).
+const Schema = `
+CREATE TABLE IF NOT EXISTS airlock.changes (
+	id              uuid PRIMARY KEY,
+	ticket          text NOT NULL,
+	summary         text NOT NULL,
+	sql             text NOT NULL,
+	sql_fingerprint text NOT NULL DEFAULT '',
+	statements      jsonb NOT NULL,
+	scope           text NOT NULL,
+	session         text NOT NULL DEFAULT '',
+	mode            text NOT NULL CHECK (mode IN ('replay', 'prepared')),
+	gid             text UNIQUE,
+	report          jsonb NOT NULL,
+	effects         jsonb NOT NULL,
+	fingerprint     text NOT NULL,
+	options         jsonb NOT NULL DEFAULT '{}',
+	status          text NOT NULL DEFAULT 'pending'
+	                CHECK (status IN ('pending', 'committing', 'committed', 'rolled_back', 'expired', 'drifted')),
+	created_at      timestamptz NOT NULL DEFAULT now(),
+	expires_at      timestamptz NOT NULL,
+	reviewer        text,
+	decided_at      timestamptz,
+	reason          text,
+	CHECK ((mode = 'prepared') = (gid IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS changes_open ON airlock.changes (created_at)
+	WHERE status IN ('pending', 'committing');`
+
+// EnsureSchema creates airlock's schema, the audit tables and
+// airlock.changes when missing. Safe to call concurrently and repeatedly.
+func EnsureSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := audit.EnsureSchema(ctx, pool, Schema); err != nil {
+		return fmt.Errorf("review: ensure schema: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,304 @@
+// Package review holds changes for a human: it records what an agent's
+// migration did (pending changes in airlock.changes), lets a reviewer commit
+// or roll one back exactly once, and expires what nobody reviewed in time.
+//
+// # Write modes
+//
+// A replay change was rolled back after its dry run; Commit re-runs its
+// stored statements on the reviewer's connection in one transaction and
+// commits only if the effects (rows per statement, schema diff) are
+// identical. The status update happens inside that same transaction, so
+// the data and the "committed" mark commit atomically and exactly one
+// racing reviewer wins.
+//
+// A prepared change is a prepared transaction ("airlock_<uuid>") that keeps
+// its locks until COMMIT PREPARED or ROLLBACK PREPARED. Those cannot run
+// in a transaction block, so the status and the prepared transaction are
+// changed in two steps, ordered so that Reap can always finish an
+// interrupted action:
+//
+//   - apply (the write tool) runs PREPARE TRANSACTION first and only then
+//     calls Record. A crash in between leaves a prepared transaction with no
+//     row: Reap rolls back such orphans once they are a minute old.
+//   - Commit marks the row 'committing' (under a row lock, only if it is
+//     pending, unexpired and its prepared transaction exists), then runs
+//     COMMIT PREPARED, then marks it 'committed'. Once a row is
+//     'committing', airlock only ever COMMITs its transaction: if the gid
+//     is still there Reap commits it, if it is gone it was committed, and
+//     Reap marks the row committed.
+//   - Rollback and expiry mark the row 'rolled_back' or 'expired' first,
+//     then run ROLLBACK PREPARED. A prepared transaction whose row is
+//     rolled_back, expired or drifted is rolled back by Reap.
+//
+// The one thing airlock cannot tell apart is a prepared transaction
+// finished by hand (psql) while its row was 'committing': Reap then marks
+// it committed.
+package review
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/migrate"
+)
+
+// gidPattern is the only shape of prepared transaction id airlock makes or
+// finishes; it is also what makes a gid safe to put in a string literal.
+var gidPattern = regexp.MustCompile(`^airlock_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// NewGID returns a fresh prepared transaction id for a prepared change.
+func NewGID() string { return "airlock_" + uuid.NewString() }
+
+// Store keeps changes in airlock.changes and carries out review actions.
+// It is safe for concurrent use, also by several processes at once.
+type Store struct {
+	pool   *pgxpool.Pool
+	log    *audit.Log
+	logger atomic.Pointer[slog.Logger]
+}
+
+// NewStore returns a store over pool. Review actions are recorded in log;
+// a nil log records nothing. Call EnsureSchema once before use.
+func NewStore(pool *pgxpool.Pool, log *audit.Log) *Store {
+	s := &Store{pool: pool, log: log}
+	s.logger.Store(slog.Default())
+	return s
+}
+
+// SetLogger sets where the background reaper reports errors (default
+// slog.Default()).
+func (s *Store) SetLogger(l *slog.Logger) { s.logger.Store(l) }
+
+// querier is what both a pool and a transaction offer.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// changeColumns is the select list scanChange reads. The last column says
+// whether the change is past its expiry on the database's clock, which is
+// the only clock expiry is decided on.
+const changeColumns = `id::text, ticket, summary, sql, sql_fingerprint, statements, scope, session,
+	mode, COALESCE(gid, ''), report, effects, fingerprint, options, status, created_at, expires_at,
+	COALESCE(reviewer, ''), decided_at, COALESCE(reason, ''), expires_at <= clock_timestamp()`
+
+// row is a change as read, with what the database said about its expiry.
+type row struct {
+	*Change
+	overdue bool
+}
+
+func scanChange(r pgx.Row, extra ...any) (row, error) {
+	var (
+		c                                   Change
+		statements, report, effects, option []byte
+		decided                             *time.Time
+		overdue                             bool
+	)
+	dest := []any{&c.ID, &c.Ticket, &c.Summary, &c.SQL, &c.SQLFingerprint, &statements, &c.Scope, &c.Session,
+		&c.Mode, &c.GID, &report, &effects, &c.Fingerprint, &option, &c.Status, &c.CreatedAt, &c.ExpiresAt,
+		&c.Reviewer, &decided, &c.Reason, &overdue}
+	if err := r.Scan(append(dest, extra...)...); err != nil {
+		return row{}, err
+	}
+	if decided != nil {
+		c.DecidedAt = *decided
+	}
+	var err error
+	if c.Statements, err = decodeStatements(statements); err != nil {
+		return row{}, err
+	}
+	c.Report = new(migrate.Report)
+	if err := json.Unmarshal(report, c.Report); err != nil {
+		return row{}, fmt.Errorf("decode report: %w", err)
+	}
+	if err := json.Unmarshal(effects, &c.Effects); err != nil {
+		return row{}, fmt.Errorf("decode effects: %w", err)
+	}
+	if c.Options, err = decodeOptions(option); err != nil {
+		return row{}, err
+	}
+	return row{Change: &c, overdue: overdue}, nil
+}
+
+// Record inserts c as a pending change. It fills in c.ID (a new UUID when
+// empty), c.Effects (from c.Report when empty), c.Fingerprint, c.Status,
+// c.CreatedAt and c.ExpiresAt (CreatedAt + TTL on the database's clock when
+// ExpiresAt is zero).
+//
+// A prepared change must be recorded after its PREPARE TRANSACTION
+// succeeded (see the package documentation).
+func (s *Store) Record(ctx context.Context, c *Change) error {
+	if err := prepareRecord(c); err != nil {
+		return fmt.Errorf("record change: %w", err)
+	}
+	statements, err := encodeStatements(c.Statements)
+	if err != nil {
+		return fmt.Errorf("record change: encode statements: %w", err)
+	}
+	report, err := json.Marshal(c.Report)
+	if err != nil {
+		return fmt.Errorf("record change: encode report: %w", err)
+	}
+	effects, err := json.Marshal(c.Effects)
+	if err != nil {
+		return fmt.Errorf("record change: encode effects: %w", err)
+	}
+	options, err := encodeOptions(c.Options)
+	if err != nil {
+		return fmt.Errorf("record change: encode options: %w", err)
+	}
+	var gid, created, expires any
+	if c.GID != "" {
+		gid = c.GID
+	}
+	if !c.CreatedAt.IsZero() {
+		created = c.CreatedAt
+	}
+	if !c.ExpiresAt.IsZero() {
+		expires = c.ExpiresAt
+	}
+	err = s.pool.QueryRow(ctx, `
+		INSERT INTO airlock.changes (id, ticket, summary, sql, sql_fingerprint, statements, scope, session,
+			mode, gid, report, effects, fingerprint, options, status, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending',
+			COALESCE($15::timestamptz, now()),
+			COALESCE($16::timestamptz, COALESCE($15::timestamptz, now()) + $17::interval))
+		RETURNING status, created_at, expires_at`,
+		c.ID, c.Ticket, c.Summary, c.SQL, c.SQLFingerprint, statements, c.Scope, c.Session,
+		c.Mode, gid, report, effects, c.Fingerprint, options, created, expires, c.TTL,
+	).Scan(&c.Status, &c.CreatedAt, &c.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("record change %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// prepareRecord checks c and fills in what Record derives.
+func prepareRecord(c *Change) error {
+	if c.ID == "" {
+		c.ID = uuid.NewString()
+	} else if u, err := uuid.Parse(c.ID); err != nil {
+		return fmt.Errorf("id %q is not a UUID", c.ID)
+	} else {
+		c.ID = u.String()
+	}
+	switch {
+	case strings.TrimSpace(c.Ticket) == "":
+		return errors.New("a ticket is required")
+	case c.Scope == "":
+		return errors.New("a scope is required")
+	case len(c.Statements) == 0:
+		return errors.New("the change has no statements")
+	case c.Report == nil:
+		return errors.New("the change has no report")
+	case c.ExpiresAt.IsZero() && c.TTL <= 0:
+		return errors.New("an expiry (ExpiresAt or a positive TTL) is required")
+	}
+	switch c.Mode {
+	case ModeReplay:
+		if c.GID != "" {
+			return errors.New("a replay change has no prepared transaction id")
+		}
+	case ModePrepared:
+		if !gidPattern.MatchString(c.GID) {
+			return fmt.Errorf("invalid prepared transaction id %q: want airlock_<uuid>", c.GID)
+		}
+	default:
+		return fmt.Errorf("unknown mode %q: want %s or %s", c.Mode, ModeReplay, ModePrepared)
+	}
+	if len(c.Effects.RowsAffected) == 0 {
+		c.Effects = c.Report.Effects()
+	}
+	if len(c.Effects.RowsAffected) != len(c.Statements) {
+		return fmt.Errorf("the effects cover %d statements, the change has %d", len(c.Effects.RowsAffected), len(c.Statements))
+	}
+	c.Fingerprint = c.Effects.Fingerprint()
+	c.Options.Progress = nil
+	return nil
+}
+
+// Get returns change id, whatever its scope.
+func (s *Store) Get(ctx context.Context, id string) (*Change, error) {
+	r, err := s.get(ctx, s.pool, id)
+	return r.Change, err
+}
+
+// GetInScope returns change id if it belongs to scope. A change of another
+// scope is reported exactly like a missing one (ErrNotFound).
+func (s *Store) GetInScope(ctx context.Context, id, scope string) (*Change, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return nil, notFound(id)
+	}
+	r, err := scanChange(s.pool.QueryRow(ctx,
+		"SELECT "+changeColumns+" FROM airlock.changes WHERE id = $1 AND scope = $2", u.String(), scope))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get change %s: %w", u, err)
+	}
+	return r.Change, nil
+}
+
+func (s *Store) get(ctx context.Context, q querier, id string) (row, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return row{}, notFound(id)
+	}
+	r, err := scanChange(q.QueryRow(ctx, "SELECT "+changeColumns+" FROM airlock.changes WHERE id = $1", u.String()))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return row{}, notFound(id)
+	}
+	if err != nil {
+		return row{}, fmt.Errorf("get change %s: %w", u, err)
+	}
+	return r, nil
+}
+
+// Pending lists the changes waiting for a reviewer, oldest first. It
+// includes changes past their expiry that Reap has not expired yet.
+func (s *Store) Pending(ctx context.Context) ([]*Change, error) {
+	out, err := s.list(ctx, "status = 'pending'")
+	if err != nil {
+		return nil, fmt.Errorf("list pending changes: %w", err)
+	}
+	return out, nil
+}
+
+// record audits one review action.
+func (s *Store) record(c *Change, id, actor, tool, decision, reason string, rows int64, elapsed time.Duration) {
+	if s.log == nil {
+		return
+	}
+	ev := audit.Event{Actor: actor, Tool: tool, Decision: decision, Reason: reason, Rows: rows, Elapsed: elapsed}
+	if c != nil {
+		ev.Session, ev.Scope, ev.SQL, ev.Fingerprint, ev.ChangeID = c.Session, c.Scope, c.SQL, c.SQLFingerprint, c.ID
+	} else if u, err := uuid.Parse(id); err == nil {
+		// Only a valid UUID fits audit_log.change_id.
+		ev.ChangeID = u.String()
+	}
+	s.log.Record(ev)
+}
+
+func sqlstate(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code
+	}
+	return ""
+}

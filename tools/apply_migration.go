@@ -1,0 +1,193 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/migrate"
+	"github.com/airlock-dev/airlock/review"
+	"github.com/airlock-dev/airlock/scopes"
+	"github.com/airlock-dev/airlock/tools/sqlguard"
+)
+
+// maxSummary bounds the summary shown to the reviewer.
+const maxSummary = 4000
+
+// ApplyResult is apply_migration_with_ticket's structured output.
+type ApplyResult struct {
+	ChangeID  string          `json:"change_id"`
+	Status    string          `json:"status"`
+	Mode      string          `json:"mode"`
+	Ticket    string          `json:"ticket"`
+	ExpiresAt time.Time       `json:"expires_at"`
+	Report    *migrate.Report `json:"report"`
+}
+
+// ApplyMigration holds a migration for human review: as a prepared
+// transaction or as a recorded replay, by the scope's write mode.
+type ApplyMigration struct {
+	env   *Env
+	store *review.Store
+}
+
+var _ Tool = (*ApplyMigration)(nil)
+
+// NewApplyMigration returns the apply_migration_with_ticket tool.
+func NewApplyMigration(env *Env, store *review.Store) *ApplyMigration {
+	return &ApplyMigration{env: env, store: store}
+}
+
+const applyDescription = `Submit a migration for human review, under a ticket. The statements are checked and run exactly like migrate_dry_run, then HELD: nothing becomes permanent until a human reviewer commits the change from their own terminal. You cannot commit, roll back or extend it yourself.
+
+Returns change_id, status "pending", expires_at (an unreviewed change expires and is discarded) and the dry-run report. Use get_change_status with the change_id to learn the reviewer's decision. Run migrate_dry_run first and fix its warnings.
+Example: {"ticket": "OPS-123", "summary": "Add shipped_at to orders for the shipping dashboard", "sql": "ALTER TABLE orders ADD COLUMN shipped_at timestamptz"}`
+
+const applyInputSchema = `{
+  "type": "object",
+  "properties": {
+    "ticket": {"type": "string", "minLength": 1, "maxLength": 200, "description": "The ticket this change is for; must match the scope's ticket pattern."},
+    "summary": {"type": "string", "minLength": 1, "maxLength": 4000, "description": "What the change does and why, for the human reviewer."},
+    "sql": {"type": "string", "minLength": 1, "description": "One or more SQL statements; no BEGIN/COMMIT."}
+  },
+  "required": ["ticket", "summary", "sql"],
+  "additionalProperties": false
+}`
+
+// Definition describes the tool to agents.
+func (a *ApplyMigration) Definition() mcp.Tool {
+	return mcp.NewTool(scopes.ToolApplyMigration,
+		mcp.WithDescription(applyDescription),
+		rawInputSchema(applyInputSchema),
+		mcp.WithOutputSchema[ApplyResult](),
+		mcp.WithToolAnnotation(mcp.ToolAnnotation{
+			// It records a pending change (and in prepared mode holds a
+			// transaction open); the change itself is destructive only
+			// once a human commits it.
+			Title: "Submit a migration for human review", ReadOnlyHint: boolPtr(false),
+			DestructiveHint: boolPtr(false), IdempotentHint: boolPtr(false), OpenWorldHint: boolPtr(false),
+		}),
+	)
+}
+
+type applyArgs struct {
+	Ticket  string `json:"ticket"`
+	Summary string `json:"summary"`
+	SQL     string `json:"sql"`
+}
+
+// Handle runs one call.
+func (a *ApplyMigration) Handle(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	start := time.Now()
+	ev := audit.Event{Tool: scopes.ToolApplyMigration}
+	var args applyArgs
+	if r := bindArgs(req, &args); r != nil {
+		ev.Decision, ev.Reason = audit.Refused, r.Error()
+		a.env.record(ev)
+		return refusalResult(r), nil
+	}
+	ev.SQL = args.SQL
+	res, plan, refusal, err := a.apply(ctx, req, args)
+	ev.Elapsed = time.Since(start)
+	if plan != nil {
+		ev.Fingerprint = plan.Fingerprint
+	}
+	switch {
+	case refusal != nil:
+		ev.Decision, ev.Reason = audit.Refused, refusal.Error()
+		a.env.record(ev)
+		return refusalResult(refusal), nil
+	case err != nil:
+		out, reason := migrationErrorResult(err)
+		ev.Decision, ev.Reason = audit.Failed, reason
+		a.env.record(ev)
+		return out, nil
+	}
+	ev.Decision, ev.ChangeID = audit.Allowed, res.ChangeID
+	ev.Reason = fmt.Sprintf("held as pending (%s, ticket %s, risk %s)", res.Mode, res.Ticket, res.Report.Risk)
+	a.env.record(ev)
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{mcp.NewTextContent(renderApply(res))},
+		StructuredContent: res,
+	}, nil
+}
+
+func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, args applyArgs) (*ApplyResult, *sqlguard.MigrationPlan, *sqlguard.Refusal, error) {
+	w := a.env.Scope.Write
+	if !w.TicketOK(args.Ticket) {
+		return nil, nil, &sqlguard.Refusal{Code: "bad_ticket",
+			Reason: fmt.Sprintf("ticket %q does not match this scope's ticket pattern", clip(args.Ticket, 64)),
+			Hint:   "use a ticket matching " + w.TicketPattern}, nil
+	}
+	summary := strings.TrimSpace(args.Summary)
+	if summary == "" || len(summary) > maxSummary || !utf8.ValidString(summary) {
+		return nil, nil, &sqlguard.Refusal{Code: "bad_summary", Reason: "summary is empty or too long",
+			Hint: fmt.Sprintf("say in up to %d characters what the change does and why", maxSummary)}, nil
+	}
+	plan, refusal, err := a.env.checkMigration(ctx, args.SQL)
+	if refusal != nil || err != nil {
+		return nil, plan, refusal, err
+	}
+	change := &review.Change{Ticket: args.Ticket, Summary: summary, SQL: args.SQL,
+		Scope: a.env.Scope.Name, Session: a.env.Session, Mode: w.Mode, TTL: w.ReviewTTL}
+	var rep *migrate.Report
+	switch w.Mode {
+	case review.ModePrepared:
+		// PREPARE first, then record: a crash in between leaves an orphan
+		// prepared transaction, which the reaper rolls back; never a
+		// recorded change whose transaction does not exist.
+		change.GID = review.NewGID()
+		rep, err = a.env.runMigration(ctx, req, plan, migrate.EndPrepare, migrate.RunArg{GID: change.GID})
+	default:
+		rep, err = a.env.runMigration(ctx, req, plan, migrate.EndRollback, migrate.RunArg{})
+	}
+	if err != nil {
+		return nil, plan, nil, err
+	}
+	filled := review.NewChange(plan, rep, migrateOptions(w))
+	change.Statements, change.SQLFingerprint, change.Report = filled.Statements, filled.SQLFingerprint, filled.Report
+	change.Effects, change.Fingerprint, change.Options = filled.Effects, filled.Fingerprint, filled.Options
+	if err := a.store.Record(ctx, change); err != nil {
+		if change.GID != "" {
+			a.rollbackOrphan(change.GID)
+		}
+		return nil, plan, nil, fmt.Errorf("record change: %w", err)
+	}
+	return &ApplyResult{ChangeID: change.ID, Status: review.StatusPending, Mode: change.Mode,
+		Ticket: change.Ticket, ExpiresAt: change.ExpiresAt, Report: rep}, plan, nil, nil
+}
+
+// rollbackOrphan undoes a prepared transaction whose change could not be
+// recorded, so that nothing is held that no reviewer can see.
+func (a *ApplyMigration) rollbackOrphan(gid string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.env.Pool.Exec(ctx, "ROLLBACK PREPARED '"+gid+"'"); err != nil {
+		a.env.Log.Error("could not roll back an unrecorded prepared transaction; the reaper will", "gid", gid, "err", err)
+	}
+}
+
+func renderApply(res *ApplyResult) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Change %s is PENDING human review (mode %s, ticket %s, risk %s). Nothing is permanent until a reviewer commits it; unreviewed, it expires at %s.\n",
+		res.ChangeID, res.Mode, res.Ticket, res.Report.Risk, res.ExpiresAt.UTC().Format(time.RFC3339))
+	if res.Mode == review.ModePrepared && len(res.Report.HeldLocks) > 0 {
+		sb.WriteString("The prepared transaction holds its locks until it is reviewed.\n")
+	}
+	sb.WriteString("get_change_status reports the decision.\n")
+	sb.WriteString(res.Report.Text())
+	return sb.String()
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s, _ = truncateString(s, n)
+	return s + "…"
+}
