@@ -46,11 +46,27 @@ func TestMain(m *testing.M) {
 
 // startAirlock runs `airlock serve --scope FILE` with the database URL in
 // the environment and returns an initialized MCP client.
-func startAirlock(t *testing.T, url, scope string) *client.Client {
+func startAirlock(t testing.TB, url, scope string) *client.Client {
+	c, _ := startAirlockCmd(t, url, scope)
+	return c
+}
+
+// startAirlockCmd is startAirlock that also returns the server process.
+// scope is a file in testdata/scopes or an absolute path.
+func startAirlockCmd(t testing.TB, url, scope string) (*client.Client, *exec.Cmd) {
 	t.Helper()
+	if !filepath.IsAbs(scope) {
+		scope = pgtest.Testdata("scopes", scope)
+	}
 	env := append(os.Environ(), "AIRLOCK_DATABASE_URL="+url)
-	tr := transport.NewStdioWithOptions(binary, env, []string{"serve", "--scope", pgtest.Testdata("scopes", scope)},
-		transport.WithCommandStderrWriter(stderrSink(t)))
+	var cmd *exec.Cmd
+	tr := transport.NewStdioWithOptions(binary, env, []string{"serve", "--scope", scope},
+		transport.WithCommandStderrWriter(stderrSink(t)),
+		transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
+			cmd = exec.CommandContext(ctx, command, args...)
+			cmd.Env = env
+			return cmd, nil
+		}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := tr.Start(context.Background()); err != nil { // the process lives as long as ctx: not the init timeout
@@ -64,10 +80,10 @@ func startAirlock(t *testing.T, url, scope string) *client.Client {
 	if _, err := c.Initialize(ctx, init); err != nil {
 		t.Fatalf("initialize: %v", err)
 	}
-	return c
+	return c, cmd
 }
 
-func call(t *testing.T, c *client.Client, tool string, args map[string]any) *mcp.CallToolResult {
+func call(t testing.TB, c *client.Client, tool string, args map[string]any) *mcp.CallToolResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -235,7 +251,7 @@ func TestCheckCommand(t *testing.T) {
 
 // stderrSink keeps the server's stderr (its slog JSON lines) for the
 // test log, shown only when a test fails or runs verbose.
-func stderrSink(t *testing.T) io.Writer {
+func stderrSink(t testing.TB) io.Writer {
 	return writerFunc(func(p []byte) (int, error) {
 		t.Logf("airlock stderr: %s", strings.TrimSpace(string(p)))
 		return len(p), nil

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,12 +23,11 @@ var (
 
 // SQLSTATE codes Run gives a meaning to.
 const (
-	sqlstateQueryCanceled        = "57014"
-	sqlstateLockNotAvailable     = "55P03"
-	sqlstateFeatureNotSupported  = "0A000"
-	sqlstateNotInPrereqState     = "55000"
-	sqlstateDuplicateObject      = "42710"
-	sqlstateInvalidTransactionID = "42704"
+	sqlstateQueryCanceled       = "57014"
+	sqlstateLockNotAvailable    = "55P03"
+	sqlstateFeatureNotSupported = "0A000"
+	sqlstateNotInPrereqState    = "55000"
+	sqlstateDuplicateObject     = "42710"
 )
 
 // StatementError is a statement that failed. The transaction was rolled
@@ -106,13 +106,19 @@ func sqlstate(err error) string {
 	return ""
 }
 
-// lockTimeout explains a lock_timeout hit outside a statement, while Run
-// read the catalog of the tables the migration targets.
-func lockTimeout(err error, wait time.Duration) error {
-	if sqlstate(err) != sqlstateLockNotAvailable {
-		return err
+// ownQueryError explains a failure of one of Run's own queries (catalog
+// snapshots, lock observation), which run under the same timeouts as the
+// statements: what says what Run was doing.
+func (r *runner) ownQueryError(ctx context.Context, what string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	case sqlstate(err) == sqlstateLockNotAvailable:
+		return fmt.Errorf("%w: table is locked by another session; %s waited %s: %w", ErrLockTimeout, what, r.opt.LockTimeout, err)
+	case sqlstate(err) == sqlstateQueryCanceled:
+		return fmt.Errorf("%w (%s) cut %s: %w", ErrStatementTimeout, r.opt.StatementTimeout, what, err)
 	}
-	return fmt.Errorf("%w: table is locked by another session; reading the migration's tables waited %s: %w", ErrLockTimeout, wait, err)
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // prepareError explains why PREPARE TRANSACTION failed. The server has
@@ -124,7 +130,7 @@ func prepareError(err error) error {
 		why = "prepared transactions are disabled on this server (max_prepared_transactions = 0; changing it needs a restart); use replay mode"
 	case sqlstateFeatureNotSupported:
 		why = "this migration cannot be prepared: it touched temporary objects, or used LISTEN/NOTIFY, WITH HOLD cursors or an exported snapshot; use replay mode"
-	case sqlstateDuplicateObject, sqlstateInvalidTransactionID:
+	case sqlstateDuplicateObject:
 		why = "the transaction id is already in use"
 	default:
 		why = "the server refused"

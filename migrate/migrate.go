@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlock-dev/airlock/tools/sqlguard"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -85,6 +86,7 @@ const (
 	EndCommitIfSame
 )
 
+// String names the ending as logs and errors show it.
 func (e Ending) String() string {
 	switch e {
 	case EndRollback:
@@ -205,11 +207,11 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	// A dry run never reaches COMMIT, where deferred constraints are
 	// checked: check them now so every ending sees the same failures.
 	if _, err := r.tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
-		return nil, fmt.Errorf("deferred constraint check: %w", err)
+		return nil, r.ownQueryError(ctx, "deferred constraint check", err)
 	}
 	after, err := snapshotAfter(ctx, r.tx, r.before, r.obs.lockedOIDs())
 	if err != nil {
-		return nil, err
+		return nil, r.ownQueryError(ctx, "reading the catalog after the statements", err)
 	}
 	r.finishReport(after)
 
@@ -248,14 +250,14 @@ func (r *runner) setup(ctx context.Context) error {
 	var err error
 	r.targets = targetTables(r.plan)
 	if r.before, err = snapshotBefore(ctx, r.tx, r.targets); err != nil {
-		return lockTimeout(err, r.opt.LockTimeout)
+		return r.ownQueryError(ctx, "reading the migration's tables", err)
 	}
 	r.rows = estimateRows(ctx, r.tx, r.before, r.targets)
 	r.obs = newObserver(r.before)
 	// The baseline: locks taken so far (estimateRows's ACCESS SHARE) are
 	// not the first statement's.
 	if _, _, err := r.obs.observe(ctx, r.tx); err != nil {
-		return fmt.Errorf("observe locks: %w", err)
+		return r.ownQueryError(ctx, "observing locks", err)
 	}
 	return nil
 }
@@ -268,10 +270,7 @@ func (r *runner) statement(ctx context.Context, i int) error {
 		return &StatementError{Index: i, SQL: sql, Kind: st.Kind, Err: err}
 	}
 	t0 := time.Now()
-	// ExecParams forces the extended protocol: one Parse message holds one
-	// statement, and the server refuses a text with several. conn.Exec
-	// without arguments would use the simple protocol whatever the mode.
-	tag, err := r.conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil).Close()
+	tag, err := execOne(ctx, r.conn, sql)
 	elapsed := time.Since(t0)
 	if err != nil {
 		return r.statementError(ctx, i, err)
@@ -284,7 +283,7 @@ func (r *runner) statement(ctx context.Context, i int) error {
 	}
 	locks, rewritten, err := r.obs.observe(ctx, r.tx)
 	if err != nil {
-		return fmt.Errorf("observe statement %d: %w", i+1, err)
+		return r.ownQueryError(ctx, fmt.Sprintf("observing statement %d", i+1), err)
 	}
 	sr := StatementReport{
 		SQL:           st.SQL,
@@ -314,6 +313,15 @@ func executedSQL(st *sqlguard.MigrationStatement) string {
 		return st.QualifiedSQL
 	}
 	return st.SQL
+}
+
+// execOne is the only path agent SQL takes to the server. ExecParams forces
+// the extended protocol: one Parse message holds one statement, and the
+// server refuses a text with several. (conn.Exec without arguments would
+// use the simple protocol whatever the QueryExecMode, and run them all.)
+// Rows a statement returns are read and dropped, never buffered.
+func execOne(ctx context.Context, conn *pgx.Conn, sql string) (pgconn.CommandTag, error) {
+	return conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil).Close()
 }
 
 // checkStatement refuses, on the parse tree, what must never reach the

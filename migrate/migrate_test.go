@@ -252,25 +252,41 @@ func TestDryRunSeed(t *testing.T) {
 }
 
 // TestExtendedProtocolOnly proves that a text holding two statements is
-// refused by the server on Run's path, even if the guard were bypassed:
-// the second statement never runs.
+// refused by the server on the path agent SQL takes (execOne), even with a
+// leading comment: the second statement never runs. Run refuses such a
+// text, and transaction control, before it reaches the server at all.
 func TestExtendedProtocolOnly(t *testing.T) {
 	url := fixtureDB(t)
 	conn := pgtest.Connect(t, url)
+	ctx := testContext(t)
 	before := pgtest.Fingerprint(t, url)
-	for _, sql := range []string{
+	texts := []string{
 		"UPDATE public.orders SET status = 'x'; DROP TABLE public.orders",
 		"/* leading comment */ SELECT 1; DROP TABLE public.orders",
 		"-- comment\nCOMMIT; DROP TABLE public.orders",
-	} {
-		_, err := Run(testContext(t), conn, planOf(stmt{sql: sql, kind: "update", targets: []string{orders}}), Options{}, EndPrepare,
-			RunArg{GID: "airlock_" + uuid.NewString()})
-		var se *StatementError
-		if !errors.As(err, &se) || se.Index != 0 {
-			t.Fatalf("%q: err = %v, want a StatementError for statement 0", sql, err)
+	}
+	for _, sql := range texts {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
+		_, err = execOne(ctx, conn, sql)
 		if code := sqlstate(err); code != "42601" {
-			t.Errorf("%q: SQLSTATE %s, want 42601 (cannot insert multiple commands into a prepared statement): %v", sql, code, err)
+			t.Errorf("%q: SQLSTATE %q, want 42601 (cannot insert multiple commands into a prepared statement): %v", sql, code, err)
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sql := range append(texts, "COMMIT", "/* c */ PREPARE TRANSACTION 'x'", "ROLLBACK") {
+		plan := planOf(
+			stmt{sql: "UPDATE public.orders SET status = 'x' WHERE id = 1", kind: "update", targets: []string{orders}},
+			stmt{sql: sql, kind: "update", targets: []string{orders}},
+		)
+		_, err := Run(ctx, conn, plan, Options{}, EndPrepare, RunArg{GID: "airlock_" + uuid.NewString()})
+		var se *StatementError
+		if !errors.As(err, &se) || se.Index != 1 || sqlstate(err) != "" {
+			t.Fatalf("%q: err = %v, want statement 1 refused before reaching the server", sql, err)
 		}
 		if conn.PgConn().TxStatus() != 'I' {
 			t.Fatalf("connection not idle after the failure")
@@ -390,6 +406,22 @@ func TestPrepareRefused(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "invalid prepared transaction id") {
 				t.Errorf("gid %q: err = %v", gid, err)
 			}
+		}
+	})
+	t.Run("gid in use", func(t *testing.T) {
+		gid := "airlock_" + uuid.NewString()
+		for i, id := range []int{1, 2} {
+			plan := planOf(stmt{sql: fmt.Sprintf("UPDATE public.products SET name = 'p' WHERE id = %d", id), kind: "update", targets: []string{products}})
+			_, err := Run(ctx, conn, plan, Options{}, EndPrepare, RunArg{GID: gid})
+			if i == 0 && err != nil {
+				t.Fatal(err)
+			}
+			if i == 1 && (err == nil || !strings.Contains(err.Error(), "already in use")) {
+				t.Fatalf("second prepare with the same gid: err = %v", err)
+			}
+		}
+		if _, err := conn.Exec(ctx, "ROLLBACK PREPARED '"+gid+"'"); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("temporary objects", func(t *testing.T) {
@@ -519,11 +551,11 @@ func TestTimeouts(t *testing.T) {
 			stmt{sql: "INSERT INTO public.products (id, name, price) SELECT 1000, 'slow', 1 FROM pg_sleep(5)", kind: "insert", targets: []string{products}},
 		)
 		start := time.Now()
-		_, err := Run(ctx, conn, plan, Options{StatementTimeout: 200 * time.Millisecond}, EndRollback, RunArg{})
+		_, err := Run(ctx, conn, plan, Options{StatementTimeout: time.Second}, EndRollback, RunArg{})
 		if !errors.Is(err, ErrStatementTimeout) {
 			t.Fatalf("err = %v, want ErrStatementTimeout", err)
 		}
-		if !strings.HasPrefix(err.Error(), "statement_timeout (200ms) cut statement 2") {
+		if !strings.HasPrefix(err.Error(), "statement_timeout (1s) cut statement 2") {
 			t.Errorf("message %q", err)
 		}
 		if time.Since(start) > 4*time.Second {
@@ -749,5 +781,55 @@ func TestUntargetedChange(t *testing.T) {
 	if c.Object != "table" || c.Name != customers || c.Action != "changed" ||
 		!strings.HasPrefix(c.Before, "definition signature ") || c.Before == c.After {
 		t.Errorf("change %+v", c)
+	}
+}
+
+// TestLargeTableFindings: with a threshold below the fixture's 200 orders,
+// the run raises the size-dependent findings, and only those that apply.
+func TestLargeTableFindings(t *testing.T) {
+	url := fixtureDB(t)
+	conn := pgtest.Connect(t, url)
+	ctx := testContext(t)
+	opt := Options{LargeTableRows: 100, RowsAffectedWarn: 150}
+	tests := []struct {
+		name string
+		stmt stmt
+		want []string // codes with their levels
+	}{
+		{"set_not_null", stmt{sql: "ALTER TABLE public.orders ALTER COLUMN note SET NOT NULL", kind: "set_not_null", targets: []string{orders}},
+			[]string{"LK101 warning", "PG303 warning"}},
+		{"check", stmt{sql: "ALTER TABLE public.orders ADD CONSTRAINT total_positive CHECK (total > 0)", kind: "add_constraint", targets: []string{orders},
+			findings: []sqlguard.Finding{{Code: "PG305", Level: "info", Message: "adding CHECK constraint scans", Statement: 0}}},
+			[]string{"PG305 warning", "LK101 warning"}},
+		{"check not valid", stmt{sql: "ALTER TABLE public.orders ADD CONSTRAINT total_positive CHECK (total > 0) NOT VALID", kind: "add_constraint", targets: []string{orders}, notValid: true},
+			[]string{"LK101 warning"}},
+		{"create_index", stmt{sql: "CREATE INDEX ON public.orders (total)", kind: "create_index", targets: []string{orders}},
+			[]string{"PG101 warning"}},
+		{"rewrite", stmt{sql: "ALTER TABLE public.orders ALTER COLUMN total TYPE bigint", kind: "alter_column_type", targets: []string{orders}},
+			[]string{"LK101 warning", "RW101 danger"}},
+		{"rows", stmt{sql: "UPDATE public.orders SET note = 'x' WHERE id > 0", kind: "update", targets: []string{orders}},
+			[]string{"RA101 warning"}},
+		{"small table", stmt{sql: "ALTER TABLE public.products ADD COLUMN x int DEFAULT random()", kind: "add_column", targets: []string{products}},
+			[]string{"RW101 warning"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "set_not_null" {
+				if _, err := conn.Exec(ctx, "UPDATE public.orders SET note = 'n' WHERE note IS NULL"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := Run(ctx, conn, planOf(tt.stmt), opt, EndRollback, RunArg{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range rep.Warnings {
+				got = append(got, f.Code+" "+f.Level)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("findings %q, want %q\n%s", got, tt.want, rep.Text())
+			}
+		})
 	}
 }

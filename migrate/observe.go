@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/airlock-dev/airlock/tools/sqlguard"
 	"github.com/jackc/pgx/v5"
@@ -166,7 +167,7 @@ func (o *observer) track(l observedLock) bool {
 }
 
 func isSystemSchema(s string) bool {
-	return s == "information_schema" || s == airlockSchema || len(s) >= 3 && s[:3] == "pg_"
+	return s == "information_schema" || s == airlockSchema || strings.HasPrefix(s, "pg_")
 }
 
 // held is the strongest lock on each relation so far: what a prepared

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/audit"
@@ -233,7 +234,13 @@ func (s *Store) Rollback(ctx context.Context, id, reviewer, reason string) (*Cha
 	if reviewer == "" {
 		return nil, errors.New("rollback: a reviewer name is required")
 	}
-	c, err := s.rollback(ctx, id, reviewer, strings.TrimSpace(reason))
+	var c *Change
+	u, err := uuid.Parse(id)
+	if err != nil {
+		err = notFound(id)
+	} else {
+		c, err = s.rollback(ctx, u.String(), reviewer, strings.TrimSpace(reason))
+	}
 	s.recordOutcome(c, id, reviewer, actionRollback, err, time.Since(start))
 	return c, err
 }
@@ -278,7 +285,7 @@ func lockRow(ctx context.Context, tx pgx.Tx, id string) (row, bool, error) {
 	var exists bool
 	r, err := scanChange(tx.QueryRow(ctx, "SELECT "+changeColumns+`,
 		gid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_prepared_xacts p WHERE p.gid = c.gid AND p.database = current_database())
-		FROM airlock.changes c WHERE id = $1::uuid FOR UPDATE OF c`, canonicalID(id)), &exists)
+		FROM airlock.changes c WHERE id = $1::uuid FOR UPDATE OF c`, id), &exists)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row{}, false, notFound(id)
 	}
@@ -295,7 +302,7 @@ func setDecided(ctx context.Context, q querier, id, from, to, reviewer, reason s
 	r, err = scanChange(q.QueryRow(ctx, `UPDATE airlock.changes
 		SET status = $3, reviewer = NULLIF($4, ''), decided_at = clock_timestamp(), reason = NULLIF($5, '')
 		WHERE id = $1::uuid AND status = $2
-		RETURNING `+changeColumns, canonicalID(id), from, to, reviewer, reason))
+		RETURNING `+changeColumns, id, from, to, reviewer, reason))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row{}, false, nil
 	}
@@ -410,7 +417,3 @@ func (s *Store) recordOutcome(c *Change, id, reviewer, action string, err error,
 	}
 	s.record(c, id, reviewer, action, decision, reason, rows, elapsed)
 }
-
-// canonicalID returns id as a UUID string, or id unchanged (the query
-// then fails to cast it; callers have parsed it already).
-func canonicalID(id string) string { return strings.ToLower(strings.TrimSpace(id)) }

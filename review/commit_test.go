@@ -1,8 +1,10 @@
 package review
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +41,7 @@ UPDATE invoices SET paid = true WHERE amount > 100`
 	if _, err := pgtest.Connect(t, twin).Exec(e.ctx, sql); err != nil {
 		t.Fatal(err)
 	}
-	if d := pgtest.Fingerprint(t, twin).Diff(pgtest.Fingerprint(t, e.url)); d != "" {
+	if d := withoutDatabases(pgtest.Fingerprint(t, twin)).Diff(withoutDatabases(pgtest.Fingerprint(t, e.url))); d != "" {
 		t.Errorf("the committed change differs from running its SQL directly:\n%s", d)
 	}
 
@@ -352,5 +354,79 @@ func TestAuditTrail(t *testing.T) {
 			g.Rows != w.Rows || !strings.HasPrefix(g.Reason, w.Reason) {
 			t.Errorf("audit row %d:\n got %+v\nwant %+v", i, g, w)
 		}
+	}
+}
+
+// withoutDatabases drops the server-wide list of databases from s, so that
+// two databases' fingerprints can be compared: each lists itself.
+func withoutDatabases(s pgtest.Snapshot) pgtest.Snapshot {
+	for k := range s.Items {
+		if strings.HasPrefix(k, "database ") {
+			delete(s.Items, k)
+		}
+	}
+	return s
+}
+
+// TestScopeRole: a change run under a scope role (SET LOCAL ROLE) is
+// committed by a reviewer who is not a superuser but a member of that
+// role. Replay: the hook must step out of the scope role to mark the
+// change. Prepared: the transaction belongs to the scope role, so COMMIT
+// PREPARED runs as it.
+func TestScopeRole(t *testing.T) {
+	for _, mode := range []string{ModeReplay, ModePrepared} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t)
+			suffix := strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+			scopeRole, reviewerRole := "review_test_scope_"+suffix, "review_test_reviewer_"+suffix
+			e.exec("CREATE ROLE " + scopeRole + " NOLOGIN")
+			e.exec("CREATE ROLE " + reviewerRole + " LOGIN IN ROLE " + scopeRole)
+			t.Cleanup(func() {
+				admin := pgtest.Connect(t, e.url)
+				for _, sql := range []string{
+					"DROP OWNED BY " + scopeRole + ", " + reviewerRole,
+					"DROP ROLE " + reviewerRole, "DROP ROLE " + scopeRole,
+				} {
+					if _, err := admin.Exec(context.Background(), sql); err != nil {
+						t.Errorf("%s: %v", sql, err)
+					}
+				}
+			})
+			e.exec("GRANT SELECT, UPDATE ON public.orders TO " + scopeRole)
+			e.exec("GRANT USAGE ON SCHEMA airlock TO " + reviewerRole)
+			e.exec("GRANT SELECT, UPDATE ON airlock.changes TO " + reviewerRole)
+
+			sum := e.queryInt("SELECT sum(total)::bigint FROM orders")
+			c := e.newChange("UPDATE orders SET total = total + 1 WHERE id <= 10", "support", mode, migrate.Options{Role: scopeRole})
+			if err := e.store.Record(e.ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			if mode == ModePrepared {
+				if owner := e.queryText("SELECT owner FROM pg_prepared_xacts WHERE gid = $1", c.GID); owner != scopeRole {
+					t.Fatalf("prepared transaction owned by %q, want the scope role", owner)
+				}
+			}
+
+			u, err := url.Parse(e.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.User = url.User(reviewerRole)
+			reviewer := NewStore(newPool(t, u.String()), nil)
+			got, err := reviewer.Commit(e.ctx, c.ID, "alice")
+			if err != nil {
+				t.Fatalf("Commit as a non-superuser member of the scope role: %v", err)
+			}
+			if got.Status != StatusCommitted {
+				t.Errorf("status %q", got.Status)
+			}
+			if n := e.queryInt("SELECT sum(total)::bigint FROM orders"); n != sum+10 {
+				t.Errorf("sum(total) %d, want %d", n, sum+10)
+			}
+			// The pool's connections came back as the reviewer.
+			if who := e.queryTextOn(reviewer.pool, "SELECT current_user"); who != reviewerRole {
+				t.Errorf("pooled connection left as %q", who)
+			}
+		})
 	}
 }

@@ -169,3 +169,21 @@ func (e *env) auditLog() []auditEvent {
 	}
 	return out
 }
+
+func (e *env) queryText(sql string, args ...any) string {
+	e.t.Helper()
+	var s string
+	if err := e.conn.QueryRow(e.ctx, sql, args...).Scan(&s); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+	return s
+}
+
+func (e *env) queryTextOn(pool *pgxpool.Pool, sql string) string {
+	e.t.Helper()
+	var s string
+	if err := pool.QueryRow(e.ctx, sql).Scan(&s); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+	return s
+}

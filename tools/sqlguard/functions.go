@@ -76,8 +76,8 @@ var funcRuleDenylist = []struct {
 	}},
 	// Locks and sleeps outlive the read and poison pooled connections.
 	{"holds locks or sleeps beyond the read", []string{"pg_advisory_*", "pg_try_advisory_*", "pg_sleep*"}},
-	// Sequences and transaction ids write, even in a read-only transaction
-	// some of them try to.
+	// Sequences and transaction ids change state that a rollback does not
+	// undo (or fail noisily in a read-only transaction).
 	{"advances sequences or assigns transaction ids", []string{
 		"nextval", "currval", "setval", "lastval", "txid_*", "pg_current_xact_id*", "pg_export_snapshot",
 	}},

@@ -3,6 +3,7 @@ package sqlguard
 import (
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -39,13 +40,23 @@ const (
 //
 // Columns are resolved conservatively: a reference is checked against every
 // FROM item it could possibly name, at its own query level and all enclosing
-// ones, and is refused if any candidate makes it denied. Masked columns are
-// accepted only as the direct value of an output column of the outermost
-// plain SELECT, and their zero-based output positions are returned in
-// ReadPlan.MaskedOutputs; every other use (predicates, joins, grouping,
-// ordering, expressions, subqueries, CTEs, set operations, EXPLAIN) is
-// refused, and so is ordering or grouping by a masked output's alias or
-// ordinal.
+// ones, and is refused if any candidate makes it denied. q.col must be a
+// column the policy lists for q (PostgreSQL would otherwise read it as the
+// call col(q)). A bare name that is neither a listed column, nor a column
+// of a subquery, CTE or VALUES list, nor (in ORDER BY and DISTINCT ON) an
+// output column, is refused when a restricted table is visible: with an
+// incomplete column list it could be a column the scope never allowed. So
+// GROUP BY an output alias is refused next to a restricted table; GROUP BY
+// its position works.
+//
+// Masked columns are accepted only as the direct value of an output column
+// of the outermost plain SELECT, and their zero-based output positions are
+// returned in ReadPlan.MaskedOutputs; every other use (predicates, joins,
+// grouping, ordering, expressions, subqueries, CTEs, set operations,
+// EXPLAIN) is refused, and so are ORDER BY, GROUP BY and DISTINCT ON that
+// reach a masked output by its name or position, plain DISTINCT (which
+// orders rows by every output), and * next to a masked output (which would
+// shift positions).
 //
 // * and q.* over a restricted table are refused rather than expanded to the
 // allowed columns: the expansion would happen in the database, after this
@@ -56,7 +67,8 @@ const (
 //
 // Every function call, in expressions and in FROM, is decided by
 // p.Functions (nil refuses all calls). Operators, types and collations may
-// be qualified only with pg_catalog.
+// be qualified only with pg_catalog, and the xml type is refused. System
+// columns (ctid, xmin, ...) are refused.
 //
 // For a SELECT, maxRows > 0 caps the rows the database produces at
 // maxRows+1, so the caller can tell that the result was cut: a missing
@@ -66,8 +78,10 @@ const (
 // EXPLAIN is never capped. maxRows <= 0 means no cap.
 //
 // The rewritten statement is deparsed, parsed again and re-checked; it is
-// refused unless the second check agrees with the first, so a deparser bug
-// cannot turn an accepted tree into different SQL.
+// refused unless the second check accepts it with every table already
+// qualified and agrees with the first on masked outputs and tables, so a
+// deparser bug cannot turn an accepted tree into SQL that reads something
+// else.
 //
 // Refusal codes:
 //
@@ -83,7 +97,7 @@ const (
 //	unsupported_syntax       a node kind or clause the guard does not handle
 //	table_not_in_scope       a relation that is not an in-scope table
 //	column_not_allowed       a denied column, or a system column
-//	unknown_column           a qualified column the table does not have
+//	unknown_column           a column the policy does not list for that table
 //	unknown_reference        a qualifier that names no FROM item
 //	star_not_allowed         * or q.* over a restricted table
 //	whole_row_not_allowed    a whole-row reference to a restricted table
@@ -185,7 +199,7 @@ func (p *Policy) readVerify(sql string, first *readChecker, wrapped bool) *Refus
 		if inner.Op == pg_query.SetOperation_SETOP_NONE {
 			c.top = inner
 		}
-		if r := c.selectStmt(inner, nil); r != nil {
+		if _, r := c.selectStmt(inner, nil); r != nil {
 			return fail(r.Error())
 		}
 	} else if r := c.statement(tree.Stmts[0]); r != nil {
@@ -232,6 +246,12 @@ func (c *readChecker) tableList() []string {
 type readLevel struct {
 	parent *readLevel
 	ctes   []string
+	// cteOut holds the output columns of the CTEs declared here, once
+	// checked.
+	cteOut map[string]readOutputs
+	// outputs are the output column names of this level's select list,
+	// which ORDER BY and DISTINCT ON may name.
+	outputs []string
 	// items holds every FROM item of the level, including those nested
 	// in joins and aliased joins themselves. That is more than PostgreSQL
 	// makes visible at any one point (it hides tables inside an aliased
@@ -253,6 +273,41 @@ func (lv *readLevel) cteVisible(name string) bool {
 	return false
 }
 
+// cteOutputs returns the output columns of the visible CTE name; a CTE
+// still being checked (a recursive reference) is opaque.
+func (lv *readLevel) cteOutputs(name string) readOutputs {
+	for l := lv; l != nil; l = l.parent {
+		if slices.Contains(l.ctes, name) {
+			if out, ok := l.cteOut[name]; ok {
+				return out
+			}
+			break
+		}
+	}
+	return readOutputs{opaque: true}
+}
+
+// readOutputs are the output column names of a query or FROM item. opaque
+// means it may have columns the guard cannot name (a function in FROM, a *
+// it cannot expand), so any name might be one of them.
+type readOutputs struct {
+	names  []string
+	opaque bool
+}
+
+// readAliased applies a column alias list, which renames the first
+// columns.
+func readAliased(out readOutputs, alias *pg_query.Alias) readOutputs {
+	var names []string
+	for _, n := range alias.GetColnames() {
+		names = append(names, n.GetString_().GetSval())
+	}
+	if len(out.names) > len(names) {
+		names = append(names, out.names[len(names):]...)
+	}
+	return readOutputs{names: names, opaque: out.opaque}
+}
+
 // readItem is a FROM item that columns may be qualified with.
 type readItem struct {
 	// refname is the alias, or the relation's bare name when it has none.
@@ -266,6 +321,10 @@ type readItem struct {
 	colAliases []string
 	// members are the base tables inside an aliased join.
 	members []*readItem
+	// out are the columns of a subquery, CTE or function.
+	out readOutputs
+	// node is the subquery this item stands for, if it is one.
+	node *pg_query.RangeSubselect
 }
 
 func (it *readItem) column(name string) *Column {
@@ -283,6 +342,18 @@ func (it *readItem) column(name string) *Column {
 		}
 	}
 	return nil
+}
+
+// columnNames lists a base table's columns under the names the query sees.
+func (it *readItem) columnNames() []string {
+	names := make([]string, len(it.table.Columns))
+	for i, col := range it.table.Columns {
+		names[i] = col.Name
+		if i < len(it.colAliases) {
+			names[i] = it.colAliases[i]
+		}
+	}
+	return names
 }
 
 // restricted reports whether the item's whole row could expose a column
@@ -322,7 +393,8 @@ func (c *readChecker) statement(raw *pg_query.RawStmt) *Refusal {
 		if n.SelectStmt.Op == pg_query.SetOperation_SETOP_NONE {
 			c.top = n.SelectStmt
 		}
-		return c.selectStmt(n.SelectStmt, nil)
+		_, r := c.selectStmt(n.SelectStmt, nil)
+		return r
 	case *pg_query.Node_ExplainStmt:
 		c.explain = true
 		return c.explainStmt(n.ExplainStmt)
@@ -353,7 +425,8 @@ func (c *readChecker) explainStmt(e *pg_query.ExplainStmt) *Refusal {
 	if q == nil {
 		return refuse("statement_not_allowed", readHintStatement, "EXPLAIN of %s is not allowed", readStatementName(e.GetQuery()))
 	}
-	return c.selectStmt(q, nil)
+	_, r := c.selectStmt(q, nil)
+	return r
 }
 
 func (c *readChecker) explainOption(o *pg_query.Node) *Refusal {
@@ -417,50 +490,55 @@ func readOptionValue(n *pg_query.Node) (v string, ok bool) {
 	return "", false
 }
 
-func (c *readChecker) selectStmt(s *pg_query.SelectStmt, parent *readLevel) *Refusal {
+// selectStmt checks a query and returns its output columns.
+func (c *readChecker) selectStmt(s *pg_query.SelectStmt, parent *readLevel) (readOutputs, *Refusal) {
+	var out readOutputs
 	if s == nil {
-		return refuse("unsupported_syntax", readHintSyntax, "empty query")
+		return out, refuse("unsupported_syntax", readHintSyntax, "empty query")
 	}
 	if s.IntoClause != nil {
-		return refuse("select_into", "drop the INTO clause: results come back to you, nothing is written", "SELECT ... INTO creates a table")
+		return out, refuse("select_into", "drop the INTO clause: results come back to you, nothing is written", "SELECT ... INTO creates a table")
 	}
 	if len(s.LockingClause) > 0 {
-		return refuse("locking_clause", "drop the FOR UPDATE / FOR SHARE clause: reads take no row locks here", "row locking clauses are not allowed")
+		return out, refuse("locking_clause", "drop the FOR UPDATE / FOR SHARE clause: reads take no row locks here", "row locking clauses are not allowed")
 	}
 	if r := readKnownFields(s); r != nil {
-		return r
+		return out, r
 	}
 	lv := &readLevel{parent: parent}
 	if s.WithClause != nil {
 		if r := c.withClause(s.WithClause, parent, lv); r != nil {
-			return r
+			return out, r
 		}
 	}
 	switch s.Op {
 	case pg_query.SetOperation_SETOP_NONE:
 		if s.Larg != nil || s.Rarg != nil {
-			return refuse("unsupported_syntax", readHintSyntax, "malformed SELECT")
+			return out, refuse("unsupported_syntax", readHintSyntax, "malformed SELECT")
 		}
 		return c.simpleSelect(s, lv)
 	case pg_query.SetOperation_SETOP_UNION, pg_query.SetOperation_SETOP_INTERSECT, pg_query.SetOperation_SETOP_EXCEPT:
 		if s.Larg == nil || s.Rarg == nil || len(s.TargetList) > 0 || len(s.FromClause) > 0 || s.WhereClause != nil ||
 			len(s.GroupClause) > 0 || s.HavingClause != nil || len(s.WindowClause) > 0 || len(s.ValuesLists) > 0 || len(s.DistinctClause) > 0 {
-			return refuse("unsupported_syntax", readHintSyntax, "malformed set operation")
+			return out, refuse("unsupported_syntax", readHintSyntax, "malformed set operation")
 		}
-		if r := c.selectStmt(s.Larg, lv); r != nil {
-			return r
+		// A set operation's columns are named by its left arm.
+		out, r := c.selectStmt(s.Larg, lv)
+		if r != nil {
+			return out, r
 		}
-		if r := c.selectStmt(s.Rarg, lv); r != nil {
-			return r
+		if _, r := c.selectStmt(s.Rarg, lv); r != nil {
+			return out, r
 		}
+		lv.outputs = out.names
 		for _, n := range s.SortClause {
-			if r := c.sortBy(n, lv); r != nil {
-				return r
+			if r := c.sortBy(n, lv, true); r != nil {
+				return out, r
 			}
 		}
-		return c.limit(s, lv)
+		return out, c.limit(s, lv)
 	}
-	return refuse("unsupported_syntax", readHintSyntax, "unknown set operation %s", s.Op)
+	return out, refuse("unsupported_syntax", readHintSyntax, "unknown set operation %s", s.Op)
 }
 
 func (c *readChecker) withClause(w *pg_query.WithClause, outer, lv *readLevel) *Refusal {
@@ -469,6 +547,7 @@ func (c *readChecker) withClause(w *pg_query.WithClause, outer, lv *readLevel) *
 	}
 	ctes := make([]*pg_query.CommonTableExpr, 0, len(w.Ctes))
 	names := make([]string, 0, len(w.Ctes))
+	lv.cteOut = map[string]readOutputs{}
 	for _, n := range w.Ctes {
 		cte := n.GetCommonTableExpr()
 		if cte == nil {
@@ -498,30 +577,57 @@ func (c *readChecker) withClause(w *pg_query.WithClause, outer, lv *readLevel) *
 		if w.Recursive {
 			visible = names
 		}
-		if r := c.selectStmt(q, &readLevel{parent: outer, ctes: visible}); r != nil {
+		out, r := c.selectStmt(q, &readLevel{parent: outer, ctes: visible, cteOut: lv.cteOut})
+		if r != nil {
 			return r
 		}
+		if len(cte.Aliascolnames) > 0 {
+			out = readAliased(out, &pg_query.Alias{Colnames: cte.Aliascolnames})
+		}
+		lv.cteOut[cte.Ctename] = out
 	}
 	lv.ctes = names
 	return nil
 }
 
-func (c *readChecker) simpleSelect(s *pg_query.SelectStmt, lv *readLevel) *Refusal {
+func (c *readChecker) simpleSelect(s *pg_query.SelectStmt, lv *readLevel) (readOutputs, *Refusal) {
+	out, r := c.simpleSelectClauses(s, lv)
+	if r != nil {
+		return out, r
+	}
+	if len(s.ValuesLists) > 0 {
+		out = readOutputs{}
+		for i := range s.ValuesLists[0].GetList().GetItems() {
+			out.names = append(out.names, "column"+strconv.Itoa(i+1))
+		}
+	}
+	return out, nil
+}
+
+func (c *readChecker) simpleSelectClauses(s *pg_query.SelectStmt, lv *readLevel) (readOutputs, *Refusal) {
 	// FROM items first: every expression of the level resolves against
 	// all of them.
 	for _, n := range s.FromClause {
 		if _, r := c.fromItem(n, lv); r != nil {
-			return r
+			return readOutputs{}, r
 		}
 	}
 	for _, n := range s.FromClause {
 		if r := c.fromContents(n, lv); r != nil {
-			return r
+			return readOutputs{}, r
 		}
 	}
-	if r := c.targetList(s, lv); r != nil {
-		return r
+	out, r := c.targetList(s, lv)
+	if r != nil {
+		return out, r
 	}
+	lv.outputs = out.names
+	return out, c.clauses(s, lv)
+}
+
+// clauses checks everything of a plain SELECT after its FROM and select
+// list.
+func (c *readChecker) clauses(s *pg_query.SelectStmt, lv *readLevel) *Refusal {
 	if r := c.expr(s.WhereClause, lv); r != nil {
 		return r
 	}
@@ -546,12 +652,12 @@ func (c *readChecker) simpleSelect(s *pg_query.SelectStmt, lv *readLevel) *Refus
 		if n.GetNode() == nil { // plain DISTINCT is a list holding one empty node
 			continue
 		}
-		if r := c.expr(n, lv); r != nil {
+		if r := c.outputExpr(n, lv); r != nil {
 			return r
 		}
 	}
 	for _, n := range s.SortClause {
-		if r := c.sortBy(n, lv); r != nil {
+		if r := c.sortBy(n, lv, true); r != nil {
 			return r
 		}
 	}
@@ -582,37 +688,39 @@ func (c *readChecker) limit(s *pg_query.SelectStmt, lv *readLevel) *Refusal {
 	return c.expr(s.LimitOffset, lv)
 }
 
-func (c *readChecker) targetList(s *pg_query.SelectStmt, lv *readLevel) *Refusal {
+func (c *readChecker) targetList(s *pg_query.SelectStmt, lv *readLevel) (readOutputs, *Refusal) {
+	var out readOutputs
 	isTop := s == c.top
 	star := false
 	for i, n := range s.TargetList {
 		rt := n.GetResTarget()
 		if rt == nil || rt.Val == nil {
-			return refuse("unsupported_syntax", readHintSyntax, "%s in the select list is not supported", readNodeName(n))
+			return out, refuse("unsupported_syntax", readHintSyntax, "%s in the select list is not supported", readNodeName(n))
 		}
 		if r := readKnownFields(rt); r != nil {
-			return r
+			return out, r
 		}
+		readTargetNames(&out, rt, lv)
 		cr := rt.Val.GetColumnRef()
 		if cr == nil {
 			if readIsStarIndirection(rt.Val) {
 				star = true
 			}
 			if r := c.expr(rt.Val, lv); r != nil {
-				return r
+				return out, r
 			}
 			continue
 		}
-		ref, r := c.columnRef(cr, lv, true)
+		ref, r := c.columnRef(cr, lv, readUseTarget)
 		if r != nil {
-			return r
+			return out, r
 		}
 		if ref.star {
 			star = true
 		}
 		if ref.masked {
 			if !isTop {
-				return readMaskedMisuse(ref.name, "inside a subquery, CTE, set operation or EXPLAIN")
+				return out, readMaskedMisuse(ref.name, "inside a subquery, CTE, set operation or EXPLAIN")
 			}
 			c.masked = append(c.masked, i)
 			name := rt.Name
@@ -623,10 +731,126 @@ func (c *readChecker) targetList(s *pg_query.SelectStmt, lv *readLevel) *Refusal
 		}
 	}
 	if isTop && star && len(c.masked) > 0 {
-		return refuse("masked_column_misuse", "list the output columns explicitly instead of * when selecting masked columns",
+		return out, refuse("masked_column_misuse", "list the output columns explicitly instead of * when selecting masked columns",
 			"* next to a masked column makes the masked output positions ambiguous")
 	}
-	return nil
+	return out, nil
+}
+
+// readTargetNames adds the output column name(s) of a select-list entry
+// to out, the way PostgreSQL's FigureColname names them. It may add a name
+// PostgreSQL would not use: that can only let a reference through to a
+// derived column, never to a table column, which is checked on its own.
+func readTargetNames(out *readOutputs, rt *pg_query.ResTarget, lv *readLevel) {
+	if rt.Name != "" {
+		out.names = append(out.names, rt.Name)
+		return
+	}
+	if cr := rt.Val.GetColumnRef(); cr != nil && len(cr.Fields) > 0 && cr.Fields[len(cr.Fields)-1].GetAStar() != nil {
+		readStarNames(out, cr, lv)
+		return
+	}
+	if readIsStarIndirection(rt.Val) {
+		out.opaque = true
+		return
+	}
+	out.names = append(out.names, readFigureNames(rt.Val)...)
+}
+
+// readStarNames expands * or q.* into the columns it stands for.
+func readStarNames(out *readOutputs, cr *pg_query.ColumnRef, lv *readLevel) {
+	items := lv.items
+	if len(cr.Fields) > 1 {
+		qual := make([]string, 0, len(cr.Fields)-1)
+		for _, f := range cr.Fields[:len(cr.Fields)-1] {
+			qual = append(qual, f.GetString_().GetSval())
+		}
+		items = readCandidates(qual, lv)
+	}
+	for _, it := range items {
+		switch {
+		case it.table != nil:
+			out.names = append(out.names, it.columnNames()...)
+		case it.members != nil:
+			for _, m := range it.members {
+				out.names = append(out.names, m.columnNames()...)
+			}
+		default:
+			out.names = append(out.names, it.out.names...)
+			out.opaque = out.opaque || it.out.opaque
+		}
+	}
+}
+
+// readFigureNames returns the names PostgreSQL may give an unnamed output
+// expression.
+func readFigureNames(n *pg_query.Node) []string {
+	switch x := n.GetNode().(type) {
+	case *pg_query.Node_ColumnRef:
+		if f := x.ColumnRef.Fields; len(f) > 0 {
+			return []string{f[len(f)-1].GetString_().GetSval()}
+		}
+	case *pg_query.Node_AIndirection:
+		ind := x.AIndirection.Indirection
+		for i := len(ind) - 1; i >= 0; i-- {
+			if s := ind[i].GetString_(); s != nil {
+				return []string{s.Sval}
+			}
+		}
+		return readFigureNames(x.AIndirection.Arg)
+	case *pg_query.Node_FuncCall:
+		if f := x.FuncCall.Funcname; len(f) > 0 {
+			return []string{f[len(f)-1].GetString_().GetSval()}
+		}
+	case *pg_query.Node_AExpr:
+		if x.AExpr.Kind == pg_query.A_Expr_Kind_AEXPR_NULLIF {
+			return []string{"nullif"}
+		}
+	case *pg_query.Node_TypeCast:
+		names := readFigureNames(x.TypeCast.Arg)
+		if tn := x.TypeCast.GetTypeName().GetNames(); len(tn) > 0 {
+			names = append(names, tn[len(tn)-1].GetString_().GetSval())
+		}
+		return names
+	case *pg_query.Node_CollateClause:
+		return readFigureNames(x.CollateClause.Arg)
+	case *pg_query.Node_GroupingFunc:
+		return []string{"grouping"}
+	case *pg_query.Node_SubLink:
+		switch x.SubLink.SubLinkType {
+		case pg_query.SubLinkType_EXISTS_SUBLINK:
+			return []string{"exists"}
+		case pg_query.SubLinkType_ARRAY_SUBLINK:
+			return []string{"array"}
+		case pg_query.SubLinkType_EXPR_SUBLINK:
+			for q := x.SubLink.GetSubselect().GetSelectStmt(); q != nil; q = q.Larg {
+				if tl := q.TargetList; len(tl) > 0 {
+					if rt := tl[0].GetResTarget(); rt != nil && rt.Name != "" {
+						return []string{rt.Name}
+					} else if rt != nil {
+						return readFigureNames(rt.Val)
+					}
+				}
+			}
+		}
+	case *pg_query.Node_CaseExpr:
+		return append(readFigureNames(x.CaseExpr.Defresult), "case")
+	case *pg_query.Node_AArrayExpr:
+		return []string{"array"}
+	case *pg_query.Node_RowExpr:
+		return []string{"row"}
+	case *pg_query.Node_CoalesceExpr:
+		return []string{"coalesce"}
+	case *pg_query.Node_MinMaxExpr:
+		if x.MinMaxExpr.Op == pg_query.MinMaxOp_IS_LEAST {
+			return []string{"least"}
+		}
+		return []string{"greatest"}
+	case *pg_query.Node_SqlvalueFunction:
+		name := strings.ToLower(strings.TrimPrefix(x.SqlvalueFunction.Op.String(), "SVFOP_"))
+		return []string{strings.TrimSuffix(name, "_n")}
+	}
+	return []string{"?column?"}
 }
 
 // maskedOutputRefs refuses ORDER BY, GROUP BY and DISTINCT that reach a
@@ -722,7 +946,8 @@ func (c *readChecker) fromItem(n *pg_query.Node, lv *readLevel) ([]*readItem, *R
 		if rs.GetSubquery().GetSelectStmt() == nil {
 			return nil, refuse("unsupported_syntax", readHintSyntax, "%s in FROM is not supported", readNodeName(rs.Subquery))
 		}
-		it := &readItem{}
+		// Opaque until fromContents has checked the subquery.
+		it := &readItem{out: readOutputs{opaque: true}, node: rs}
 		if rs.Alias != nil {
 			if r := readAlias(rs.Alias); r != nil {
 				return nil, r
@@ -736,7 +961,9 @@ func (c *readChecker) fromItem(n *pg_query.Node, lv *readLevel) ([]*readItem, *R
 		if r := readKnownFields(rf); r != nil {
 			return nil, r
 		}
-		it := &readItem{}
+		// Functions in FROM are opaque: a composite result names its own
+		// columns.
+		it := &readItem{out: readOutputs{opaque: true}}
 		if rf.Alias != nil {
 			if r := readAlias(rf.Alias); r != nil {
 				return nil, r
@@ -773,7 +1000,7 @@ func (c *readChecker) rangeVar(rv *pg_query.RangeVar, lv *readLevel) (*readItem,
 		refname = rv.Alias.Aliasname
 	}
 	if rv.Schemaname == "" && lv.cteVisible(rv.Relname) {
-		return &readItem{refname: refname}, nil
+		return &readItem{refname: refname, out: readAliased(lv.cteOutputs(rv.Relname), rv.Alias)}, nil
 	}
 	if c.verifying && rv.Schemaname == "" {
 		return nil, refuse("unsupported_syntax", readHintSyntax, "table %s was not qualified by the rewrite", rv.Relname)
@@ -902,7 +1129,16 @@ func (c *readChecker) fromContents(n *pg_query.Node, lv *readLevel) *Refusal {
 	case *pg_query.Node_RangeSubselect:
 		// Every subquery in FROM is checked as if it were LATERAL: seeing
 		// more FROM items only makes column checks stricter.
-		return c.selectStmt(x.RangeSubselect.GetSubquery().GetSelectStmt(), lv)
+		out, r := c.selectStmt(x.RangeSubselect.GetSubquery().GetSelectStmt(), lv)
+		if r != nil {
+			return r
+		}
+		for _, it := range lv.items {
+			if it.node == x.RangeSubselect {
+				it.out = readAliased(out, x.RangeSubselect.Alias)
+			}
+		}
+		return nil
 	case *pg_query.Node_RangeFunction:
 		rf := x.RangeFunction
 		for _, f := range rf.Functions {
@@ -971,10 +1207,22 @@ type readColumnRef struct {
 	star   bool   // it is * or q.*
 }
 
+// readUse says where a column reference stands.
+type readUse int
+
+const (
+	readUseExpr readUse = iota
+	// readUseTarget is the whole value of a select-list entry, where *
+	// and q.* expand to columns.
+	readUseTarget
+	// readUseOutputName is a whole ORDER BY or DISTINCT ON item, where a
+	// bare name may be an output column.
+	readUseOutputName
+)
+
 // columnRef checks a column reference against every FROM item it could
-// name. inTarget is true when it is the whole value of a select-list entry,
-// where * and q.* expand to columns.
-func (c *readChecker) columnRef(cr *pg_query.ColumnRef, lv *readLevel, inTarget bool) (readColumnRef, *Refusal) {
+// name.
+func (c *readChecker) columnRef(cr *pg_query.ColumnRef, lv *readLevel, use readUse) (readColumnRef, *Refusal) {
 	var ref readColumnRef
 	if r := readKnownFields(cr); r != nil {
 		return ref, r
@@ -1006,7 +1254,7 @@ func (c *readChecker) columnRef(cr *pg_query.ColumnRef, lv *readLevel, inTarget 
 	}
 	if !ref.star && len(names) == 1 {
 		ref.name = names[0]
-		masked, r := c.unqualifiedColumn(names[0], lv)
+		masked, r := c.unqualifiedColumn(names[0], lv, use == readUseOutputName)
 		ref.masked = masked
 		return ref, r
 	}
@@ -1022,7 +1270,7 @@ func (c *readChecker) columnRef(cr *pg_query.ColumnRef, lv *readLevel, inTarget 
 	for _, it := range cands {
 		if ref.star {
 			if it.restricted() {
-				if inTarget {
+				if use == readUseTarget {
 					return ref, readStarRefusal(it, readDotted(names, true))
 				}
 				return ref, readWholeRowRefusal(it, readDotted(names, true))
@@ -1046,10 +1294,12 @@ var readSystemColumns = map[string]bool{"ctid": true, "xmin": true, "xmax": true
 // lv and outward. PostgreSQL picks the innermost match, or a whole-row
 // reference when no column matches; the guard refuses if any of the
 // possible readings is refused.
-func (c *readChecker) unqualifiedColumn(name string, lv *readLevel) (masked bool, r *Refusal) {
+func (c *readChecker) unqualifiedColumn(name string, lv *readLevel, outputName bool) (masked bool, r *Refusal) {
 	if readSystemColumns[name] {
 		return false, refuse("column_not_allowed", "select ordinary columns only", "system column %s is not allowed", name)
 	}
+	known := outputName && slices.Contains(lv.outputs, name)
+	var restricted *Table
 	for l := lv; l != nil; l = l.parent {
 		for _, it := range l.items {
 			if col := it.column(name); col != nil {
@@ -1057,11 +1307,34 @@ func (c *readChecker) unqualifiedColumn(name string, lv *readLevel) (masked bool
 					return false, r
 				}
 				masked = masked || col.Access == Masked
+				known = true
 			}
-			if it.refname == name && (it.table != nil || it.members != nil) && it.restricted() {
-				return false, readWholeRowRefusal(it, name)
+			if it.refname == name {
+				if (it.table != nil || it.members != nil) && it.restricted() {
+					return false, readWholeRowRefusal(it, name)
+				}
+				known = true
+			}
+			switch {
+			case it.table != nil:
+				if restricted == nil && it.restricted() {
+					restricted = it.table
+				}
+			case it.members == nil:
+				known = known || it.out.opaque || slices.Contains(it.out.names, name)
 			}
 		}
+	}
+	// A name that is no column the guard knows of, next to a restricted
+	// table, could be a column the policy does not list (a stale or
+	// incomplete column list): refuse rather than let PostgreSQL resolve
+	// it.
+	if !known && restricted != nil {
+		hint := readColumnsHint(restricted)
+		if slices.Contains(lv.outputs, name) {
+			hint = "an output column can be named only in ORDER BY and DISTINCT ON; elsewhere repeat its expression, or GROUP BY its position"
+		}
+		return false, refuse("unknown_column", hint, "no table in FROM has a column %s", name)
 	}
 	return masked, nil
 }
@@ -1192,7 +1465,7 @@ func (c *readChecker) expr(n *pg_query.Node, lv *readLevel) *Refusal {
 	}
 	switch x := n.Node.(type) {
 	case *pg_query.Node_ColumnRef:
-		ref, r := c.columnRef(x.ColumnRef, lv, false)
+		ref, r := c.columnRef(x.ColumnRef, lv, readUseExpr)
 		if r != nil {
 			return r
 		}
@@ -1356,7 +1629,7 @@ func (c *readChecker) funcCall(fc *pg_query.FuncCall, lv *readLevel) *Refusal {
 		return r
 	}
 	for _, n := range fc.AggOrder {
-		if r := c.sortBy(n, lv); r != nil {
+		if r := c.sortBy(n, lv, false); r != nil {
 			return r
 		}
 	}
@@ -1389,7 +1662,8 @@ func (c *readChecker) subLink(s *pg_query.SubLink, lv *readLevel) *Refusal {
 	if q == nil {
 		return refuse("unsupported_syntax", readHintSyntax, "%s as a subquery is not supported", readNodeName(s.Subselect))
 	}
-	return c.selectStmt(q, lv)
+	_, r := c.selectStmt(q, lv)
+	return r
 }
 
 // indirection checks (x).field, (x).*, x[i] and x[i:j]. On a whole-row
@@ -1453,7 +1727,9 @@ func readIndirectionField(arg *pg_query.Node, field string, lv *readLevel) *Refu
 	return nil
 }
 
-func (c *readChecker) sortBy(n *pg_query.Node, lv *readLevel) *Refusal {
+// sortBy checks an ORDER BY item. outputs is true for a query's own ORDER
+// BY, where a bare name may be an output column.
+func (c *readChecker) sortBy(n *pg_query.Node, lv *readLevel, outputs bool) *Refusal {
 	sb := n.GetSortBy()
 	if sb == nil {
 		return refuse("unsupported_syntax", readHintSyntax, "%s in ORDER BY is not supported", readNodeName(n))
@@ -1464,7 +1740,27 @@ func (c *readChecker) sortBy(n *pg_query.Node, lv *readLevel) *Refusal {
 	if r := readOperator(sb.UseOp); r != nil {
 		return r
 	}
+	if outputs {
+		return c.outputExpr(sb.Node, lv)
+	}
 	return c.expr(sb.Node, lv)
+}
+
+// outputExpr checks an ORDER BY or DISTINCT ON item, where PostgreSQL
+// resolves a bare name to an output column before an input column.
+func (c *readChecker) outputExpr(n *pg_query.Node, lv *readLevel) *Refusal {
+	cr := n.GetColumnRef()
+	if cr == nil {
+		return c.expr(n, lv)
+	}
+	ref, r := c.columnRef(cr, lv, readUseOutputName)
+	if r != nil {
+		return r
+	}
+	if ref.masked {
+		return readMaskedMisuse(ref.name, "in an expression or clause")
+	}
+	return nil
 }
 
 func (c *readChecker) windowDef(w *pg_query.WindowDef, lv *readLevel) *Refusal {
@@ -1475,7 +1771,7 @@ func (c *readChecker) windowDef(w *pg_query.WindowDef, lv *readLevel) *Refusal {
 		return r
 	}
 	for _, n := range w.OrderClause {
-		if r := c.sortBy(n, lv); r != nil {
+		if r := c.sortBy(n, lv, false); r != nil {
 			return r
 		}
 	}

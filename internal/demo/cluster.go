@@ -1,0 +1,311 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/pgcluster"
+)
+
+const (
+	stateFile = "state.json"
+	scopeFile = "scope.json"
+	// keptDirPrefix starts the name of a kept cluster's directory. Stop
+	// removes only a directory named so, whatever the state file says.
+	keptDirPrefix = "airlock-demo-"
+	// keptDataSubdir is a kept cluster's data directory inside its
+	// directory; see handOver for why it is not pgcluster's.
+	keptDataSubdir = "pgdata"
+	// pgctlWait is how long pg_ctl -w waits, in seconds.
+	pgctlWait = "60"
+)
+
+// startDatabase starts the cluster, creates the demo database and loads
+// the seed.
+func (r *run) startDatabase(ctx context.Context) error {
+	start := time.Now()
+	opt := pgcluster.Options{BinDir: r.opt.BinDir, MaxPreparedTransactions: pgcluster.DefaultMaxPreparedTransactions}
+	if r.opt.Keep {
+		// A cluster in a directory pgcluster did not make survives Stop,
+		// which handOver relies on. The directory sits in the temporary
+		// directory: when running as root, the postgres OS user must be
+		// able to reach it, and the socket path must stay short.
+		dir, err := os.MkdirTemp(shortTempDir(), keptDirPrefix)
+		if err != nil {
+			return fmt.Errorf("create cluster directory: %w", err)
+		}
+		r.keepDir, opt.Dir = dir, dir
+	}
+	r.p.status("Starting a throwaway PostgreSQL")
+	c, err := pgcluster.Start(ctx, opt)
+	if err != nil {
+		return err
+	}
+	r.cluster = c
+	r.p.done(fmt.Sprintf("port %d, in %s", c.Port(), c.Dir()), time.Since(start))
+
+	start = time.Now()
+	r.p.status("Loading a sample SaaS database, %s", Database)
+	if err := createDatabase(ctx, c.URL("postgres")); err != nil {
+		return err
+	}
+	r.url = c.URL(Database)
+	counts, err := loadSeed(ctx, r.url)
+	if err != nil {
+		return err
+	}
+	r.p.done(counts, time.Since(start))
+	return nil
+}
+
+func shortTempDir() string {
+	if dir := os.TempDir(); len(dir) <= 40 {
+		return dir
+	}
+	return "/tmp"
+}
+
+func createDatabase(ctx context.Context, adminURL string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect to the demo cluster: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+Database); err != nil {
+		return fmt.Errorf("create database %s: %w", Database, err)
+	}
+	return nil
+}
+
+// loadSeed runs the embedded seed and returns a one-line count of what it
+// loaded.
+func loadSeed(ctx context.Context, url string) (string, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return "", fmt.Errorf("connect to %s: %w", Database, err)
+	}
+	defer conn.Close(context.Background())
+	// The seed is our own multi-statement script, not agent SQL: the simple
+	// protocol is what runs it in one round trip.
+	if _, err := conn.Exec(ctx, Seed); err != nil {
+		return "", fmt.Errorf("load the demo seed: %w", err)
+	}
+	var customers, orders, invoices int
+	err = conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders),
+		(SELECT count(*) FROM invoices)`).Scan(&customers, &orders, &invoices)
+	if err != nil {
+		return "", fmt.Errorf("count the demo rows: %w", err)
+	}
+	return fmt.Sprintf("%s customers, %s orders, %s invoices",
+		thousands(customers), thousands(orders), thousands(invoices)), nil
+}
+
+// writeScope writes the embedded scope where serve can read it: in the
+// state directory for a kept demo (the printed mcp.json points there), in a
+// temporary directory otherwise.
+func (r *run) writeScope() error {
+	dir := r.opt.StateDir
+	if r.opt.Keep {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create state directory: %w", err)
+		}
+	} else {
+		tmp, err := os.MkdirTemp("", "airlock-demo-scope-")
+		if err != nil {
+			return fmt.Errorf("create scope directory: %w", err)
+		}
+		r.tmpDir, dir = tmp, tmp
+	}
+	r.scope = filepath.Join(dir, scopeFile)
+	if err := os.WriteFile(r.scope, ScopeJSON, 0o600); err != nil {
+		return fmt.Errorf("write demo scope: %w", err)
+	}
+	return nil
+}
+
+// state is what a kept demo leaves in its state file for Stop.
+type state struct {
+	Dir       string    `json:"dir"`
+	DataDir   string    `json:"data_dir"`
+	BinDir    string    `json:"bin_dir"`
+	Port      int       `json:"port"`
+	URL       string    `json:"url"`
+	Scope     string    `json:"scope"`
+	Binary    string    `json:"binary"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// handOver turns the tour's cluster into a kept one. pgcluster ties every
+// cluster to a watchdog that shuts the server down when this process exits
+// (it signals the pid in <data dir>/postmaster.pid), and has no option to
+// leave it out. So the cluster is stopped (its directory, which Run made,
+// survives), its data directory is renamed out of the watchdog's sight, and
+// pg_ctl starts it again, detached from this process.
+func (r *run) handOver(ctx context.Context) error {
+	c := r.cluster
+	st := state{Dir: c.Dir(), DataDir: filepath.Join(c.Dir(), keptDataSubdir), BinDir: r.opt.BinDir,
+		Port: c.Port(), URL: r.url, Scope: r.scope, Binary: r.opt.Binary, StartedAt: time.Now().UTC()}
+	oldDataDir := c.DataDir()
+	if err := c.Stop(); err != nil {
+		return err
+	}
+	r.cluster = nil
+	if err := os.Rename(oldDataDir, st.DataDir); err != nil {
+		return fmt.Errorf("keep the demo cluster: %w", err)
+	}
+	r.detached = &st
+	// Not ctx: an interrupt that killed pg_ctl halfway could leave a server
+	// that nothing knows about. cleanup stops it if the hand-over fails.
+	if err := pgctl(context.Background(), st.BinDir, st.Dir, st.DataDir, "start", "-w", "-t", pgctlWait,
+		"-l", filepath.Join(st.Dir, "server.log")); err != nil {
+		return fmt.Errorf("restart the kept cluster: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := writeState(r.opt.StateDir, st); err != nil {
+		return err
+	}
+	r.kept = true
+	r.p.kept(st, r.opt.StateDir)
+	return nil
+}
+
+func writeState(dir string, st state) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write demo state: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write demo state: %w", err)
+	}
+	return nil
+}
+
+func readState(dir string) (state, error) {
+	var st state
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, ErrNotKept
+	}
+	if err != nil {
+		return st, fmt.Errorf("read demo state: %w", err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("read demo state %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return st, nil
+}
+
+// removeState removes a kept demo's files from the state directory, and
+// the directory once it is empty.
+func removeState(dir string) {
+	os.Remove(filepath.Join(dir, stateFile))
+	os.Remove(filepath.Join(dir, scopeFile))
+	os.Remove(dir)
+}
+
+// clearStaleState refuses to start a second kept demo while one runs, and
+// removes the state of one that is gone (after a reboot, say).
+func clearStaleState(ctx context.Context, stateDir string) error {
+	st, err := readState(stateDir)
+	if errors.Is(err, ErrNotKept) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if serverRunning(ctx, st) {
+		return fmt.Errorf("%w (port %d, %s)", ErrAlreadyKept, st.Port, st.Dir)
+	}
+	return Stop(ctx, stateDir, io.Discard)
+}
+
+// Stop stops the kept demo whose state is in stateDir ("" means
+// DefaultStateDir()), removes its cluster directory and its state, and says
+// so on out. It returns ErrNotKept when there is none.
+func Stop(ctx context.Context, stateDir string, out io.Writer) error {
+	if stateDir == "" {
+		stateDir = DefaultStateDir()
+	}
+	st, err := readState(stateDir)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(filepath.Base(st.Dir), keptDirPrefix) || st.DataDir != filepath.Join(st.Dir, keptDataSubdir) {
+		return fmt.Errorf("demo state %s names %s, which is not a demo cluster; remove the state file by hand",
+			filepath.Join(stateDir, stateFile), st.Dir)
+	}
+	if serverRunning(ctx, st) {
+		if err := pgctl(ctx, st.BinDir, st.Dir, st.DataDir, "stop", "-w", "-t", pgctlWait, "-m", "fast"); err != nil &&
+			serverRunning(ctx, st) {
+			return fmt.Errorf("stop the kept demo: %w", err)
+		}
+	}
+	if err := os.RemoveAll(st.Dir); err != nil {
+		return fmt.Errorf("remove %s: %w", st.Dir, err)
+	}
+	removeState(stateDir)
+	fmt.Fprintf(out, "Stopped the kept demo (port %d) and removed %s.\n", st.Port, st.Dir)
+	return nil
+}
+
+// serverRunning reports whether pg_ctl sees a server on the state's data
+// directory.
+func serverRunning(ctx context.Context, st state) bool {
+	if _, err := os.Stat(st.DataDir); err != nil {
+		return false
+	}
+	return pgctl(ctx, st.BinDir, st.Dir, st.DataDir, "status") == nil
+}
+
+// pgctl runs `pg_ctl VERB -D dataDir ARGS...` as the owner of dataDir
+// (PostgreSQL refuses to run as root), with a clean environment.
+func pgctl(ctx context.Context, binDir, dir, dataDir, verb string, args ...string) error {
+	cmd, err := pgctlCommand(ctx, filepath.Join(binDir, "pg_ctl"), dataDir, append([]string{verb, "-D", dataDir}, args...)...)
+	if err != nil {
+		return err
+	}
+	cmd.Dir = dir
+	cmd.Env = serverEnv()
+	// With -l the server does not hold pg_ctl's output open; if it ever
+	// did, Wait would block until the server exited.
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctl %s: %w: %s", verb, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// serverEnv is this process's environment without the PG* variables, which
+// could point pg_ctl elsewhere, and with messages in English.
+func serverEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "LC_") || strings.HasPrefix(kv, "LANG=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "LC_ALL=C", "LANG=C")
+}
+
+// thousands formats n with commas: 25000 → "25,000".
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

@@ -1,0 +1,214 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// The scripted agent's SQL. Each text is sent exactly as written.
+const (
+	revenueSQL = `SELECT c.plan, count(*) AS orders, sum(o.total) AS revenue
+FROM orders o JOIN customers c ON c.id = o.customer_id
+WHERE o.status IN ('paid', 'shipped', 'delivered')
+GROUP BY c.plan
+ORDER BY revenue DESC`
+
+	piiSQL = `SELECT id, name, email, phone, plan FROM customers ORDER BY id LIMIT 3`
+
+	migrationSQL = `ALTER TABLE orders ADD COLUMN shipped_at timestamptz;
+UPDATE orders SET shipped_at = created_at + interval '2 days' WHERE status = 'shipped'`
+
+	shippedSQL = `SELECT status, count(*) AS orders, count(shipped_at) AS with_shipped_at
+FROM orders GROUP BY status ORDER BY status`
+
+	ticket          = "OPS-42"
+	summary         = "Record when each shipped order left the warehouse (shipped_at), for the shipping dashboard"
+	reviewerName    = "demo-reviewer"
+	changeStatusCmd = "get_change_status"
+)
+
+// tour is the scripted session: the agent's calls over MCP, then the
+// reviewer's commands. Each step checks that airlock answered as the tour
+// says it will, so a regression fails the demo instead of telling a story
+// that is no longer true.
+type tour struct {
+	p      *printer
+	agent  *agent
+	binary string
+	url    string
+	n      int
+}
+
+func (t *tour) step(title, explain string) {
+	t.n++
+	t.p.step(t.n, title, explain)
+}
+
+// call runs one tool call, shows it, and checks that it was refused or not
+// as expected.
+func (t *tour) call(ctx context.Context, wantRefusal bool, maxLines int, tool string, args ...arg) (*mcp.CallToolResult, error) {
+	t.p.call(tool, args)
+	res, err := t.agent.call(ctx, tool, args...)
+	if err != nil {
+		return nil, err
+	}
+	t.p.result(res, maxLines)
+	switch {
+	case wantRefusal && !res.IsError:
+		return nil, fmt.Errorf("%s was not refused; airlock answered:\n%s", tool, resultText(res))
+	case !wantRefusal && res.IsError:
+		return nil, fmt.Errorf("%s failed:\n%s", tool, resultText(res))
+	}
+	return res, nil
+}
+
+func (t *tour) review(ctx context.Context, maxLines int, args ...string) (string, error) {
+	out, err := reviewer(ctx, t.binary, t.url, args...)
+	if err != nil {
+		return "", err
+	}
+	t.p.command(args, out, maxLines)
+	return out, nil
+}
+
+func (t *tour) play(ctx context.Context) error {
+	steps := []func(context.Context) error{t.discover, t.ask, t.masked, t.refusals}
+	for _, s := range steps {
+		if err := s(ctx); err != nil {
+			return err
+		}
+	}
+	id, err := t.migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if err := t.reviewChange(ctx, id); err != nil {
+		return err
+	}
+	if err := t.outcome(ctx, id); err != nil {
+		return err
+	}
+	t.p.outro()
+	return nil
+}
+
+func (t *tour) discover(ctx context.Context) error {
+	t.step("Look around", "The agent sees only the tables its scope lists. "+
+		"The database also holds internal_api_keys; for this agent it does not exist.")
+	_, err := t.call(ctx, false, 8, "list_tables")
+	return err
+}
+
+func (t *tour) ask(ctx context.Context) error {
+	t.step("Ask a real question", "Reads are parsed by PostgreSQL's own parser, checked against the scope, "+
+		"and run in a READ ONLY transaction that is always rolled back. "+
+		"Rows come back fenced as untrusted data.")
+	_, err := t.call(ctx, false, 12, "query_readonly", arg{"sql", revenueSQL})
+	return err
+}
+
+func (t *tour) masked(ctx context.Context) error {
+	t.step("PII stays masked", "The scope masks customers.email and customers.phone, and leaves tax_id out "+
+		"altogether. Masked values are stable keyed hashes: the agent can count and join on them, but never read them.")
+	res, err := t.call(ctx, false, 12, "query_readonly", arg{"sql", piiSQL})
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(resultText(res), "masked:") {
+		return fmt.Errorf("query_readonly returned no masked values:\n%s", resultText(res))
+	}
+	return nil
+}
+
+func (t *tour) refusals(ctx context.Context) error {
+	t.step("What the agent cannot do", "There is no execute_sql tool. A write sent to the read tool, "+
+		"the classic `COMMIT; …` escape, and a table outside the scope are refused before they reach "+
+		"the database, with a reason the agent can act on.")
+	for _, sql := range []string{
+		"DROP TABLE orders",
+		"COMMIT; DELETE FROM orders",
+		"SELECT * FROM internal_api_keys",
+	} {
+		if _, err := t.call(ctx, true, 6, "query_readonly", arg{"sql", sql}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// migrate dry-runs the migration, submits it, and returns its change id.
+func (t *tour) migrate(ctx context.Context) (string, error) {
+	t.step("Dry-run a migration", "migrate_dry_run runs the statements in a transaction that is rolled back, "+
+		"and reports what they did: rows touched, locks taken, table rewrites, schema diff and a risk level.")
+	if _, err := t.call(ctx, false, 16, "migrate_dry_run", arg{"sql", migrationSQL}); err != nil {
+		return "", err
+	}
+
+	t.step("Submit it for review", "apply_migration_with_ticket needs a ticket matching the scope's pattern. "+
+		"The change is recorded with the exact SQL and a fingerprint of its effects, "+
+		"then held: nothing is permanent yet.")
+	res, err := t.call(ctx, false, 4, "apply_migration_with_ticket",
+		arg{"ticket", ticket}, arg{"summary", summary}, arg{"sql", migrationSQL})
+	if err != nil {
+		return "", err
+	}
+	var applied struct {
+		ChangeID string `json:"change_id"`
+		Status   string `json:"status"`
+	}
+	if err := decodeStructured(res, &applied); err != nil || applied.ChangeID == "" {
+		return "", fmt.Errorf("apply_migration_with_ticket returned no change_id: %v\n%s", err, resultText(res))
+	}
+	if applied.Status != "pending" {
+		return "", fmt.Errorf("change %s is %q, want pending", applied.ChangeID, applied.Status)
+	}
+	return applied.ChangeID, nil
+}
+
+func (t *tour) reviewChange(ctx context.Context, id string) error {
+	t.step("A human reviews it", "The reviewer, in their own terminal, lists pending changes, inspects one, "+
+		"and commits it. In replay mode the commit re-runs the stored SQL and keeps it only if its effects "+
+		"match the dry run; otherwise it is rolled back as drifted.")
+	out, err := t.review(ctx, 6, "pending")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, id) {
+		return fmt.Errorf("airlock pending does not list change %s:\n%s", id, out)
+	}
+	if _, err := t.review(ctx, 22, "show", id); err != nil {
+		return err
+	}
+	out, err = t.review(ctx, 4, "commit", id, "--reviewer", reviewerName)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(out, "committed") {
+		return fmt.Errorf("airlock commit did not commit change %s:\n%s", id, out)
+	}
+	return nil
+}
+
+func (t *tour) outcome(ctx context.Context, id string) error {
+	t.step("The agent sees the outcome", "get_change_status tells the agent what the reviewer decided, "+
+		"and the new column is now real data it can read.")
+	res, err := t.call(ctx, false, 6, changeStatusCmd, arg{"change_id", id})
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if err := decodeStructured(res, &st); err != nil {
+		return fmt.Errorf("get_change_status: %w", err)
+	}
+	if st.Status != "committed" {
+		return errors.New("get_change_status: change is " + st.Status + ", want committed")
+	}
+	_, err = t.call(ctx, false, 12, "query_readonly", arg{"sql", shippedSQL})
+	return err
+}
