@@ -68,7 +68,13 @@ func (s *Store) commitReplay(ctx context.Context, id, reviewer string) (*Change,
 	case r.Change == nil:
 		return nil, err
 	case errors.Is(err, errNotOpen):
-		return s.settled(ctx, id, actionCommit)
+		c, serr := s.settled(ctx, id, actionCommit)
+		if serr == nil {
+			// Cannot happen (a change never goes back to pending), but a
+			// nil error would read as committed.
+			serr = fmt.Errorf("commit change %s: it changed while being committed; nothing was committed, try again", id)
+		}
+		return c, serr
 	case err == nil:
 		if c, gerr := s.Get(ctx, id); gerr == nil {
 			return c, nil
@@ -158,9 +164,11 @@ func (s *Store) markDrifted(ctx context.Context, c *Change, reviewer string, dri
 		return c, fmt.Errorf("change %s: %w (and marking it drifted failed: %v)", c.ID, drift, err)
 	}
 	if !ok {
+		// Someone decided first; their decision is the news.
 		if d, serr := s.settled(ctx, c.ID, actionCommit); serr != nil {
 			return d, serr
 		}
+		return c, fmt.Errorf("change %s: %w", c.ID, drift)
 	}
 	return r.Change, fmt.Errorf("change %s: %w; the change is now marked drifted", c.ID, drift)
 }

@@ -62,7 +62,7 @@ func newHarnessOn(t testing.TB, url, scopeFile string, mutate func(*scopes.Scope
 	if testing.Verbose() {
 		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, ValidateOutput: !benchmarking(t)})
+	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, ValidateOutput: !benchmarking(t), ReapInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	// output schema before it is sent. Tests turn it on; it costs about a
 	// tenth of a millisecond per call, so serve leaves it off.
 	ValidateOutput bool
+	// ReapInterval is how often the background reaper expires unreviewed
+	// changes (default 30s).
+	ReapInterval time.Duration
 }
 
 // Server is one airlock MCP server bound to one scope.
@@ -80,7 +83,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// The reaper outlives the call to New but not the server.
 		rctx, cancel := context.WithCancel(context.Background())
 		s.cancel = cancel
-		s.reaped = s.store.StartReaper(rctx, reapInterval)
+		interval := cfg.ReapInterval
+		if interval <= 0 {
+			interval = defaultReapInterval
+		}
+		s.reaped = s.store.StartReaper(rctx, interval)
 	}
 	opts := []mcpserver.ServerOption{
 		mcpserver.WithToolCapabilities(false),
@@ -152,8 +159,8 @@ func (s *Server) Close() {
 	s.env.Audit.Close()
 }
 
-// reapInterval is how often serve expires unreviewed changes.
-const reapInterval = 30 * time.Second
+// defaultReapInterval is how often serve expires unreviewed changes.
+const defaultReapInterval = 30 * time.Second
 
 // checkWriteMode refuses to start a server whose write mode cannot work
 // against this database, with the fix.

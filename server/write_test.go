@@ -237,3 +237,33 @@ func TestChangeStatusScoped(t *testing.T) {
 		t.Fatal("bad id accepted")
 	}
 }
+
+// TestBackgroundReaper: serve's reaper expires a change past its TTL
+// without any reviewer command; it can then never be committed.
+func TestBackgroundReaper(t *testing.T) {
+	for _, scope := range []string{"support.json", "prepared.json"} {
+		t.Run(scope, func(t *testing.T) {
+			h := newHarness(t, scope, nil)
+			out := h.apply("OPS-11", "DELETE FROM invoices WHERE id = 20")
+			if _, err := h.pool.Exec(context.Background(), "UPDATE airlock.changes SET expires_at = now() WHERE id = $1", out.ChangeID); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for h.status(out.ChangeID)["status"] != "expired" {
+				if time.Now().After(deadline) {
+					t.Fatalf("not reaped: %v", h.status(out.ChangeID))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			store := review.NewStore(h.pool, nil)
+			if _, err := store.Commit(context.Background(), out.ChangeID, "alice"); err == nil {
+				t.Fatal("expired change committed")
+			}
+			var n int
+			h.pool.QueryRow(context.Background(), "SELECT count(*) FROM invoices WHERE id = 20").Scan(&n)
+			if n != 1 {
+				t.Fatal("expired change applied")
+			}
+		})
+	}
+}

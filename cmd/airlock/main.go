@@ -25,6 +25,7 @@ Usage:
   airlock rollback ID --reviewer NAME [--reason TEXT]
                                  discard a change
   airlock reap                   expire overdue changes, clean up prepared transactions
+  airlock demo [--keep|--stop]   a guided tour on a throwaway local PostgreSQL
   airlock help                   this text
 
 The database URL always comes from the environment (AIRLOCK_DATABASE_URL by
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdRollback(ctx, args[1:], stdout, stderr)
 	case "reap":
 		err = cmdReap(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -25,7 +25,7 @@ const reviewEnv = "AIRLOCK_DATABASE_URL"
 // schema exists and returns a store; close releases everything (flushing
 // the audit log first). Only commands that act need the audit log.
 func openReview(ctx context.Context, stderr io.Writer, audited bool) (store *review.Store, close func(), err error) {
-	pool, err := openPool(ctx, reviewEnv, 4)
+	pool, err := openPool(ctx, reviewEnv, 4, nil)
 	if err != nil {
 		return nil, nil, err
 	}

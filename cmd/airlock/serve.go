@@ -31,7 +31,11 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return errReported
 	}
 	logger := newLogger(stderr)
-	pool, err := openPool(ctx, scope.URLEnv(), 8)
+	pool, err := openPool(ctx, scope.URLEnv(), 8, map[string]string{
+		// airlock's own catalog reads (list_tables, describe_table) must
+		// not queue behind a prepared change's ACCESS EXCLUSIVE lock.
+		"lock_timeout": "5000",
+	})
 	if err != nil {
 		return err
 	}
@@ -47,7 +51,7 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 // openPool connects to the database named by the environment variable
 // env. The URL is never printed: connection errors are reported without it.
-func openPool(ctx context.Context, env string, maxConns int32) (*pgxpool.Pool, error) {
+func openPool(ctx context.Context, env string, maxConns int32, params map[string]string) (*pgxpool.Pool, error) {
 	url := os.Getenv(env)
 	if url == "" {
 		return nil, fmt.Errorf("environment variable %s is not set: point it at the database (the URL is never read from flags or the scope file)", env)
@@ -57,6 +61,10 @@ func openPool(ctx context.Context, env string, maxConns int32) (*pgxpool.Pool, e
 		return nil, fmt.Errorf("%s is not a valid PostgreSQL URL", env)
 	}
 	cfg.MaxConns = maxConns
+	cfg.ConnConfig.RuntimeParams["application_name"] = "airlock"
+	for k, v := range params {
+		cfg.ConnConfig.RuntimeParams[k] = v
+	}
 	cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()

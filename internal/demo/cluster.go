@@ -226,7 +226,7 @@ func clearStaleState(ctx context.Context, stateDir string) error {
 		return err
 	}
 	if serverRunning(ctx, st) {
-		return fmt.Errorf("%w (port %d, %s)", ErrAlreadyKept, st.Port, st.Dir)
+		return fmt.Errorf("%w (port %d, data in %s); stop it first with `airlock demo --stop`", ErrAlreadyKept, st.Port, st.Dir)
 	}
 	return Stop(ctx, stateDir, io.Discard)
 }

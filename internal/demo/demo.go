@@ -40,7 +40,7 @@ const Database = "airlock_demo"
 
 // ErrAlreadyKept is returned by Run with Options.Keep when a kept demo is
 // still running: there is one state file, so there can be one kept demo.
-var ErrAlreadyKept = errors.New("a kept demo is already running; stop it first with `airlock demo --stop`")
+var ErrAlreadyKept = errors.New("a kept demo is already running")
 
 // ErrNotKept is returned by Stop when there is no kept demo to stop.
 var ErrNotKept = errors.New("no kept demo is running")
@@ -119,7 +119,7 @@ func Run(ctx context.Context, opt Options) error {
 	r := &run{opt: opt, p: newPrinter(opt.Out)}
 	err := r.play(ctx)
 	if err != nil {
-		r.p.abort()
+		r.p.abort(ctx.Err() != nil)
 	}
 	if cerr := r.cleanup(); err == nil {
 		err = cerr

@@ -55,11 +55,15 @@ func (p *printer) done(detail string, d time.Duration) {
 	p.open = false
 }
 
-// abort ends a status line whose action failed, so that the error starts
-// on a line of its own.
-func (p *printer) abort() {
+// abort ends a status line whose action failed or was interrupted, so
+// that the error starts on a line of its own.
+func (p *printer) abort(interrupted bool) {
 	if p.open {
-		p.printf("failed\n")
+		if interrupted {
+			p.printf("interrupted\n")
+		} else {
+			p.printf("failed\n")
+		}
 		p.open = false
 	}
 }
@@ -190,11 +194,12 @@ func (p *printer) outro() {
 
 // kept tells how to use a kept demo with a real agent, and how to stop it.
 func (p *printer) kept(st state, stateDir string) {
-	server := map[string]any{
-		"command": st.Binary,
-		"args":    []string{"serve", "--scope", st.Scope},
-		"env":     map[string]string{urlEnv: st.URL},
+	type mcpServer struct {
+		Command string            `json:"command"`
+		Args    []string          `json:"args"`
+		Env     map[string]string `json:"env"`
 	}
+	server := mcpServer{Command: st.Binary, Args: []string{"serve", "--scope", st.Scope}, Env: map[string]string{urlEnv: st.URL}}
 	snippet, _ := json.MarshalIndent(map[string]any{"mcpServers": map[string]any{"airlock-demo": server}}, "", "  ")
 	p.printf("\nThe demo database is still running (port %d, data in %s).\n", st.Port, st.Dir)
 	p.printf("\nTo give a real agent the same tools, add this to your MCP client's config\n")
@@ -223,26 +228,47 @@ func shellQuote(s string) string {
 }
 
 // wrap breaks s into lines of at most n runes at spaces; a word longer
-// than n gets a line of its own. Leading spaces are kept on the first line.
+// than n gets a line of its own. The continuation lines of an indented or
+// list line ("- x", "2. x") hang under its text.
 func wrap(s string, n int) []string {
 	if utf8.RuneCountInString(s) <= n {
 		return []string{s}
 	}
-	lead := s[:len(s)-len(strings.TrimLeft(s, " "))]
+	hang := strings.Repeat(" ", hangWidth(s))
 	var lines []string
-	line := lead
+	line := s[:len(s)-len(strings.TrimLeft(s, " "))]
+	empty := true
 	for _, word := range strings.Fields(s) {
 		switch {
-		case line == lead:
+		case empty:
 			line += word
+			empty = false
 		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= n:
 			line += " " + word
 		default:
 			lines = append(lines, line)
-			line = lead + word
+			line = hang + word
 		}
 	}
 	return append(lines, line)
+}
+
+// hangWidth is where the text of a line starts after its indentation and
+// list marker: 4 for "  - x", 3 for "2. x", 0 for plain prose.
+func hangWidth(s string) int {
+	rest := strings.TrimLeft(s, " ")
+	w := len(s) - len(rest)
+	marker := strings.TrimLeft(rest, "0123456789")
+	switch {
+	case len(marker) < len(rest) && strings.HasPrefix(marker, ". "):
+		w += len(rest) - len(marker) + 2
+	case len(rest) > 1 && strings.ContainsRune("-+~>*", rune(rest[0])) && rest[1] == ' ':
+		w += 2
+	}
+	if w > 20 {
+		return 0
+	}
+	return w
 }
 
 func plural(n int) string {

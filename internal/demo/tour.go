@@ -180,7 +180,7 @@ func (t *tour) reviewChange(ctx context.Context, id string) error {
 	if !strings.Contains(out, id) {
 		return fmt.Errorf("airlock pending does not list change %s:\n%s", id, out)
 	}
-	if _, err := t.review(ctx, 22, "show", id); err != nil {
+	if _, err := t.review(ctx, 30, "show", id); err != nil {
 		return err
 	}
 	out, err = t.review(ctx, 4, "commit", id, "--reviewer", reviewerName)
