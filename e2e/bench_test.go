@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/airlock-dev/airlock/internal/pgtest"
 )
 
@@ -117,4 +116,3 @@ func percentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
-
