@@ -2,9 +2,13 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/internal/pgtest"
@@ -265,5 +269,43 @@ func TestBackgroundReaper(t *testing.T) {
 				t.Fatal("expired change applied")
 			}
 		})
+	}
+}
+
+// TestDryRunProgress: a client that asks for progress gets a
+// notifications/progress per statement.
+func TestDryRunProgress(t *testing.T) {
+	h := newHarness(t, "support.json", nil)
+	var mu sync.Mutex
+	var got []map[string]any
+	h.client.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/progress" {
+			mu.Lock()
+			got = append(got, n.Params.AdditionalFields)
+			mu.Unlock()
+		}
+	})
+	req := mcp.CallToolRequest{}
+	req.Params.Name = scopes.ToolMigrateDryRun
+	req.Params.Arguments = map[string]any{"sql": "UPDATE orders SET status = 'paid' WHERE id = 1; UPDATE orders SET status = 'paid' WHERE id = 2; DELETE FROM invoices WHERE id = 1"}
+	req.Params.Meta = &mcp.Meta{ProgressToken: "tok-1"}
+	res, err := h.client.CallTool(context.Background(), req)
+	if err != nil || res.IsError {
+		t.Fatalf("%v %v", err, res)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 3 || got[2]["progressToken"] != "tok-1" || fmt.Sprint(got[2]["total"]) != "3" {
+		t.Fatalf("progress notifications: %v", got)
 	}
 }
