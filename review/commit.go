@@ -235,7 +235,8 @@ func (s *Store) commitPrepared(ctx context.Context, id, reviewer string) (*Chang
 // Rollback discards pending change id on behalf of reviewer, with an
 // optional reason. A prepared change's transaction is rolled back (its
 // locks released); a replay change holds nothing, so only its status
-// changes. Races are settled as for Commit.
+// changes. A pending change past its expiry that Reap has not expired
+// yet may still be rolled back. Races are settled as for Commit.
 func (s *Store) Rollback(ctx context.Context, id, reviewer, reason string) (*Change, error) {
 	start := time.Now()
 	reviewer = strings.TrimSpace(reviewer)

@@ -72,6 +72,7 @@ func checkTour(t *testing.T, out string) {
 		"committed: change",
 		"): committed.",
 		`["shipped",6000,6000]`,
+		"airlock.audit_log, read directly",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tour output lacks %q", want)

@@ -161,7 +161,7 @@ func (r *run) play(ctx context.Context) error {
 		return err
 	}
 	r.agent = a
-	r.p.done("", time.Since(start))
+	r.p.done("ready", time.Since(start))
 	t := &tour{p: r.p, agent: a, binary: r.opt.Binary, url: r.url}
 	if err := t.play(ctx); err != nil {
 		return err
@@ -170,6 +170,10 @@ func (r *run) play(ctx context.Context) error {
 		return fmt.Errorf("stop the MCP server: %w", err)
 	}
 	r.agent = nil
+	if err := t.auditTrail(ctx); err != nil {
+		return err
+	}
+	r.p.outro()
 	if r.opt.Keep {
 		return r.handOver(ctx)
 	}

@@ -187,7 +187,7 @@ func (p *printer) outro() {
 	p.printf("\n%s\n", strings.Repeat("─", width))
 	for _, line := range wrap("That was airlock. The agent never had a way to run arbitrary SQL: "+
 		"reads ran read-only and rolled back, PII came back masked, writes waited for a human, "+
-		"and every call is in the audit log (the airlock schema).", width) {
+		"and every step is on the record.", width) {
 		p.printf("%s\n", line)
 	}
 }

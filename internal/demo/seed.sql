@@ -7,7 +7,7 @@
 --   customers       2,500 rows with PII: name, email, phone, tax_id
 --   orders         25,000 rows over 2024; status pending, paid, shipped,
 --                  delivered, cancelled or refunded
---   invoices      ~21,000 rows, one per order that was not cancelled
+--   invoices       23,000 rows, one per order that was not cancelled
 --   internal_api_keys   out of the demo scope: the agent must never see it
 
 CREATE TABLE plans (

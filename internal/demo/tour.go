@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -19,6 +20,8 @@ ORDER BY revenue DESC`
 
 	piiSQL = `SELECT id, name, email, phone, plan FROM customers ORDER BY id LIMIT 3`
 
+	taxIDSQL = `SELECT name, tax_id FROM customers WHERE id = 1`
+
 	migrationSQL = `ALTER TABLE orders ADD COLUMN shipped_at timestamptz;
 UPDATE orders SET shipped_at = created_at + interval '2 days' WHERE status = 'shipped'`
 
@@ -26,7 +29,7 @@ UPDATE orders SET shipped_at = created_at + interval '2 days' WHERE status = 'sh
 FROM orders GROUP BY status ORDER BY status`
 
 	ticket          = "OPS-42"
-	summary         = "Record when each shipped order left the warehouse (shipped_at), for the shipping dashboard"
+	summary         = "Add shipped_at to orders, for the shipping dashboard"
 	reviewerName    = "demo-reviewer"
 	changeStatusCmd = "get_change_status"
 )
@@ -89,11 +92,7 @@ func (t *tour) play(ctx context.Context) error {
 	if err := t.reviewChange(ctx, id); err != nil {
 		return err
 	}
-	if err := t.outcome(ctx, id); err != nil {
-		return err
-	}
-	t.p.outro()
-	return nil
+	return t.outcome(ctx, id)
 }
 
 func (t *tour) discover(ctx context.Context) error {
@@ -113,7 +112,8 @@ func (t *tour) ask(ctx context.Context) error {
 
 func (t *tour) masked(ctx context.Context) error {
 	t.step("PII stays masked", "The scope masks customers.email and customers.phone, and leaves tax_id out "+
-		"altogether. Masked values are stable keyed hashes: the agent can count and join on them, but never read them.")
+		"altogether. A masked value is a keyed hash, the same on every call: equal values look equal, "+
+		"but the real value never leaves the database.")
 	res, err := t.call(ctx, false, 12, "query_readonly", arg{"sql", piiSQL})
 	if err != nil {
 		return err
@@ -121,7 +121,8 @@ func (t *tour) masked(ctx context.Context) error {
 	if !strings.Contains(resultText(res), "masked:") {
 		return fmt.Errorf("query_readonly returned no masked values:\n%s", resultText(res))
 	}
-	return nil
+	_, err = t.call(ctx, true, 6, "query_readonly", arg{"sql", taxIDSQL})
+	return err
 }
 
 func (t *tour) refusals(ctx context.Context) error {
@@ -211,4 +212,50 @@ func (t *tour) outcome(ctx context.Context, id string) error {
 	}
 	_, err = t.call(ctx, false, 12, "query_readonly", arg{"sql", shippedSQL})
 	return err
+}
+
+const auditRow = "%-13s %-27s %-9s %s"
+
+// auditTrail shows what airlock recorded of the session. It reads the log
+// directly, as an operator would: the agent has no tool for it. It runs
+// once the server has exited, which flushes its log.
+func (t *tour) auditTrail(ctx context.Context) error {
+	t.step("Everything is on the record", "Every tool call and review action, allowed or refused, "+
+		"is in the airlock.audit_log table (and on the server's stderr as JSON lines).")
+	conn, err := pgx.Connect(ctx, t.url)
+	if err != nil {
+		return fmt.Errorf("read the audit log: %w", err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT actor, tool, decision, coalesce(reason, '') FROM airlock.audit_log ORDER BY at, id`)
+	if err != nil {
+		return fmt.Errorf("read the audit log: %w", err)
+	}
+	var lines []string
+	var actor, tool, decision, reason string
+	_, err = pgx.ForEachRow(rows, []any{&actor, &tool, &decision, &reason}, func() error {
+		if code, _, ok := strings.Cut(reason, ": "); ok && decision == "refused" {
+			reason = code // a refusal's code says enough here
+		}
+		lines = append(lines, fmt.Sprintf(auditRow, clip(actor, 13), clip(tool, 27), clip(decision, 9), clip(oneLine(reason), 22)))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the audit log: %w", err)
+	}
+	t.p.printf("\n%sairlock.audit_log, read directly (the agent has no tool for it):\n\n", indent)
+	t.p.printf("%s"+auditRow+"\n", indent+"  ", "ACTOR", "TOOL", "DECISION", "REASON")
+	t.p.block(indent+"  ", indent+"  ", lines, 0)
+	return nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// clip cuts s to n runes, marking the cut.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
