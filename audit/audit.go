@@ -126,23 +126,30 @@ func (l *Log) Close() {
 	<-l.done
 }
 
+// flushDelay is how long the writer gathers events before one INSERT
+// batch: under load many calls share a round trip, and the database does
+// not pay one commit per tool call.
+const flushDelay = 50 * time.Millisecond
+
 func (l *Log) run() {
 	defer close(l.done)
-	batch := make([]Event, 0, 64)
+	batch := make([]Event, 0, 256)
 	for ev := range l.ch {
 		batch = append(batch[:0], ev)
-	drain:
+		timer := time.NewTimer(flushDelay)
+	gather:
 		for len(batch) < cap(batch) {
 			select {
 			case ev, ok := <-l.ch:
 				if !ok {
-					break drain
+					break gather
 				}
 				batch = append(batch, ev)
-			default:
-				break drain
+			case <-timer.C:
+				break gather
 			}
 		}
+		timer.Stop()
 		if err := l.write(batch); err != nil {
 			l.logger.Error("audit write failed; events are in this log only", "err", err, "events", len(batch))
 		}

@@ -3,9 +3,11 @@ package server_test
 import (
 	"context"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -76,4 +78,31 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkRawPgxSameTransaction is the database-side floor of a
+// query_readonly call: the same pipeline (BEGIN READ ONLY, the limits, the
+// query, ROLLBACK) sent with raw pgx, without airlock's guard, conversion,
+// masking, audit or MCP.
+func BenchmarkRawPgxSameTransaction(b *testing.B) {
+	h := newHarness(b, "support.json", nil)
+	for name, sql := range benchQueries {
+		b.Run(name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				batch := &pgx.Batch{}
+				batch.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+				batch.Queue("SELECT set_config('statement_timeout', '5000', true), set_config('lock_timeout', '1000', true), set_config('search_path', 'pg_catalog, pg_temp', true)")
+				batch.Queue(strings.Replace(sql, "FROM orders", "FROM public.orders", 1))
+				batch.Queue("ROLLBACK")
+				if err := h.pool.SendBatch(context.Background(), batch).Close(); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			reportPercentiles(b, lat)
+		})
+	}
 }

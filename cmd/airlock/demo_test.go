@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +100,7 @@ func TestDemo(t *testing.T) {
 	bin := buildAirlock(t)
 	t.Run("tour", func(t *testing.T) { testTour(t, bin) })
 	t.Run("keep and stop", func(t *testing.T) { testKeepAndStop(t, bin) })
+	t.Run("interrupted", func(t *testing.T) { testInterrupted(t, bin) })
 }
 
 func testTour(t *testing.T, bin string) {
@@ -184,6 +187,51 @@ func testKeepAndStop(t *testing.T, bin string) {
 	code, out, _ = runDemo(t, bin, cache, "demo", "--stop")
 	if code != 0 || !strings.Contains(out, "No kept demo") {
 		t.Errorf("--stop with nothing kept: exit %d, %q", code, out)
+	}
+}
+
+// testInterrupted sends Ctrl-C's SIGINT in the middle of the tour: the demo
+// must stop everything it started.
+func testInterrupted(t *testing.T, bin string) {
+	cmd := exec.Command(bin, "demo")
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "── 2.") {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stdout)
+	out.Write(rest)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatalf("airlock demo did not stop within a minute of SIGINT; output:\n%s", out.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("after SIGINT: exit %d, stderr %q; want 1 and \"interrupted\"", code, stderr.String())
+	}
+	for _, dir := range []string{submatch(t, clusterDirRE, out.String()), filepath.Dir(submatch(t, scopeRE, out.String()))} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s is left behind after SIGINT (stat: %v)", dir, err)
+		}
 	}
 }
 

@@ -28,10 +28,9 @@ UPDATE orders SET shipped_at = created_at + interval '2 days' WHERE status = 'sh
 	shippedSQL = `SELECT status, count(*) AS orders, count(shipped_at) AS with_shipped_at
 FROM orders GROUP BY status ORDER BY status`
 
-	ticket          = "OPS-42"
-	summary         = "Add shipped_at to orders, for the shipping dashboard"
-	reviewerName    = "demo-reviewer"
-	changeStatusCmd = "get_change_status"
+	ticket       = "OPS-42"
+	summary      = "Add shipped_at to orders, for the shipping dashboard"
+	reviewerName = "demo-reviewer"
 )
 
 // tour is the scripted session: the agent's calls over MCP, then the
@@ -197,7 +196,7 @@ func (t *tour) reviewChange(ctx context.Context, id string) error {
 func (t *tour) outcome(ctx context.Context, id string) error {
 	t.step("The agent sees the outcome", "get_change_status tells the agent what the reviewer decided, "+
 		"and the new column is now real data it can read.")
-	res, err := t.call(ctx, false, 6, changeStatusCmd, arg{"change_id", id})
+	res, err := t.call(ctx, false, 6, "get_change_status", arg{"change_id", id})
 	if err != nil {
 		return err
 	}
