@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/internal/pgcluster"
 	"github.com/airlock-dev/airlock/internal/pgtest"
+	"github.com/airlock-dev/airlock/server"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/scopes"
 )
@@ -307,5 +310,25 @@ func TestDryRunProgress(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 3 || got[2]["progressToken"] != "tok-1" || fmt.Sprint(got[2]["total"]) != "3" {
 		t.Fatalf("progress notifications: %v", got)
+	}
+}
+
+// TestPreparedModeNeedsPreparedTransactions: serve refuses to start a
+// prepared-mode scope on a server with max_prepared_transactions = 0, and
+// says how to fix it.
+func TestPreparedModeNeedsPreparedTransactions(t *testing.T) {
+	c, err := pgcluster.Start(context.Background(), pgcluster.Options{MaxPreparedTransactions: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	pool, err := pgxpool.New(context.Background(), c.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	_, err = server.New(context.Background(), server.Config{Scope: loadScope(t, "prepared.json"), Pool: pool, Logger: discardLogger()})
+	if err == nil || !strings.Contains(err.Error(), "max_prepared_transactions") || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("serve started without prepared transactions: %v", err)
 	}
 }
