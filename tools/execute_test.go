@@ -20,6 +20,13 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 func testEnv(t *testing.T) (*Env, string) {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
+	return benchEnv(t, url), url
+}
+
+func newBenchDB(t testing.TB) string { return pgtest.NewDatabase(t) }
+
+func benchEnv(t testing.TB, url string) *Env {
+	t.Helper()
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +37,7 @@ func testEnv(t *testing.T) (*Env, string) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	return &Env{Pool: pool, Scope: scope, Audit: audit.NewLog(nil, logger), Log: logger, MaskKey: []byte("k")}, url
+	return &Env{Pool: pool, Scope: scope, Audit: audit.NewLog(nil, logger), Log: logger, MaskKey: []byte("k")}
 }
 
 // TestTransactionLayerAlone proves layer 4 without the guard: statements
