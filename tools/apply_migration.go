@@ -87,34 +87,22 @@ func (a *ApplyMigration) Handle(ctx context.Context, req mcp.CallToolRequest) (*
 	ev := audit.Event{Tool: scopes.ToolApplyMigration}
 	var args applyArgs
 	if r := bindArgs(req, &args); r != nil {
-		ev.Decision, ev.Reason = audit.Refused, r.Error()
-		a.env.record(ev)
-		return refusalResult(r), nil
+		return a.env.respond(ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.SQL
 	res, plan, refusal, err := a.apply(ctx, req, args)
-	ev.Elapsed = time.Since(start)
 	if plan != nil {
 		ev.Fingerprint = plan.Fingerprint
 	}
-	switch {
-	case refusal != nil:
-		ev.Decision, ev.Reason = audit.Refused, refusal.Error()
-		a.env.record(ev)
-		return refusalResult(refusal), nil
-	case err != nil:
-		out, reason := migrationErrorResult(err)
-		ev.Decision, ev.Reason = audit.Failed, reason
-		a.env.record(ev)
-		return out, nil
+	if refusal != nil || err != nil {
+		return a.env.respond(ev, start, refusal, err, nil), nil
 	}
-	ev.Decision, ev.ChangeID = audit.Allowed, res.ChangeID
+	ev.ChangeID = res.ChangeID
 	ev.Reason = fmt.Sprintf("held as pending (%s, ticket %s, risk %s)", res.Mode, res.Ticket, res.Report.Risk)
-	a.env.record(ev)
-	return &mcp.CallToolResult{
+	return a.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent(renderApply(res))},
 		StructuredContent: res,
-	}, nil
+	}), nil
 }
 
 func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, args applyArgs) (*ApplyResult, *sqlguard.MigrationPlan, *sqlguard.Refusal, error) {

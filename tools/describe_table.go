@@ -85,30 +85,18 @@ func (d *DescribeTable) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 		Table string `json:"table"`
 	}
 	if r := bindArgs(req, &args); r != nil {
-		ev.Decision, ev.Reason = audit.Refused, r.Error()
-		d.env.record(ev)
-		return refusalResult(r), nil
+		return d.env.respond(ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.Table
 	res, refusal, err := d.describe(ctx, args.Table)
-	ev.Elapsed = time.Since(start)
-	switch {
-	case refusal != nil:
-		ev.Decision, ev.Reason = audit.Refused, refusal.Error()
-		d.env.record(ev)
-		return refusalResult(refusal), nil
-	case err != nil:
-		out, reason := dbErrorResult(err)
-		ev.Decision, ev.Reason = audit.Failed, reason
-		d.env.record(ev)
-		return out, nil
+	if refusal != nil || err != nil {
+		return d.env.respond(ev, start, refusal, err, nil), nil
 	}
-	ev.Decision, ev.Rows = audit.Allowed, int64(len(res.Columns))
-	d.env.record(ev)
-	return &mcp.CallToolResult{
+	ev.Rows = int64(len(res.Columns))
+	return d.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent(renderDescribe(res))},
 		StructuredContent: res,
-	}, nil
+	}), nil
 }
 
 // resolveTable maps a table name as an agent wrote it to an in-scope table.

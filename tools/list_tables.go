@@ -66,24 +66,17 @@ func (l *ListTables) Handle(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	ev := audit.Event{Tool: scopes.ToolListTables}
 	var args struct{}
 	if r := bindArgs(req, &args); r != nil {
-		ev.Decision, ev.Reason = audit.Refused, r.Error()
-		l.env.record(ev)
-		return refusalResult(r), nil
+		return l.env.respond(ev, start, r, nil, nil), nil
 	}
 	res, err := l.list(ctx)
-	ev.Elapsed = time.Since(start)
 	if err != nil {
-		out, reason := dbErrorResult(err)
-		ev.Decision, ev.Reason = audit.Failed, reason
-		l.env.record(ev)
-		return out, nil
+		return l.env.respond(ev, start, nil, err, nil), nil
 	}
-	ev.Decision, ev.Rows = audit.Allowed, int64(len(res.Tables))
-	l.env.record(ev)
-	return &mcp.CallToolResult{
+	ev.Rows = int64(len(res.Tables))
+	return l.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent(renderTables(res))},
 		StructuredContent: res,
-	}, nil
+	}), nil
 }
 
 func (l *ListTables) list(ctx context.Context) (*ListTablesResult, error) {

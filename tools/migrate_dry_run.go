@@ -58,38 +58,26 @@ func (d *MigrateDryRun) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 		SQL string `json:"sql"`
 	}
 	if r := bindArgs(req, &args); r != nil {
-		ev.Decision, ev.Reason = audit.Refused, r.Error()
-		d.env.record(ev)
-		return refusalResult(r), nil
+		return d.env.respond(ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.SQL
 	plan, refusal, err := d.env.checkMigration(ctx, args.SQL)
 	if plan != nil {
 		ev.Fingerprint = plan.Fingerprint
 	}
-	var rep *migrate.Report
-	if refusal == nil && err == nil {
-		rep, err = d.env.runMigration(ctx, req, plan, migrate.EndRollback, migrate.RunArg{})
+	if refusal != nil || err != nil {
+		return d.env.respond(ev, start, refusal, err, nil), nil
 	}
-	ev.Elapsed = time.Since(start)
-	switch {
-	case refusal != nil:
-		ev.Decision, ev.Reason = audit.Refused, refusal.Error()
-		d.env.record(ev)
-		return refusalResult(refusal), nil
-	case err != nil:
-		out, reason := migrationErrorResult(err)
-		ev.Decision, ev.Reason = audit.Failed, reason
-		d.env.record(ev)
-		return out, nil
+	rep, err := d.env.runMigration(ctx, req, plan, migrate.EndRollback, migrate.RunArg{})
+	if err != nil {
+		return d.env.respond(ev, start, nil, err, nil), nil
 	}
-	ev.Decision, ev.Reason = audit.Allowed, "risk "+rep.Risk
+	ev.Reason = "risk " + rep.Risk
 	for _, s := range rep.Statements {
 		ev.Rows += s.RowsAffected
 	}
-	d.env.record(ev)
-	return &mcp.CallToolResult{
+	return d.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent("DRY RUN: every statement ran and was rolled back; nothing changed.\n" + rep.Text())},
 		StructuredContent: rep,
-	}, nil
+	}), nil
 }

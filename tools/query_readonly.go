@@ -99,37 +99,24 @@ func (q *QueryReadonly) Definition() mcp.Tool {
 // Handle runs one call.
 func (q *QueryReadonly) Handle(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	start := time.Now()
+	ev := audit.Event{Tool: scopes.ToolQueryReadonly}
 	var args QueryArgs
 	if r := bindArgs(req, &args); r != nil {
-		q.env.record(audit.Event{Tool: scopes.ToolQueryReadonly, Decision: audit.Refused, Reason: r.Error()})
-		return refusalResult(r), nil
+		return q.env.respond(ev, start, r, nil, nil), nil
 	}
-	ev := audit.Event{Tool: scopes.ToolQueryReadonly, SQL: args.SQL}
+	ev.SQL = args.SQL
 	res, plan, refusal, err := q.run(ctx, args)
-	ev.Elapsed = time.Since(start)
 	if plan != nil {
 		ev.Fingerprint = plan.Fingerprint
 	}
-	switch {
-	case refusal != nil:
-		ev.Decision, ev.Reason = audit.Refused, refusal.Error()
-		q.env.record(ev)
-		return refusalResult(refusal), nil
-	case err != nil:
-		out, reason := dbErrorResult(err)
-		ev.Decision, ev.Reason = audit.Failed, reason
-		q.env.record(ev)
-		return out, nil
+	if refusal != nil || err != nil {
+		return q.env.respond(ev, start, refusal, err, nil), nil
 	}
-	ev.Decision, ev.Rows = audit.Allowed, int64(res.RowCount)
-	if res.Truncated {
-		ev.Reason = res.TruncatedReason
-	}
-	q.env.record(ev)
-	return &mcp.CallToolResult{
+	ev.Rows, ev.Reason = int64(res.RowCount), res.TruncatedReason
+	return q.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent(renderQuery(res))},
 		StructuredContent: res,
-	}, nil
+	}), nil
 }
 
 // CheckInput refuses SQL text that must never reach the parser.

@@ -19,6 +19,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/migrate"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/tools/sqlguard"
 )
@@ -81,9 +82,39 @@ func refusalResult(r *sqlguard.Refusal) *mcp.CallToolResult {
 	}
 }
 
-// dbErrorResult reports a database error without anything that could
-// carry connection details: only PostgreSQL's own message fields.
-func dbErrorResult(err error) (*mcp.CallToolResult, string) {
+// respond audits a call's outcome and turns it into the tool result:
+// a refusal, a failure, or success (ev.Decision defaults to allowed).
+func (e *Env) respond(ev audit.Event, start time.Time, refusal *sqlguard.Refusal, err error, success *mcp.CallToolResult) *mcp.CallToolResult {
+	ev.Elapsed = time.Since(start)
+	out := success
+	switch {
+	case refusal != nil:
+		ev.Decision, ev.Reason = audit.Refused, refusal.Error()
+		out = refusalResult(refusal)
+	case err != nil:
+		out, ev.Reason = errorResult(err)
+		ev.Decision = audit.Failed
+	case ev.Decision == "":
+		ev.Decision = audit.Allowed
+	}
+	e.record(ev)
+	return out
+}
+
+// errorResult reports a failure without anything that could carry
+// connection details: a failed migration statement names the statement and
+// PostgreSQL's message, anything else only PostgreSQL's own message fields.
+func errorResult(err error) (*mcp.CallToolResult, string) {
+	var se *migrate.StatementError
+	if errors.As(err, &se) {
+		payload := ErrorPayload{Code: "statement_failed", Reason: se.Error(),
+			Hint: "fix the statement and dry-run it again; nothing was applied"}
+		return &mcp.CallToolResult{
+			Content:           []mcp.Content{mcp.NewTextContent("Failed (statement_failed): " + se.Error() + ". Nothing was applied.")},
+			StructuredContent: payload,
+			IsError:           true,
+		}, payload.Code + ": " + payload.Reason
+	}
 	payload := ErrorPayload{Code: "database_error", Reason: "the query failed"}
 	var pgErr *pgconn.PgError
 	switch {

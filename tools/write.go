@@ -118,22 +118,6 @@ func progressReporter(ctx context.Context, req mcp.CallToolRequest) func(done, t
 	}
 }
 
-// migrationErrorResult reports a failed run: the statement and
-// PostgreSQL's message, nothing about the connection.
-func migrationErrorResult(err error) (*mcp.CallToolResult, string) {
-	var se *migrate.StatementError
-	if errors.As(err, &se) {
-		payload := ErrorPayload{Code: "statement_failed", Reason: se.Error(),
-			Hint: "fix the statement and dry-run it again; nothing was applied"}
-		return &mcp.CallToolResult{
-			Content:           []mcp.Content{mcp.NewTextContent("Failed (statement_failed): " + se.Error() + ". Nothing was applied.")},
-			StructuredContent: payload,
-			IsError:           true,
-		}, payload.Code + ": " + payload.Reason
-	}
-	return dbErrorResult(err)
-}
-
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
