@@ -112,20 +112,20 @@ func loadPolicy(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope) (*
 		return nil, nil, fmt.Errorf("load catalog: %w", err)
 	}
 	tables := map[string]*sqlguard.Table{}
+	var t *sqlguard.Table
+	var rule scopes.TableRule
 	for rows.Next() {
 		var schema, rel, col string
 		if err := rows.Scan(&schema, &rel, &col); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("load catalog: %w", err)
 		}
-		key := schema + "." + rel
-		t := tables[key]
-		if t == nil {
-			rule, _ := scope.TableRule(key)
+		// Rows come ordered by table, so a new table starts a new entry.
+		if t == nil || t.Schema != schema || t.Name != rel {
+			rule, _ = scope.TableRule(schema + "." + rel)
 			t = &sqlguard.Table{Schema: schema, Name: rel, Restricted: rule.Restricted()}
-			tables[key] = t
+			tables[t.QualifiedName()] = t
 		}
-		rule, _ := scope.TableRule(key)
 		t.Columns = append(t.Columns, sqlguard.Column{Name: col, Access: guardAccess(rule.ColumnAccess(col))})
 	}
 	rows.Close()
