@@ -23,11 +23,6 @@ const (
 	// keptDirPrefix starts the name of a kept cluster's directory. Stop
 	// removes only a directory named so, whatever the state file says.
 	keptDirPrefix = "airlock-demo-"
-	// keptDataSubdir is a kept cluster's data directory inside its
-	// directory; see handOver for why it is not pgcluster's.
-	keptDataSubdir = "pgdata"
-	// pgctlWait is how long pg_ctl -w waits, in seconds.
-	pgctlWait = "60"
 )
 
 // startDatabase starts the cluster, creates the demo database and loads
@@ -36,10 +31,10 @@ func (r *run) startDatabase(ctx context.Context) error {
 	start := time.Now()
 	opt := pgcluster.Options{BinDir: r.opt.BinDir, MaxPreparedTransactions: pgcluster.DefaultMaxPreparedTransactions}
 	if r.opt.Keep {
-		// A cluster in a directory pgcluster did not make survives Stop,
-		// which handOver relies on. The directory sits in the temporary
-		// directory: when running as root, the postgres OS user must be
-		// able to reach it, and the socket path must stay short.
+		// Run makes the directory, rather than pgcluster, to give it the
+		// name Stop checks for. It sits in the temporary directory: when
+		// running as root, the postgres OS user must be able to reach it,
+		// and the socket path must stay short.
 		dir, err := os.MkdirTemp(shortTempDir(), keptDirPrefix)
 		if err != nil {
 			return fmt.Errorf("create cluster directory: %w", err)
@@ -136,7 +131,6 @@ func (r *run) writeScope() error {
 // state is what a kept demo leaves in its state file for Stop.
 type state struct {
 	Dir       string    `json:"dir"`
-	DataDir   string    `json:"data_dir"`
 	BinDir    string    `json:"bin_dir"`
 	Port      int       `json:"port"`
 	URL       string    `json:"url"`
@@ -145,34 +139,20 @@ type state struct {
 	StartedAt time.Time `json:"started_at"`
 }
 
-// handOver turns the tour's cluster into a kept one. pgcluster ties every
-// cluster to a watchdog that shuts the server down when this process exits
-// (it signals the pid in <data dir>/postmaster.pid), and has no option to
-// leave it out. So the cluster is stopped (its directory, which Run made,
-// survives), its data directory is renamed out of the watchdog's sight, and
-// pg_ctl starts it again, detached from this process.
+// handOver detaches the tour's cluster from this process, so that it keeps
+// running after the demo exits, and records it for Stop. If the hand-over
+// fails, cleanup stops the cluster as it would an unkept one.
 func (r *run) handOver(ctx context.Context) error {
-	c := r.cluster
-	st := state{Dir: c.Dir(), DataDir: filepath.Join(c.Dir(), keptDataSubdir), BinDir: r.opt.BinDir,
-		Port: c.Port(), URL: r.url, Scope: r.scope, Binary: r.opt.Binary, StartedAt: time.Now().UTC()}
-	oldDataDir := c.DataDir()
-	if err := c.Stop(); err != nil {
-		return err
-	}
-	r.cluster = nil
-	if err := os.Rename(oldDataDir, st.DataDir); err != nil {
-		return fmt.Errorf("keep the demo cluster: %w", err)
-	}
-	r.detached = &st
-	// Not ctx: an interrupt that killed pg_ctl halfway could leave a server
-	// that nothing knows about. cleanup stops it if the hand-over fails.
-	if err := pgctl(context.Background(), st.BinDir, st.Dir, st.DataDir, "start", "-w", "-t", pgctlWait,
-		"-l", filepath.Join(st.Dir, "server.log")); err != nil {
-		return fmt.Errorf("restart the kept cluster: %w", err)
-	}
+	// An interrupt during the tour asks for everything to be removed.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	c := r.cluster
+	if err := c.Detach(); err != nil {
+		return fmt.Errorf("keep the demo cluster: %w", err)
+	}
+	st := state{Dir: c.Dir(), BinDir: r.opt.BinDir, Port: c.Port(), URL: r.url, Scope: r.scope,
+		Binary: r.opt.Binary, StartedAt: time.Now().UTC()}
 	if err := writeState(r.opt.StateDir, st); err != nil {
 		return err
 	}
@@ -225,10 +205,14 @@ func clearStaleState(ctx context.Context, stateDir string) error {
 	if err != nil {
 		return err
 	}
-	if serverRunning(ctx, st) {
+	c, err := attachKept(stateDir, st)
+	if err != nil {
+		return err
+	}
+	if c != nil && c.Running(ctx) {
 		return fmt.Errorf("%w (port %d, data in %s); stop it first with `airlock demo --stop`", ErrAlreadyKept, st.Port, st.Dir)
 	}
-	return Stop(ctx, stateDir, io.Discard)
+	return stopKept(ctx, stateDir, st, c, io.Discard)
 }
 
 // Stop stops the kept demo whose state is in stateDir ("" means
@@ -242,13 +226,36 @@ func Stop(ctx context.Context, stateDir string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(filepath.Base(st.Dir), keptDirPrefix) || st.DataDir != filepath.Join(st.Dir, keptDataSubdir) {
-		return fmt.Errorf("demo state %s names %s, which is not a demo cluster; remove the state file by hand",
+	c, err := attachKept(stateDir, st)
+	if err != nil {
+		return err
+	}
+	return stopKept(ctx, stateDir, st, c, out)
+}
+
+// attachKept returns the cluster that st records, or nil when its data
+// directory is gone (a reboot that cleared the temporary directory, say).
+// It refuses a state that names a directory Run did not make.
+func attachKept(stateDir string, st state) (*pgcluster.Cluster, error) {
+	if !filepath.IsAbs(st.Dir) || !strings.HasPrefix(filepath.Base(st.Dir), keptDirPrefix) {
+		return nil, fmt.Errorf("demo state %s names %s, which is not a demo cluster; remove the state file by hand",
 			filepath.Join(stateDir, stateFile), st.Dir)
 	}
-	if serverRunning(ctx, st) {
-		if err := pgctl(ctx, st.BinDir, st.Dir, st.DataDir, "stop", "-w", "-t", pgctlWait, "-m", "fast"); err != nil &&
-			serverRunning(ctx, st) {
+	c, err := pgcluster.Attach(st.Dir, st.BinDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find the kept demo: %w", err)
+	}
+	return c, nil
+}
+
+// stopKept stops c, the kept demo's cluster (nil when it is gone), and
+// removes its directory and the demo's state.
+func stopKept(ctx context.Context, stateDir string, st state, c *pgcluster.Cluster, out io.Writer) error {
+	if c != nil && c.Running(ctx) {
+		if err := c.Stop(); err != nil {
 			return fmt.Errorf("stop the kept demo: %w", err)
 		}
 	}
@@ -258,47 +265,6 @@ func Stop(ctx context.Context, stateDir string, out io.Writer) error {
 	removeState(stateDir)
 	fmt.Fprintf(out, "Stopped the kept demo (port %d) and removed %s.\n", st.Port, st.Dir)
 	return nil
-}
-
-// serverRunning reports whether pg_ctl sees a server on the state's data
-// directory.
-func serverRunning(ctx context.Context, st state) bool {
-	if _, err := os.Stat(st.DataDir); err != nil {
-		return false
-	}
-	return pgctl(ctx, st.BinDir, st.Dir, st.DataDir, "status") == nil
-}
-
-// pgctl runs `pg_ctl VERB -D dataDir ARGS...` as the owner of dataDir
-// (PostgreSQL refuses to run as root), with a clean environment.
-func pgctl(ctx context.Context, binDir, dir, dataDir, verb string, args ...string) error {
-	cmd, err := pgctlCommand(ctx, filepath.Join(binDir, "pg_ctl"), dataDir, append([]string{verb, "-D", dataDir}, args...)...)
-	if err != nil {
-		return err
-	}
-	cmd.Dir = dir
-	cmd.Env = serverEnv()
-	// With -l the server does not hold pg_ctl's output open; if it ever
-	// did, Wait would block until the server exited.
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("pg_ctl %s: %w: %s", verb, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// serverEnv is this process's environment without the PG* variables, which
-// could point pg_ctl elsewhere, and with messages in English.
-func serverEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "LC_") || strings.HasPrefix(kv, "LANG=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "LC_ALL=C", "LANG=C")
 }
 
 // thousands formats n with commas: 25000 → "25,000".

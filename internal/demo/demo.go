@@ -140,10 +140,7 @@ type run struct {
 	agent   *agent
 	url     string
 	scope   string
-	// detached is the kept cluster once handOver restarted it outside
-	// pgcluster; kept says the hand-over succeeded.
-	detached *state
-	kept     bool
+	kept    bool // the hand-over succeeded: the cluster outlives Run
 }
 
 func (r *run) play(ctx context.Context) error {
@@ -203,11 +200,6 @@ func (r *run) cleanup() error {
 			errs = append(errs, err)
 		} else if !r.opt.Keep {
 			r.p.finalNote("PostgreSQL stopped; %s removed.", dir)
-		}
-	}
-	if st := r.detached; st != nil {
-		if serverRunning(context.Background(), *st) {
-			_ = pgctl(context.Background(), st.BinDir, st.Dir, st.DataDir, "stop", "-w", "-t", pgctlWait, "-m", "immediate")
 		}
 	}
 	if r.keepDir != "" {

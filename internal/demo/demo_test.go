@@ -9,7 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/internal/pgcluster"
 	"github.com/airlock-dev/airlock/scopes"
 )
 
@@ -122,7 +126,7 @@ func TestStopWithoutKeptDemo(t *testing.T) {
 func TestStopRefusesForeignDirectory(t *testing.T) {
 	stateDir := t.TempDir()
 	victim := t.TempDir()
-	if err := writeState(stateDir, state{Dir: victim, DataDir: filepath.Join(victim, keptDataSubdir)}); err != nil {
+	if err := writeState(stateDir, state{Dir: victim}); err != nil {
 		t.Fatal(err)
 	}
 	if err := Stop(context.Background(), stateDir, &bytes.Buffer{}); err == nil {
@@ -141,7 +145,7 @@ func TestClearStaleState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeState(stateDir, state{Dir: dir, DataDir: filepath.Join(dir, keptDataSubdir), Port: 1}); err != nil {
+	if err := writeState(stateDir, state{Dir: dir, Port: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := clearStaleState(context.Background(), stateDir); err != nil {
@@ -152,5 +156,55 @@ func TestClearStaleState(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("stale cluster directory still there: %v", err)
+	}
+}
+
+// A kept cluster blocks a second kept demo until Stop, run as `--stop`
+// would from another process, stops it and removes it.
+func TestStopKeptCluster(t *testing.T) {
+	binDir, err := pgcluster.FindBinDir()
+	if err != nil {
+		t.Fatal(err) // never skip: CI must notice a missing PostgreSQL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp(shortTempDir(), keptDirPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, BinDir: binDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	if err := c.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := t.TempDir()
+	st := state{Dir: c.Dir(), BinDir: binDir, Port: c.Port(), URL: c.URL("postgres")}
+	if err := writeState(stateDir, st); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := clearStaleState(ctx, stateDir); !errors.Is(err, ErrAlreadyKept) {
+		t.Fatalf("clearStaleState with a running kept demo = %v, want ErrAlreadyKept", err)
+	}
+	var out bytes.Buffer
+	if err := Stop(ctx, stateDir, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Stopped the kept demo") {
+		t.Errorf("Stop said %q", out.String())
+	}
+	if conn, err := pgx.Connect(ctx, st.URL); err == nil {
+		conn.Close(ctx)
+		t.Error("the kept cluster still accepts connections after Stop")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s is left behind after Stop (stat: %v)", dir, err)
+	}
+	if _, err := readState(stateDir); !errors.Is(err, ErrNotKept) {
+		t.Errorf("state still there after Stop: %v", err)
 	}
 }

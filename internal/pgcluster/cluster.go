@@ -88,7 +88,8 @@ type Cluster struct {
 	logW     *os.File // write end of the pipe to Options.Log
 	logDone  chan struct{}
 	tail     *tailBuffer
-	watchdog *os.File
+	watchdog *watchdog
+	detached bool // Stop leaves the directory: see Detach
 	stopped  bool
 }
 
@@ -97,7 +98,8 @@ type Cluster struct {
 // 127.0.0.1 and on a Unix socket in the cluster directory. If the server
 // cannot start, the error quotes the end of the server log. The server is
 // shut down (and a temporary directory removed) when the calling process
-// exits without calling Stop, so a crashed test run leaves nothing behind.
+// exits without calling Stop, so a crashed test run leaves nothing behind;
+// Detach keeps it instead.
 func Start(ctx context.Context, opt Options) (*Cluster, error) {
 	c, err := start(ctx, opt)
 	if err != nil {
@@ -167,9 +169,9 @@ func (c *Cluster) Dir() string { return c.dir }
 func (c *Cluster) DataDir() string { return c.dataDir }
 
 // Stop shuts the server down (`pg_ctl stop -m fast`, then immediate if that
-// fails) and removes the cluster directory if Start created it. Stopping a
-// stopped cluster does nothing. If the server cannot be stopped, the
-// directory is left in place and the error says why.
+// fails) and removes the cluster directory if Start created it and Detach
+// was not called. Stopping a stopped cluster does nothing. If the server
+// cannot be stopped, the directory is left in place and the error says why.
 func (c *Cluster) Stop() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -184,14 +186,12 @@ func (c *Cluster) Stop() error {
 	c.stopped = true
 	c.closeLog()
 	var err error
-	if c.madeDir {
+	if c.madeDir && !c.detached {
 		if rmErr := os.RemoveAll(c.dir); rmErr != nil {
 			err = fmt.Errorf("stop postgres cluster: remove %s: %w", c.dir, rmErr)
 		}
 	}
-	if c.watchdog != nil {
-		c.watchdog.Close()
-	}
+	c.watchdog.release()
 	return err
 }
 
@@ -452,9 +452,7 @@ func (c *Cluster) abandon() {
 	if c.madeDir {
 		os.RemoveAll(c.dir)
 	}
-	if c.watchdog != nil {
-		c.watchdog.Close()
-	}
+	c.watchdog.release()
 }
 
 func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {

@@ -2,10 +2,7 @@
 
 package pgcluster
 
-import (
-	"os"
-	"os/exec"
-)
+import "os/exec"
 
 // serverOwner is only needed on Unix, where PostgreSQL refuses to run as root.
 type serverOwner struct{ name string }
@@ -24,4 +21,4 @@ func detach(*exec.Cmd) {}
 
 // startWatchdog is a no-op without a POSIX shell: the server may outlive a
 // crashed parent.
-func startWatchdog(string, string, bool) (*os.File, error) { return nil, nil }
+func startWatchdog(string, string, bool) (*watchdog, error) { return nil, nil }
