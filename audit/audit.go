@@ -68,7 +68,21 @@ CREATE TABLE IF NOT EXISTS airlock.mask_keys (
 // EnsureSchema creates airlock's schema and tables when missing. A
 // transaction-scoped advisory lock serializes concurrent starters, since
 // CREATE ... IF NOT EXISTS races on the catalog.
+//
+// When the tables already exist nothing is created, so that a login role
+// without CREATE on the database (the least-privilege setup, where an admin
+// ran `airlock scope apply`) can start.
 func EnsureSchema(ctx context.Context, pool *pgxpool.Pool, ddl ...string) error {
+	var ready bool
+	err := pool.QueryRow(ctx, `SELECT pg_catalog.to_regclass('airlock.audit_log') IS NOT NULL
+		AND pg_catalog.to_regclass('airlock.mask_keys') IS NOT NULL
+		AND pg_catalog.to_regclass('airlock.changes') IS NOT NULL`).Scan(&ready)
+	if err != nil {
+		return fmt.Errorf("check airlock schema: %w", err)
+	}
+	if ready {
+		return nil
+	}
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(7262911)"); err != nil {
 			return err
@@ -80,6 +94,24 @@ func EnsureSchema(ctx context.Context, pool *pgxpool.Pool, ddl ...string) error 
 		}
 		return nil
 	})
+}
+
+// GrantSchema lets a login role use airlock's own tables: append to the
+// audit log, read and create masking keys, record and decide changes. It
+// is what a least-privilege login role needs besides the scope's roles.
+func GrantSchema(ctx context.Context, pool *pgxpool.Pool, role string) error {
+	r := pgx.Identifier{role}.Sanitize()
+	stmts := []string{
+		"GRANT USAGE ON SCHEMA airlock TO " + r,
+		"GRANT SELECT, INSERT ON airlock.audit_log, airlock.mask_keys TO " + r,
+		"GRANT SELECT, INSERT, UPDATE ON airlock.changes TO " + r,
+	}
+	for _, st := range stmts {
+		if _, err := pool.Exec(ctx, st); err != nil {
+			return fmt.Errorf("grant airlock schema to %s: %w", role, err)
+		}
+	}
+	return nil
 }
 
 // Log writes events to slog at once and to the database in batches.

@@ -59,8 +59,15 @@ func startAirlockCmd(t testing.TB, url, scope string) (*client.Client, *exec.Cmd
 		scope = pgtest.Testdata("scopes", scope)
 	}
 	env := append(os.Environ(), "AIRLOCK_DATABASE_URL="+url)
+	// The admin compiles the scope to its database roles first, as in the
+	// README; the tests connect as a superuser, hence --allow-owner.
+	apply := exec.Command(binary, "scope", "apply", "--scope", scope)
+	apply.Env = env
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("scope apply: %v\n%s", err, out)
+	}
 	var cmd *exec.Cmd
-	tr := transport.NewStdioWithOptions(binary, env, []string{"serve", "--scope", scope},
+	tr := transport.NewStdioWithOptions(binary, env, []string{"serve", "--scope", scope, "--allow-owner"},
 		transport.WithCommandStderrWriter(stderrSink(t)),
 		transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
 			cmd = exec.CommandContext(ctx, command, args...)
@@ -164,7 +171,13 @@ func TestServeOverStdio(t *testing.T) {
 // serving.
 func TestRawWire(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	cmd := exec.Command(binary, "serve", "--scope", pgtest.Testdata("scopes", "readonly.json"))
+	scope := pgtest.Testdata("scopes", "readonly.json")
+	apply := exec.Command(binary, "scope", "apply", "--scope", scope)
+	apply.Env = append(os.Environ(), "AIRLOCK_DATABASE_URL="+url)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("scope apply: %v\n%s", err, out)
+	}
+	cmd := exec.Command(binary, "serve", "--scope", scope, "--allow-owner")
 	cmd.Env = append(os.Environ(), "AIRLOCK_DATABASE_URL="+url)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -261,3 +274,34 @@ func stderrSink(t testing.TB) io.Writer {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestServeRefusesUnsafeSetup: without the scope's roles, or as a
+// superuser without --allow-owner, serve does not start and says why.
+func TestServeRefusesUnsafeSetup(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	scope := pgtest.Testdata("scopes", "minimal.json")
+	serve := func(args ...string) string {
+		cmd := exec.Command(binary, append([]string{"serve", "--scope", scope}, args...)...)
+		cmd.Env = append(os.Environ(), "AIRLOCK_DATABASE_URL="+url)
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("serve %v started:\n%s", args, out)
+		}
+		if strings.Contains(string(out), url) {
+			t.Fatalf("the database URL is printed:\n%s", out)
+		}
+		return string(out)
+	}
+	if out := serve("--allow-owner"); !strings.Contains(out, "scope apply") {
+		t.Fatalf("missing roles not explained:\n%s", out)
+	}
+	apply := exec.Command(binary, "scope", "apply", "--scope", scope)
+	apply.Env = append(os.Environ(), "AIRLOCK_DATABASE_URL="+url)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("scope apply: %v\n%s", err, out)
+	}
+	if out := serve(); !strings.Contains(out, "superuser") {
+		t.Fatalf("superuser login not refused:\n%s", out)
+	}
+}

@@ -121,7 +121,7 @@ func TestLoadInvalid(t *testing.T) {
 			{"$.read_only", topLevelFields},
 		}},
 		{"unknown_nested_field.json", []Problem{
-			{`$.read.tables["public.customers"].colums`, "unknown field; allowed here: columns, mask"},
+			{`$.read.tables["public.customers"].colums`, "unknown field; allowed here: columns, mask, row_filter"},
 		}},
 		{"wrong_type.json", []Problem{
 			{"$.read.max_rows", "must be an integer, not a string"},

@@ -3,6 +3,7 @@ package scopes
 import (
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Access is what a scope lets an agent do with one column.
@@ -125,4 +126,25 @@ func (w *Write) TicketOK(ticket string) bool {
 	}
 	re, err := regexp.Compile(w.TicketPattern)
 	return err == nil && re.MatchString(ticket)
+}
+
+// ReadRole returns the name of the database role the scope's reads run as:
+// read.role, or airlock_<name>_read with every '-' of the scope name turned
+// into '_' so that the name needs no quoting.
+func (s *Scope) ReadRole() string {
+	if s.Read.Role != "" {
+		return s.Read.Role
+	}
+	return "airlock_" + strings.ReplaceAll(s.Name, "-", "_") + "_read"
+}
+
+// WriteRole returns the name of the database role the scope's writes run
+// as: write.role, or airlock_<name>_write with every '-' of the scope name
+// turned into '_'. It is defined whether or not the scope has a write
+// section.
+func (s *Scope) WriteRole() string {
+	if s.Write != nil && s.Write.Role != "" {
+		return s.Write.Role
+	}
+	return "airlock_" + strings.ReplaceAll(s.Name, "-", "_") + "_write"
 }

@@ -148,3 +148,25 @@ func TestURLEnv(t *testing.T) {
 		t.Errorf("URLEnv() = %q, want SUPPORT_DB", got)
 	}
 }
+
+func TestRoleNames(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name            string
+		scope           Scope
+		wantRead, wantW string
+	}{
+		{"defaults", Scope{Name: "support"}, "airlock_support_read", "airlock_support_write"},
+		{"dashes become underscores", Scope{Name: "support-agent-2"}, "airlock_support_agent_2_read", "airlock_support_agent_2_write"},
+		{"explicit", Scope{Name: "x", Read: Read{Role: "r1"}, Write: &Write{Role: "w1"}}, "r1", "w1"},
+		{"write role without write section", Scope{Name: "x", Read: Read{Role: "r1"}}, "r1", "airlock_x_write"},
+	}
+	for _, tt := range tests {
+		if got := tt.scope.ReadRole(); got != tt.wantRead {
+			t.Errorf("%s: ReadRole() = %q, want %q", tt.name, got, tt.wantRead)
+		}
+		if got := tt.scope.WriteRole(); got != tt.wantW {
+			t.Errorf("%s: WriteRole() = %q, want %q", tt.name, got, tt.wantW)
+		}
+	}
+}

@@ -68,12 +68,20 @@ type Read struct {
 	// Functions lists extra functions ("schema.name") the agent may call
 	// beyond the built-in rule.
 	Functions []string `json:"functions"`
+	// Role is the database role reads run as; empty means the default
+	// (see Scope.ReadRole).
+	Role string `json:"role,omitempty"`
 }
 
 // TableRule is one table's read rule. Nil Columns allows every column.
 type TableRule struct {
 	Columns []string `json:"columns,omitempty"`
 	Mask    []string `json:"mask,omitempty"`
+	// RowFilter is an SQL boolean expression over the table's columns that
+	// the scope's roles see rows through (a row-level-security policy).
+	// Empty means every row. The scopes package does not parse it; package
+	// roles validates it against the catalog before using it.
+	RowFilter string `json:"row_filter,omitempty"`
 }
 
 // Write is the write side of a scope.
@@ -87,6 +95,9 @@ type Write struct {
 	LockTimeoutMS      int           `json:"lock_timeout_ms"`
 	LargeTableRows     int64         `json:"large_table_rows"`
 	RowsAffectedWarn   int64         `json:"rows_affected_warn"`
+	// Role is the database role writes run as; empty means the default
+	// (see Scope.WriteRole).
+	Role string `json:"role,omitempty"`
 }
 
 // Tools switches tools off. A disabled tool is not listed at all.

@@ -15,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/airlock-dev/airlock/internal/pgtest"
+	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/server"
 )
@@ -46,6 +47,9 @@ func newHarness(t testing.TB, scopeFile string, mutate func(*scopes.Scope)) *har
 	return newHarnessOn(t, url, scopeFile, mutate)
 }
 
+// newHarnessOn starts a server for scopeFile on the database at url (a
+// superuser's), after compiling the scope to its database roles as
+// `airlock scope apply` would.
 func newHarnessOn(t testing.TB, url, scopeFile string, mutate func(*scopes.Scope)) *harness {
 	t.Helper()
 	scope := loadScope(t, scopeFile)
@@ -58,11 +62,21 @@ func newHarnessOn(t testing.TB, url, scopeFile string, mutate func(*scopes.Scope
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
+	if _, err := roles.Apply(ctx, pool, scope, roles.Options{}); err != nil {
+		t.Fatalf("roles.Apply: %v", err)
+	}
+	return startHarness(t, url, pool, scope, true)
+}
+
+// startHarness starts a server for scope on pool, whose roles must exist.
+func startHarness(t testing.TB, url string, pool *pgxpool.Pool, scope *scopes.Scope, allowOwner bool) *harness {
+	t.Helper()
+	ctx := context.Background()
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, ValidateOutput: !benchmarking(t), ReapInterval: 200 * time.Millisecond})
+	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, ValidateOutput: !benchmarking(t), ReapInterval: 200 * time.Millisecond, AllowOwner: allowOwner})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,6 +18,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/doctor"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/tools"
@@ -34,6 +36,11 @@ type Config struct {
 	// output schema before it is sent. Tests turn it on; it costs about a
 	// tenth of a millisecond per call, so serve leaves it off.
 	ValidateOutput bool
+	// AllowOwner lets serve start when the login role is a superuser or
+	// owns the scope's tables (a development setup): doctor reports it as a
+	// warning instead of refusing. Every transaction still runs as the
+	// scope's roles.
+	AllowOwner bool
 	// ReapInterval is how often the background reaper expires unreviewed
 	// changes (default 30s).
 	ReapInterval time.Duration
@@ -53,8 +60,11 @@ type Server struct {
 // New prepares airlock's schema and the scope's catalog and builds the
 // tool set the scope allows.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if err := checkWriteMode(ctx, cfg); err != nil {
+	if err := checkWriteMode(cfg); err != nil {
 		return nil, err
+	}
+	if fails := doctor.StartupFailures(ctx, cfg.Pool, cfg.Scope, doctor.Options{AllowOwner: cfg.AllowOwner}); len(fails) > 0 {
+		return nil, startupError(fails)
 	}
 	if err := audit.EnsureSchema(ctx, cfg.Pool, review.Schema); err != nil {
 		return nil, err
@@ -64,13 +74,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	env := &tools.Env{
-		Pool:    cfg.Pool,
-		Scope:   cfg.Scope,
-		Catalog: tools.NewCatalog(cfg.Pool, cfg.Scope, cfg.Logger),
-		Audit:   audit.NewLog(cfg.Pool, cfg.Logger),
-		Log:     cfg.Logger,
-		Session: uuid.NewString(),
-		MaskKey: key,
+		Pool:      cfg.Pool,
+		Scope:     cfg.Scope,
+		Catalog:   tools.NewCatalog(cfg.Pool, cfg.Scope, cfg.Logger),
+		Audit:     audit.NewLog(cfg.Pool, cfg.Logger),
+		Log:       cfg.Logger,
+		Session:   uuid.NewString(),
+		MaskKey:   key,
+		ReadRole:  cfg.Scope.ReadRole(),
+		WriteRole: cfg.Scope.WriteRole(),
+	}
+	if cfg.Scope.Write == nil {
+		env.WriteRole = ""
 	}
 	if _, err := env.Catalog.Policy(ctx); err != nil {
 		env.Audit.Close()
@@ -134,6 +149,12 @@ func (s *Server) toolSet() []tools.Tool {
 	return set
 }
 
+// UnsafeSkipGuard switches the parser guard off for this server's tools.
+// It exists only so that tests can prove that the transaction and the
+// database roles hold on their own; no flag, scope field or environment
+// variable reaches it.
+func (s *Server) UnsafeSkipGuard() { s.env.UnsafeSkipGuard = true }
+
 // ToolNames lists the registered tools.
 func (s *Server) ToolNames() []string { return append([]string(nil), s.names...) }
 
@@ -159,28 +180,31 @@ func (s *Server) Close() {
 	s.env.Audit.Close()
 }
 
+// startupError lists the failed setup checks with their fixes.
+func startupError(fails []doctor.Check) error {
+	var sb strings.Builder
+	sb.WriteString("refusing to start: the database setup is not safe (airlock doctor --scope FILE shows every check):")
+	for _, c := range fails {
+		fmt.Fprintf(&sb, "\n  FAIL %s: %s", c.Name, c.Detail)
+		if c.Fix != "" {
+			fmt.Fprintf(&sb, "\n       fix: %s", c.Fix)
+		}
+	}
+	return errors.New(sb.String())
+}
+
 // defaultReapInterval is how often serve expires unreviewed changes.
 const defaultReapInterval = 30 * time.Second
 
-// checkWriteMode refuses to start a server whose write mode cannot work
-// against this database, with the fix.
-func checkWriteMode(ctx context.Context, cfg Config) error {
+// checkWriteMode refuses to start a server whose write mode this version
+// cannot hold writes in.
+func checkWriteMode(cfg Config) error {
 	w := cfg.Scope.Write
 	if w == nil {
 		return nil
 	}
-	switch w.Mode {
-	case review.ModeReplay:
-		return nil
-	case review.ModePrepared:
-		var n int
-		if err := cfg.Pool.QueryRow(ctx, "SELECT current_setting('max_prepared_transactions')::int").Scan(&n); err != nil {
-			return fmt.Errorf("read max_prepared_transactions: %w", err)
-		}
-		if n == 0 {
-			return errors.New(`write.mode "prepared" needs max_prepared_transactions > 0 on the server, and it is 0: ` +
-				`set max_prepared_transactions = 20 in postgresql.conf and restart PostgreSQL, or use write.mode "replay"`)
-		}
+	// prepared needs max_prepared_transactions > 0: doctor checks that.
+	if w.Mode == review.ModeReplay || w.Mode == review.ModePrepared {
 		return nil
 	}
 	return fmt.Errorf(`write.mode %q is not supported by this version of airlock: use "replay" or "prepared"`, w.Mode)

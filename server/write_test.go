@@ -14,9 +14,9 @@ import (
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/internal/pgcluster"
 	"github.com/airlock-dev/airlock/internal/pgtest"
-	"github.com/airlock-dev/airlock/server"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/scopes"
+	"github.com/airlock-dev/airlock/server"
 )
 
 type reportOut struct {

@@ -41,6 +41,15 @@ type Env struct {
 	Session string
 	// MaskKey keys the hash that replaces masked values.
 	MaskKey []byte
+	// ReadRole and WriteRole are the scope's database roles, assumed with
+	// SET LOCAL ROLE right after BEGIN so that PostgreSQL's own privileges
+	// bound what a statement can do even if the guard missed something.
+	// Empty means no SET ROLE (unit tests of this package only).
+	ReadRole, WriteRole string
+	// UnsafeSkipGuard hands agent SQL to the database without the parser
+	// guard. It exists only so that tests can prove the other layers hold
+	// alone; no flag, scope field or environment variable sets it.
+	UnsafeSkipGuard bool
 }
 
 // auditSQLLimit bounds the SQL text kept in an audit row.

@@ -16,8 +16,14 @@ import (
 const usage = `airlock: safe, scoped PostgreSQL tools for AI agents
 
 Usage:
-  airlock serve --scope FILE     serve MCP over stdio (database URL from the scope's url_env)
+  airlock serve --scope FILE [--allow-owner]
+                                 serve MCP over stdio (database URL from the scope's url_env);
+                                 refuses to start on a failing doctor check
   airlock check --scope FILE     validate a scope file
+  airlock scope plan|apply --scope FILE [--grant-to ROLE]...
+                                 compile the scope to NOLOGIN database roles (plan prints the SQL)
+  airlock doctor --scope FILE [--allow-owner]
+                                 check that the database login and the scope are safe together
   airlock pending [--json]       list the changes waiting for a reviewer
   airlock show ID                a pending change's SQL and dry-run report
   airlock commit ID --reviewer NAME
@@ -53,6 +59,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdServe(ctx, args[1:], stdin, stdout, stderr)
 	case "check":
 		err = cmdCheck(args[1:], stdout, stderr)
+	case "scope":
+		err = cmdScope(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		err = cmdDoctor(ctx, args[1:], stdout, stderr)
 	case "pending":
 		err = cmdPending(ctx, args[1:], stdout, stderr)
 	case "show":

@@ -18,6 +18,7 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scopePath := fs.String("scope", "", "scope file (JSON)")
+	allowOwner := fs.Bool("allow-owner", false, "start even when the login role is a superuser or owns the scope's tables (development only)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -41,7 +42,7 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer pool.Close()
 
-	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger})
+	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, AllowOwner: *allowOwner})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

@@ -151,8 +151,11 @@ func (r *run) play(ctx context.Context) error {
 	if err := r.writeScope(); err != nil {
 		return err
 	}
+	if err := r.setupRoles(ctx); err != nil {
+		return err
+	}
 	start := time.Now()
-	r.p.status("Starting the MCP server: airlock serve --scope %s", r.scope)
+	r.p.status("Starting the MCP server, as the superuser (hence --allow-owner): airlock serve --scope %s --allow-owner", r.scope)
 	a, err := startAgent(ctx, r.opt.Binary, r.scope, r.url)
 	if err != nil {
 		return err

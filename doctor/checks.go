@@ -1,0 +1,422 @@
+package doctor
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/roles"
+	"github.com/airlock-dev/airlock/scopes"
+)
+
+// minVersionNum is the oldest server airlock is built and tested for.
+const minVersionNum = 130000
+
+type versionFacts struct {
+	num     int    // server_version_num, e.g. 150004
+	display string // server_version, e.g. "15.4 (Debian 15.4-1)"
+}
+
+func (d *doctor) versionFacts(ctx context.Context) (versionFacts, error) {
+	var v versionFacts
+	err := d.pool.QueryRow(ctx,
+		`SELECT current_setting('server_version_num')::int, current_setting('server_version')`).
+		Scan(&v.num, &v.display)
+	if err != nil {
+		return v, fmt.Errorf("read server version: %w", err)
+	}
+	return v, nil
+}
+
+func judgeVersion(v versionFacts) Check {
+	c := Check{Name: CheckServerVersion, Status: OK, Detail: "PostgreSQL " + v.display}
+	if v.num < minVersionNum {
+		c.Status = WARN
+		c.Detail += ": older than 13, which airlock is not tested against"
+		c.Fix = "upgrade to PostgreSQL 13 or later"
+	}
+	return c
+}
+
+type loginFacts struct {
+	name      string
+	super     bool
+	bypassRLS bool
+}
+
+func (d *doctor) loginFacts(ctx context.Context) (loginFacts, error) {
+	var l loginFacts
+	err := d.pool.QueryRow(ctx,
+		`SELECT rolname, rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user`).
+		Scan(&l.name, &l.super, &l.bypassRLS)
+	if err != nil {
+		return l, fmt.Errorf("read the login role: %w", err)
+	}
+	return l, nil
+}
+
+// display is the login role's name for messages, a placeholder when it
+// could not be read.
+func (l loginFacts) display() string {
+	if l.name == "" {
+		return "LOGIN"
+	}
+	return l.name
+}
+
+// grantee is the role the fixes should grant the scope's roles to: not a
+// superuser or BYPASSRLS login, which the login role check tells the user
+// to replace with airlock_login.
+func (l loginFacts) grantee() string {
+	if l.super || l.bypassRLS {
+		return "airlock_login"
+	}
+	return l.display()
+}
+
+func judgeLogin(l loginFacts, scopeFile string, allowOwner bool) Check {
+	c := Check{Name: CheckLoginRole, Status: OK, Detail: l.name + " is neither a superuser nor BYPASSRLS"}
+	var what string
+	switch {
+	case l.super:
+		what = "is a superuser"
+	case l.bypassRLS:
+		what = "has BYPASSRLS"
+	default:
+		return c
+	}
+	c.Status = FAIL
+	c.Detail = fmt.Sprintf("%s %s: RLS and grants do not bind it", l.name, what)
+	if allowOwner {
+		// The scope's roles still bind every transaction through SET
+		// LOCAL ROLE; what is lost is the guarantee that the agent's SQL
+		// cannot leave them, so this is only for development setups.
+		c.Status = WARN
+		c.Detail += " (allowed by --allow-owner)"
+	}
+	c.Fix = "create a dedicated login role: CREATE ROLE airlock_login LOGIN PASSWORD '…'; " +
+		"then airlock scope apply --scope " + scopeFile + " --grant-to airlock_login, " +
+		"and put airlock_login in the database URL"
+	return c
+}
+
+// ownedTable is a scope table whose owner's rights the login role has.
+type ownedTable struct {
+	table, owner string
+}
+
+// Owner rights come with membership in the owner role too, and they include
+// ALTER TABLE ... DISABLE ROW LEVEL SECURITY and GRANT: pg_has_role covers
+// both direct ownership and (inherited or not) membership.
+const ownedTablesSQL = `
+SELECT n.nspname || '.' || c.relname, pg_catalog.pg_get_userbyid(c.relowner)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE (n.nspname || '.' || c.relname) = ANY($1)
+  AND pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
+ORDER BY 1`
+
+func (d *doctor) tableOwner(ctx context.Context, login string, allowOwner bool) Check {
+	rows, err := d.pool.Query(ctx, ownedTablesSQL, scopeTables(d.scope))
+	if err != nil {
+		return couldNotCheck(CheckTableOwner, fmt.Errorf("list table owners: %w", err))
+	}
+	owned, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ownedTable, error) {
+		var o ownedTable
+		err := r.Scan(&o.table, &o.owner)
+		return o, err
+	})
+	if err != nil {
+		return couldNotCheck(CheckTableOwner, fmt.Errorf("list table owners: %w", err))
+	}
+	return judgeOwner(login, owned, allowOwner)
+}
+
+// scopeTables lists every table the scope reads or writes, sorted, once.
+func scopeTables(scope *scopes.Scope) []string {
+	var names []string
+	for name := range scope.Read.Tables {
+		names = append(names, name)
+	}
+	if scope.Write != nil {
+		names = append(names, scope.Write.Tables...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+func judgeOwner(login string, owned []ownedTable, allowOwner bool) Check {
+	c := Check{Name: CheckTableOwner, Status: OK, Detail: login + " owns none of the scope's tables"}
+	if len(owned) == 0 {
+		return c
+	}
+	parts := make([]string, len(owned))
+	for i, o := range owned {
+		parts[i] = fmt.Sprintf("%s (owner %s)", o.table, o.owner)
+	}
+	c.Status = FAIL
+	c.Detail = fmt.Sprintf("%s owns, or is a member of the owner of, %s: an owner can disable RLS and grant itself anything",
+		login, strings.Join(parts, ", "))
+	c.Fix = "connect as a login role that neither owns these tables nor is a member of their owner " +
+		"(or ALTER TABLE ... OWNER TO another role); --allow-owner accepts this setup"
+	if allowOwner {
+		c.Status = WARN
+		c.Fix = "accepted with --allow-owner; a login role that does not own the tables is safer"
+	}
+	return c
+}
+
+// scopeRoleNames lists the roles the scope compiles to: the read role, and
+// the write role when the scope writes.
+func (d *doctor) scopeRoleNames() []string {
+	names := []string{d.scope.ReadRole()}
+	if d.scope.Write != nil {
+		names = append(names, d.scope.WriteRole())
+	}
+	return names
+}
+
+// missingRoles returns the names among want that no role has.
+func (d *doctor) missingRoles(ctx context.Context, want []string) ([]string, error) {
+	rows, err := d.pool.Query(ctx, `SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY($1)`, want)
+	if err != nil {
+		return nil, fmt.Errorf("list roles: %w", err)
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list roles: %w", err)
+	}
+	var missing []string
+	for _, name := range want {
+		if !slices.Contains(have, name) {
+			missing = append(missing, name)
+		}
+	}
+	return missing, nil
+}
+
+func (d *doctor) scopeRoles(ctx context.Context) Check {
+	names := d.scopeRoleNames()
+	missing, err := d.missingRoles(ctx, names)
+	if err != nil {
+		return couldNotCheck(CheckScopeRoles, err)
+	}
+	if len(missing) > 0 {
+		return judgeScopeRoles(names, missing, 0, d.opt.scopeFile())
+	}
+	pending, err := roles.Plan(ctx, d.pool, d.scope, roles.Options{})
+	if err != nil {
+		return Check{Name: CheckScopeRoles, Status: FAIL,
+			Detail: fmt.Sprintf("cannot compare the scope with the database: %v", err),
+			Fix:    "run airlock scope plan --scope " + d.opt.scopeFile() + " and fix what it reports"}
+	}
+	return judgeScopeRoles(names, nil, len(pending), d.opt.scopeFile())
+}
+
+func judgeScopeRoles(names, missing []string, pending int, scopeFile string) Check {
+	c := Check{Name: CheckScopeRoles, Status: OK, Detail: strings.Join(names, ", ") + " match the scope"}
+	switch {
+	case len(missing) > 0:
+		c.Status = FAIL
+		c.Detail = fmt.Sprintf("%s %s not exist: the database does not enforce the scope",
+			strings.Join(missing, ", "), plural(len(missing), "does", "do"))
+		c.Fix = "run airlock scope apply --scope " + scopeFile
+	case pending > 0:
+		c.Status = FAIL
+		c.Detail = fmt.Sprintf("drift between the scope file and the database: %d %s pending",
+			pending, plural(pending, "statement", "statements"))
+		c.Fix = "run airlock scope plan --scope " + scopeFile + " to see them, then airlock scope apply --scope " + scopeFile
+	}
+	return c
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func (d *doctor) setRole(ctx context.Context, login loginFacts, versionNum int) Check {
+	names := d.scopeRoleNames()
+	missing, err := d.missingRoles(ctx, names)
+	if err != nil {
+		return couldNotCheck(CheckSetRole, err)
+	}
+	// From PostgreSQL 16 a membership can be granted WITH SET FALSE, which
+	// makes the member unable to SET ROLE; 'SET' asks exactly that.
+	priv := "MEMBER"
+	if versionNum >= 160000 {
+		priv = "SET"
+	}
+	var denied []string
+	for _, name := range names {
+		if slices.Contains(missing, name) {
+			continue
+		}
+		var ok bool
+		if err := d.pool.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(current_user, $1, $2)`, name, priv).Scan(&ok); err != nil {
+			return couldNotCheck(CheckSetRole, fmt.Errorf("check membership in %s: %w", name, err))
+		}
+		if !ok {
+			denied = append(denied, name)
+		}
+	}
+	return judgeSetRole(login, names, missing, denied, d.opt.scopeFile())
+}
+
+func judgeSetRole(login loginFacts, names, missing, denied []string, scopeFile string) Check {
+	c := Check{Name: CheckSetRole, Status: OK, Detail: login.display() + " can SET ROLE to " + strings.Join(names, ", ")}
+	fix := "airlock scope apply --scope " + scopeFile + " --grant-to " + login.grantee()
+	switch {
+	case len(missing) > 0:
+		c.Status, c.Fix = FAIL, fix
+		c.Detail = fmt.Sprintf("cannot SET ROLE to %s: %s not exist", strings.Join(missing, ", "),
+			plural(len(missing), "it does", "they do"))
+	case len(denied) > 0:
+		c.Status, c.Fix = FAIL, fix
+		c.Detail = fmt.Sprintf("%s cannot SET ROLE to %s: it is not a member", login.display(), strings.Join(denied, ", "))
+	}
+	return c
+}
+
+func (d *doctor) prepared(ctx context.Context) Check {
+	mode := ""
+	if d.scope.Write != nil {
+		mode = d.scope.Write.Mode
+	}
+	if mode != "prepared" {
+		return judgePrepared(mode, 0)
+	}
+	var max int
+	err := d.pool.QueryRow(ctx, `SELECT current_setting('max_prepared_transactions')::int`).Scan(&max)
+	if err != nil {
+		return couldNotCheck(CheckPrepared, fmt.Errorf("read max_prepared_transactions: %w", err))
+	}
+	return judgePrepared(mode, max)
+}
+
+func judgePrepared(mode string, max int) Check {
+	c := Check{Name: CheckPrepared, Status: OK}
+	switch {
+	case mode != "prepared":
+		c.Detail = "not needed: write mode is not prepared"
+		if mode != "" {
+			c.Detail = "not needed: write mode is " + mode
+		}
+	case max > 0:
+		c.Detail = fmt.Sprintf("max_prepared_transactions = %d", max)
+	default:
+		c.Status = FAIL
+		c.Detail = "write mode is prepared but max_prepared_transactions = 0: every write would fail"
+		c.Fix = "set max_prepared_transactions (e.g. 20) in postgresql.conf and restart PostgreSQL"
+	}
+	return c
+}
+
+type timeoutFacts struct {
+	statementMS, idleMS int64
+}
+
+func (d *doctor) timeouts(ctx context.Context, login string) Check {
+	var t timeoutFacts
+	// pg_settings.setting is in the parameter's unit, milliseconds for both.
+	err := d.pool.QueryRow(ctx, `
+SELECT (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'),
+       (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'idle_in_transaction_session_timeout')`).
+		Scan(&t.statementMS, &t.idleMS)
+	if err != nil {
+		return couldNotCheck(CheckTimeouts, fmt.Errorf("read timeouts: %w", err))
+	}
+	return judgeTimeouts(login, t)
+}
+
+func judgeTimeouts(login string, t timeoutFacts) Check {
+	c := Check{Name: CheckTimeouts, Status: OK,
+		Detail: fmt.Sprintf("statement_timeout = %dms, idle_in_transaction_session_timeout = %dms", t.statementMS, t.idleMS)}
+	var unset, fixes []string
+	quoted := pgx.Identifier{login}.Sanitize()
+	if t.statementMS == 0 {
+		unset = append(unset, "statement_timeout")
+		fixes = append(fixes, "ALTER ROLE "+quoted+" SET statement_timeout = '60s';")
+	}
+	if t.idleMS == 0 {
+		unset = append(unset, "idle_in_transaction_session_timeout")
+		fixes = append(fixes, "ALTER ROLE "+quoted+" SET idle_in_transaction_session_timeout = '60s';")
+	}
+	if len(unset) > 0 {
+		c.Status = WARN
+		c.Detail = fmt.Sprintf("%s: no default for %s (airlock sets its own limits per transaction; a default also protects other clients)",
+			login, strings.Join(unset, " or "))
+		c.Fix = strings.Join(fixes, " ")
+	}
+	return c
+}
+
+type tlsFacts struct {
+	remote net.Addr
+	ssl    bool
+	// unverified is true when the TLS configuration skips the check of the
+	// server's certificate (sslmode=require, verify-ca checks no host name).
+	unverified bool
+}
+
+func (d *doctor) tls(ctx context.Context) Check {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return couldNotCheck(CheckTLS, fmt.Errorf("acquire a connection: %w", err))
+	}
+	defer conn.Release()
+	f := tlsFacts{remote: conn.Conn().PgConn().Conn().RemoteAddr()}
+	err = conn.QueryRow(ctx, `SELECT coalesce((SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()), false)`).Scan(&f.ssl)
+	if err != nil {
+		return couldNotCheck(CheckTLS, fmt.Errorf("read pg_stat_ssl: %w", err))
+	}
+	f.unverified = f.ssl && insecure(d.pool.Config().ConnConfig.TLSConfig)
+	return judgeTLS(f)
+}
+
+func insecure(cfg *tls.Config) bool {
+	return cfg != nil && cfg.InsecureSkipVerify
+}
+
+// isLocal reports whether addr, the address the connection actually went
+// to, is a Unix socket or a loopback address: the URL's host "localhost",
+// 127.0.0.0/8 and ::1 all end up here.
+func isLocal(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.UnixAddr:
+		return true
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	}
+	return false
+}
+
+func judgeTLS(f tlsFacts) Check {
+	c := Check{Name: CheckTLS, Status: OK}
+	where := "unknown address"
+	if f.remote != nil {
+		where = f.remote.String()
+	}
+	switch {
+	case isLocal(f.remote):
+		c.Detail = "local connection (" + where + "): TLS not needed"
+	case !f.ssl:
+		c.Status = FAIL
+		c.Detail = "the connection to " + where + " is not encrypted: data and the password cross the network in clear text"
+		c.Fix = "add sslmode=verify-full to the database URL (and sslrootcert=FILE if the server's CA is not a system one)"
+	case f.unverified:
+		c.Status = WARN
+		c.Detail = "TLS to " + where + " without checking the server's certificate and host name"
+		c.Fix = "use sslmode=verify-full in the database URL"
+	default:
+		c.Detail = "TLS to " + where
+	}
+	return c
+}

@@ -1,0 +1,129 @@
+package doctor
+
+import (
+	"net"
+	"strings"
+	"testing"
+)
+
+// The judgements are pure: these tables cover the outcomes a test server
+// cannot produce (an old version, a remote host, no prepared transactions).
+func TestJudge(t *testing.T) {
+	t.Parallel()
+	remote := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 5432}
+	tests := []struct {
+		name       string
+		got        Check
+		wantStatus Status
+		wantDetail string // substring
+		wantFix    string // substring; "" means the fix must be empty
+	}{
+		{"version 15", judgeVersion(versionFacts{150004, "15.4"}), OK, "PostgreSQL 15.4", ""},
+		{"version 13", judgeVersion(versionFacts{130000, "13.0"}), OK, "PostgreSQL 13.0", ""},
+		{"version 12", judgeVersion(versionFacts{120017, "12.17"}), WARN, "PostgreSQL 12.17: older than 13", "upgrade"},
+
+		{"plain login", judgeLogin(loginFacts{name: "app"}, "s.json", false), OK, "app is neither", ""},
+		{"superuser", judgeLogin(loginFacts{name: "postgres", super: true}, "s.json", false), FAIL,
+			"postgres is a superuser: RLS and grants do not bind it",
+			"CREATE ROLE airlock_login LOGIN PASSWORD '…'; then airlock scope apply --scope s.json --grant-to airlock_login"},
+		{"bypassrls", judgeLogin(loginFacts{name: "etl", bypassRLS: true}, "FILE", false), FAIL,
+			"etl has BYPASSRLS", "--grant-to airlock_login"},
+
+		{"owns nothing", judgeOwner("app", nil, false), OK, "app owns none", ""},
+		{"owns a table", judgeOwner("app", []ownedTable{{"public.orders", "app"}}, false), FAIL,
+			"public.orders (owner app)", "--allow-owner"},
+		{"owns a table, allowed", judgeOwner("app", []ownedTable{{"public.orders", "app"}}, true), WARN,
+			"public.orders (owner app)", "accepted with --allow-owner"},
+
+		{"roles match", judgeScopeRoles([]string{"r", "w"}, nil, 0, "s.json"), OK, "r, w match the scope", ""},
+		{"role missing", judgeScopeRoles([]string{"r", "w"}, []string{"w"}, 0, "s.json"), FAIL,
+			"w does not exist", "airlock scope apply --scope s.json"},
+		{"roles missing", judgeScopeRoles([]string{"r", "w"}, []string{"r", "w"}, 0, "s.json"), FAIL,
+			"r, w do not exist", "airlock scope apply --scope s.json"},
+		{"drift", judgeScopeRoles([]string{"r"}, nil, 3, "s.json"), FAIL,
+			"drift between the scope file and the database: 3 statements pending", "airlock scope plan --scope s.json"},
+
+		{"can set role", judgeSetRole(loginFacts{name: "app"}, []string{"r"}, nil, nil, "s.json"), OK, "app can SET ROLE to r", ""},
+		{"set role, role missing", judgeSetRole(loginFacts{name: "app"}, []string{"r"}, []string{"r"}, nil, "s.json"), FAIL,
+			"r: it does not exist", "airlock scope apply --scope s.json --grant-to app"},
+		{"set role, not member", judgeSetRole(loginFacts{name: "app"}, []string{"r", "w"}, nil, []string{"w"}, "s.json"), FAIL,
+			"app cannot SET ROLE to w", "--grant-to app"},
+		{"set role, superuser", judgeSetRole(loginFacts{name: "postgres", super: true}, []string{"r"}, []string{"r"}, nil, "s.json"), FAIL,
+			"cannot SET ROLE to r", "--grant-to airlock_login"},
+		{"set role, login unknown", judgeSetRole(loginFacts{}, []string{"r"}, nil, []string{"r"}, "s.json"), FAIL,
+			"LOGIN cannot SET ROLE to r", "--grant-to LOGIN"},
+
+		{"no write section", judgePrepared("", 0), OK, "not needed", ""},
+		{"replay", judgePrepared("replay", 0), OK, "not needed: write mode is replay", ""},
+		{"prepared, enabled", judgePrepared("prepared", 20), OK, "max_prepared_transactions = 20", ""},
+		{"prepared, disabled", judgePrepared("prepared", 0), FAIL, "max_prepared_transactions = 0",
+			"set max_prepared_transactions (e.g. 20) in postgresql.conf and restart"},
+
+		{"timeouts set", judgeTimeouts("app", timeoutFacts{60000, 60000}), OK, "statement_timeout = 60000ms", ""},
+		{"no statement timeout", judgeTimeouts("app", timeoutFacts{0, 60000}), WARN,
+			"no default for statement_timeout (airlock sets its own limits per transaction; a default also protects other clients)",
+			`ALTER ROLE "app" SET statement_timeout`},
+		{"no timeouts", judgeTimeouts("Odd Name", timeoutFacts{0, 0}), WARN,
+			"statement_timeout or idle_in_transaction_session_timeout",
+			`ALTER ROLE "Odd Name" SET idle_in_transaction_session_timeout`},
+
+		{"tls unix socket", judgeTLS(tlsFacts{remote: &net.UnixAddr{Name: "/run/postgresql/.s.PGSQL.5432", Net: "unix"}}), OK, "local connection", ""},
+		{"tls 127.0.0.2", judgeTLS(tlsFacts{remote: &net.TCPAddr{IP: net.ParseIP("127.0.0.2"), Port: 5432}}), OK, "local connection", ""},
+		{"tls ::1", judgeTLS(tlsFacts{remote: &net.TCPAddr{IP: net.IPv6loopback, Port: 5432}}), OK, "local connection", ""},
+		{"remote without tls", judgeTLS(tlsFacts{remote: remote}), FAIL, "203.0.113.7:5432 is not encrypted", "sslmode=verify-full"},
+		{"remote, unverified tls", judgeTLS(tlsFacts{remote: remote, ssl: true, unverified: true}), WARN, "without checking", "sslmode=verify-full"},
+		{"remote, verified tls", judgeTLS(tlsFacts{remote: remote, ssl: true}), OK, "TLS to 203.0.113.7:5432", ""},
+		{"unknown address", judgeTLS(tlsFacts{}), FAIL, "unknown address", "sslmode=verify-full"},
+	}
+	for _, tt := range tests {
+		c := tt.got
+		if c.Status != tt.wantStatus || !strings.Contains(c.Detail, tt.wantDetail) {
+			t.Errorf("%s: got %s %q, want %s containing %q", tt.name, c.Status, c.Detail, tt.wantStatus, tt.wantDetail)
+		}
+		if tt.wantFix == "" && c.Fix != "" || !strings.Contains(c.Fix, tt.wantFix) {
+			t.Errorf("%s: fix %q, want %q", tt.name, c.Fix, tt.wantFix)
+		}
+	}
+}
+
+func TestFailed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		checks []Check
+		want   bool
+	}{
+		{nil, false},
+		{[]Check{{Status: OK}, {Status: WARN}}, false},
+		{[]Check{{Status: OK}, {Status: FAIL}}, true},
+	}
+	for i, tt := range tests {
+		if got := Failed(tt.checks); got != tt.want {
+			t.Errorf("%d: Failed = %v, want %v", i, got, tt.want)
+		}
+	}
+}
+
+func TestRender(t *testing.T) {
+	t.Parallel()
+	checks := []Check{
+		{Name: CheckServerVersion, Status: OK, Detail: "PostgreSQL 15.4"},
+		{Name: CheckLoginRole, Status: FAIL, Detail: "postgres is a superuser", Fix: "create a dedicated login role"},
+		{Name: CheckTimeouts, Status: WARN, Detail: "no default", Fix: "ALTER ROLE"},
+	}
+	var b strings.Builder
+	if err := Render(&b, checks); err != nil {
+		t.Fatal(err)
+	}
+	want := "" +
+		"OK    server version    PostgreSQL 15.4\n" +
+		"FAIL  login role        postgres is a superuser\n" +
+		"                        fix: create a dedicated login role\n" +
+		"WARN  session timeouts  no default\n" +
+		"                        fix: ALTER ROLE\n"
+	if b.String() != want {
+		t.Errorf("Render:\n%s\nwant:\n%s", b.String(), want)
+	}
+	if got, want := Summary(checks), "1 failed, 1 warning, 1 ok"; got != want {
+		t.Errorf("Summary = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,165 @@
+// Package doctor checks, before an agent ever connects, whether a scope and
+// the database login that `airlock serve` would use are safe together: a
+// superuser login or a table owner is not bound by the scope's roles, a
+// missing or drifted role leaves the database's own wall down, and a
+// plain-text connection to a remote server exposes the data on the wire.
+//
+// Every check gathers facts with a catalog query and judges them in a pure
+// function, so the judgement is tested without a special server.
+package doctor
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/airlock-dev/airlock/scopes"
+)
+
+// Status is the outcome of one check.
+type Status string
+
+// The outcomes, from good to bad. Only FAIL makes Failed true.
+const (
+	OK   Status = "OK"
+	WARN Status = "WARN"
+	FAIL Status = "FAIL"
+)
+
+// Names of the checks, in the order Run returns them. They are stable so
+// that callers and tests can pick a check out of the list.
+const (
+	// CheckServerVersion is OK for PostgreSQL 13 or later, WARN below.
+	CheckServerVersion = "server version"
+	// CheckLoginRole FAILs when the login role is a superuser or has
+	// BYPASSRLS: neither grants nor row-level security bind it.
+	CheckLoginRole = "login role"
+	// CheckTableOwner FAILs (WARN with Options.AllowOwner) when the login
+	// role owns one of the scope's read or write tables or is a member of
+	// its owner: an owner can disable row-level security and grant itself
+	// any privilege.
+	CheckTableOwner = "table owner"
+	// CheckScopeRoles FAILs when the scope's read role (and write role, if
+	// the scope writes) does not exist, or when roles.Plan has statements
+	// pending: the database does not enforce the scope file as it is.
+	CheckScopeRoles = "scope roles"
+	// CheckSetRole FAILs when the login role cannot SET ROLE to the scope's
+	// roles (not a member; from PostgreSQL 16, a membership WITH SET FALSE).
+	CheckSetRole = "set role"
+	// CheckPrepared FAILs when the write mode is prepared and the server
+	// has max_prepared_transactions = 0; OK ("not needed") otherwise.
+	CheckPrepared = "prepared transactions"
+	// CheckTimeouts WARNs when the login's sessions start without a
+	// statement_timeout or idle_in_transaction_session_timeout. airlock
+	// sets its own per transaction; this is informational.
+	CheckTimeouts = "session timeouts"
+	// CheckTLS FAILs when the connection goes to a host that is not local
+	// (not a Unix socket, not a loopback address) without TLS, and WARNs
+	// when TLS does not verify the server's certificate and host name.
+	CheckTLS = "tls"
+)
+
+// Check is the result of one check. Fix says what to do about a WARN or
+// FAIL; it is empty for OK.
+type Check struct {
+	Name   string
+	Status Status
+	Detail string
+	Fix    string
+}
+
+// Options tune Run.
+type Options struct {
+	// AllowOwner turns the login-role and table-owner FAILs into WARNs, for
+	// development setups where airlock connects as a superuser or as the
+	// tables' owner. Every transaction still runs as the scope's roles.
+	AllowOwner bool
+	// ScopeFile is the scope's path, used in the fixes' commands; "FILE"
+	// when empty.
+	ScopeFile string
+}
+
+func (o Options) scopeFile() string {
+	if o.ScopeFile == "" {
+		return "FILE"
+	}
+	return o.ScopeFile
+}
+
+// Run runs every check over pool, connected the way `airlock serve`
+// connects, for scope. It never stops early: a check whose query fails is a
+// FAIL that carries the error, and the others still run. The result has one
+// entry per check, in the order of the Check* names.
+func Run(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Options) []Check {
+	d := &doctor{pool: pool, scope: scope, opt: opt}
+	login, loginErr := d.loginFacts(ctx)
+	version, versionErr := d.versionFacts(ctx)
+	return []Check{
+		orFail(CheckServerVersion, versionErr, func() Check { return judgeVersion(version) }),
+		orFail(CheckLoginRole, loginErr, func() Check { return judgeLogin(login, opt.scopeFile(), opt.AllowOwner) }),
+		d.tableOwner(ctx, login.display(), opt.AllowOwner),
+		d.scopeRoles(ctx),
+		d.setRole(ctx, login, version.num),
+		d.prepared(ctx),
+		d.timeouts(ctx, login.display()),
+		d.tls(ctx),
+	}
+}
+
+// Failed reports whether any check failed.
+func Failed(checks []Check) bool {
+	for _, c := range checks {
+		if c.Status == FAIL {
+			return true
+		}
+	}
+	return false
+}
+
+// StartupFailures returns the checks that `airlock serve` must refuse to
+// start on: every FAIL of Run with opt (serve --allow-owner sets
+// AllowOwner). An empty
+// result means the setup passed; WARNs never stop serve.
+//
+// On a plain development setup (the superuser's URL, the scope's roles not
+// applied) four checks fail: login role (superuser), table owner (a
+// superuser has every owner's rights), scope roles (missing) and set role
+// (its targets are missing); prepared transactions fails as well when the
+// scope's write mode is prepared and the server has
+// max_prepared_transactions = 0. With the roles applied, a superuser URL
+// still fails login role and table owner.
+func StartupFailures(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Options) []Check {
+	var failed []Check
+	for _, c := range Run(ctx, pool, scope, opt) {
+		if c.Status == FAIL {
+			failed = append(failed, c)
+		}
+	}
+	return failed
+}
+
+// doctor holds what every check needs.
+type doctor struct {
+	pool  *pgxpool.Pool
+	scope *scopes.Scope
+	opt   Options
+}
+
+// orFail is judge() unless err is set, in which case the check fails with
+// the error: a check that could not look must not pass.
+func orFail(name string, err error, judge func() Check) Check {
+	if err != nil {
+		return couldNotCheck(name, err)
+	}
+	return judge()
+}
+
+func couldNotCheck(name string, err error) Check {
+	return Check{
+		Name:   name,
+		Status: FAIL,
+		Detail: fmt.Sprintf("could not check: %v", err),
+		Fix:    "resolve this error (the connection, or the login role's access to the system catalogs), then run airlock doctor again",
+	}
+}

@@ -1,0 +1,461 @@
+package roles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/airlock-dev/airlock/scopes"
+)
+
+// Grant kinds.
+const (
+	onSchema   = "schema"
+	onTable    = "table"
+	onSequence = "sequence"
+	onColumn   = "column"
+)
+
+// grant is one privilege of one role on one object. Rel is empty for a
+// schema, Col for anything but a column.
+type grant struct {
+	Kind, Schema, Rel, Col, Priv string
+}
+
+type grantSet map[grant]bool
+
+// catalog is what Plan needs to know about the scope's tables.
+type catalog struct {
+	// columns maps an existing "schema.table" of the scope to its
+	// columns, in catalog order.
+	columns map[string][]string
+	// kinds maps the same tables to pg_class.relkind.
+	kinds map[string]string
+	// sequences maps an existing write table to the sequences it owns.
+	sequences map[string][][2]string
+}
+
+const columnsSQL = `
+SELECT n.nspname, c.relname, c.relkind::text, a.attname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND (n.nspname || '.' || c.relname) = ANY($1)
+ORDER BY n.nspname, c.relname, a.attnum`
+
+// Serial columns own their sequence with an 'a' dependency, identity
+// columns with an 'i' one.
+const sequencesSQL = `
+SELECT tn.nspname || '.' || t.relname, sn.nspname, s.relname
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+WHERE d.classid = 'pg_catalog.pg_class'::regclass
+  AND d.refclassid = 'pg_catalog.pg_class'::regclass
+  AND d.deptype IN ('a', 'i')
+  AND (tn.nspname || '.' || t.relname) = ANY($1)
+ORDER BY 1, 2, 3`
+
+func loadCatalog(ctx context.Context, q querier, scope *scopes.Scope) (*catalog, error) {
+	var names, writes []string
+	for name := range scope.Read.Tables {
+		names = append(names, name)
+	}
+	if scope.Write != nil {
+		writes = scope.Write.Tables
+		names = append(names, writes...)
+	}
+	cat := &catalog{columns: map[string][]string{}, kinds: map[string]string{}, sequences: map[string][][2]string{}}
+	rows, err := q.Query(ctx, columnsSQL, names)
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: load columns: %w", err)
+	}
+	for rows.Next() {
+		var schema, rel, kind, col string
+		if err := rows.Scan(&schema, &rel, &kind, &col); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("plan roles: load columns: %w", err)
+		}
+		key := schema + "." + rel
+		cat.columns[key] = append(cat.columns[key], col)
+		cat.kinds[key] = kind
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("plan roles: load columns: %w", err)
+	}
+	if len(writes) == 0 {
+		return cat, nil
+	}
+	rows, err = q.Query(ctx, sequencesSQL, writes)
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: load sequences: %w", err)
+	}
+	for rows.Next() {
+		var table, schema, seq string
+		if err := rows.Scan(&table, &schema, &seq); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("plan roles: load sequences: %w", err)
+		}
+		cat.sequences[table] = append(cat.sequences[table], [2]string{schema, seq})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("plan roles: load sequences: %w", err)
+	}
+	return cat, nil
+}
+
+// readableColumns lists the columns of an existing read table that its
+// rule does not deny; masked columns included (see the package comment).
+func readableColumns(scope *scopes.Scope, cat *catalog, table string) []string {
+	rule, ok := scope.TableRule(table)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, c := range cat.columns[table] {
+		if rule.ColumnAccess(c) != scopes.ColumnDenied {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// readGrants is everything the read role should hold.
+func readGrants(scope *scopes.Scope, cat *catalog) grantSet {
+	g := grantSet{}
+	for table := range scope.Read.Tables {
+		g.addSelect(scope, table, readableColumns(scope, cat, table))
+	}
+	return g
+}
+
+// writeGrants is everything the write role should hold: nothing when the
+// scope has no write section.
+func writeGrants(scope *scopes.Scope, cat *catalog) grantSet {
+	g := grantSet{}
+	w := scope.Write
+	if w == nil {
+		return g
+	}
+	for table := range scope.Read.Tables {
+		g.addSelect(scope, table, readableColumns(scope, cat, table))
+	}
+	for _, table := range w.Tables {
+		cols, exists := cat.columns[table]
+		if !exists {
+			continue
+		}
+		schema, rel := splitQualified(table)
+		for _, kp := range []struct{ kind, priv string }{
+			{"insert", "INSERT"}, {"update", "UPDATE"}, {"delete", "DELETE"}, {"truncate", "TRUNCATE"},
+		} {
+			if w.Allows(kp.kind) {
+				g[grant{Kind: onTable, Schema: schema, Rel: rel, Priv: kp.priv}] = true
+			}
+		}
+		if w.Allows("update") || w.Allows("delete") {
+			if _, isRead := scope.TableRule(table); isRead {
+				cols = readableColumns(scope, cat, table)
+			}
+			g.addSelect(scope, table, cols)
+		}
+		g[grant{Kind: onSchema, Schema: schema, Priv: "USAGE"}] = true
+		for _, seq := range cat.sequences[table] {
+			g[grant{Kind: onSequence, Schema: seq[0], Rel: seq[1], Priv: "USAGE"}] = true
+			g[grant{Kind: onSchema, Schema: seq[0], Priv: "USAGE"}] = true
+		}
+	}
+	return g
+}
+
+// addSelect grants SELECT on cols of table and USAGE on its schema;
+// nothing when cols is empty (a table the database lacks). A table whose
+// rule lists no columns gets table-level SELECT, so that a column a
+// committed migration adds is readable at once, as the scope says ("{}
+// allows every column"); a restricted table gets column-level grants only.
+func (g grantSet) addSelect(scope *scopes.Scope, table string, cols []string) {
+	if len(cols) == 0 {
+		return
+	}
+	schema, rel := splitQualified(table)
+	g[grant{Kind: onSchema, Schema: schema, Priv: "USAGE"}] = true
+	if rule, ok := scope.TableRule(table); !ok || rule.Columns == nil {
+		g[grant{Kind: onTable, Schema: schema, Rel: rel, Priv: "SELECT"}] = true
+		return
+	}
+	for _, c := range cols {
+		g[grant{Kind: onColumn, Schema: schema, Rel: rel, Col: c, Priv: "SELECT"}] = true
+	}
+}
+
+// roleState is a role's attributes as pg_roles has them.
+type roleState struct {
+	login, inherit, super, createDB, createRole, replication, bypassRLS bool
+}
+
+func (r roleState) locked() bool {
+	return !r.login && !r.inherit && !r.super && !r.createDB && !r.createRole && !r.replication && !r.bypassRLS
+}
+
+const roleSQL = `
+SELECT rolcanlogin, rolinherit, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls
+FROM pg_catalog.pg_roles WHERE rolname = $1`
+
+// errNoRole is returned by loadRole for a role that does not exist.
+type errNoRole string
+
+func (e errNoRole) Error() string {
+	return fmt.Sprintf("plan roles: role %q does not exist", string(e))
+}
+
+func loadRole(ctx context.Context, q querier, name string) (*roleState, error) {
+	rows, err := q.Query(ctx, roleSQL, name)
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: load role %s: %w", name, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("plan roles: load role %s: %w", name, err)
+		}
+		return nil, errNoRole(name)
+	}
+	var r roleState
+	if err := rows.Scan(&r.login, &r.inherit, &r.super, &r.createDB, &r.createRole, &r.replication, &r.bypassRLS); err != nil {
+		return nil, fmt.Errorf("plan roles: load role %s: %w", name, err)
+	}
+	return &r, nil
+}
+
+// Every privilege the role holds directly on a schema, relation or column
+// of this database. Grants to PUBLIC are not the role's and not listed.
+const heldSQL = `
+WITH r AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)
+SELECT 'schema', n.nspname, '', '', a.privilege_type
+FROM pg_catalog.pg_namespace n, aclexplode(n.nspacl) a, r
+WHERE a.grantee = r.oid
+UNION
+SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, n.nspname, c.relname, '', a.privilege_type
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a, r
+WHERE a.grantee = r.oid
+UNION
+SELECT 'column', n.nspname, c.relname, att.attname, a.privilege_type
+FROM pg_catalog.pg_attribute att
+JOIN pg_catalog.pg_class c ON c.oid = att.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, aclexplode(att.attacl) a, r
+WHERE a.grantee = r.oid AND att.attnum > 0 AND NOT att.attisdropped`
+
+const memberOfSQL = `
+SELECT g.rolname FROM pg_catalog.pg_auth_members m
+JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+JOIN pg_catalog.pg_roles r ON r.oid = m.member
+WHERE r.rolname = $1 ORDER BY 1`
+
+const membersSQL = `
+SELECT r.rolname FROM pg_catalog.pg_auth_members m
+JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+JOIN pg_catalog.pg_roles r ON r.oid = m.member
+WHERE g.rolname = $1 ORDER BY 1`
+
+const ownsSQL = `
+SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+WHERE r.rolname = $1`
+
+// planRole returns the statements that give role exactly want and make
+// each of grantTo a member of it. With create false the role is not
+// created when missing (a scope without a write section), only stripped
+// when present.
+func planRole(ctx context.Context, q querier, role string, want grantSet, grantTo []string, create bool) ([]string, error) {
+	r := ident(role)
+	state, err := loadRole(ctx, q, role)
+	var missing errNoRole
+	switch {
+	case err == nil:
+	case errors.As(err, &missing) && create:
+		// A new role holds nothing and has no members yet.
+		out := []string{fmt.Sprintf("CREATE ROLE %s NOLOGIN NOINHERIT", r)}
+		for _, login := range grantTo {
+			out = append(out, fmt.Sprintf("GRANT %s TO %s", r, ident(login)))
+		}
+		return append(out, grantStatements("GRANT", "TO", r, want)...), nil
+	case errors.As(err, &missing):
+		return nil, nil
+	default:
+		return nil, err
+	}
+
+	var owned int
+	if err := queryOne(ctx, q, ownsSQL, role, &owned); err != nil {
+		return nil, err
+	}
+	if owned > 0 {
+		return nil, fmt.Errorf("plan roles: role %s owns %d relations, and an owner has every privilege on them: reassign them (REASSIGN OWNED BY %s TO ...) first", role, owned, r)
+	}
+
+	var out []string
+	if !state.locked() {
+		out = append(out, fmt.Sprintf("ALTER ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", r))
+	}
+	memberOf, err := queryStrings(ctx, q, memberOfSQL, role)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range memberOf {
+		out = append(out, fmt.Sprintf("REVOKE %s FROM %s", ident(g), r))
+	}
+	if create {
+		members, err := queryStrings(ctx, q, membersSQL, role)
+		if err != nil {
+			return nil, err
+		}
+		for _, login := range grantTo {
+			if !slices.Contains(members, login) {
+				out = append(out, fmt.Sprintf("GRANT %s TO %s", r, ident(login)))
+			}
+		}
+	}
+
+	held, err := loadHeld(ctx, q, role)
+	if err != nil {
+		return nil, err
+	}
+	extra, missingGrants := grantSet{}, grantSet{}
+	for g := range held {
+		if !want[g] {
+			extra[g] = true
+		}
+	}
+	// REVOKE of a table privilege also revokes that privilege on every
+	// column of the table: those column grants are gone after the revokes.
+	for g := range held {
+		if g.Kind == onColumn && extra[grant{Kind: onTable, Schema: g.Schema, Rel: g.Rel, Priv: g.Priv}] {
+			delete(held, g)
+			delete(extra, g)
+		}
+	}
+	for g := range want {
+		if !held[g] {
+			missingGrants[g] = true
+		}
+	}
+	out = append(out, grantStatements("REVOKE", "FROM", r, extra)...)
+	return append(out, grantStatements("GRANT", "TO", r, missingGrants)...), nil
+}
+
+func loadHeld(ctx context.Context, q querier, role string) (grantSet, error) {
+	rows, err := q.Query(ctx, heldSQL, role)
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: load privileges of %s: %w", role, err)
+	}
+	defer rows.Close()
+	held := grantSet{}
+	for rows.Next() {
+		var g grant
+		if err := rows.Scan(&g.Kind, &g.Schema, &g.Rel, &g.Col, &g.Priv); err != nil {
+			return nil, fmt.Errorf("plan roles: load privileges of %s: %w", role, err)
+		}
+		held[g] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("plan roles: load privileges of %s: %w", role, err)
+	}
+	return held, nil
+}
+
+// grantStatements renders a set of grants as GRANT (verb "GRANT", prep
+// "TO") or REVOKE ("REVOKE", "FROM") statements, one per object (and per
+// privilege for column lists), schemas first, in a stable order.
+func grantStatements(verb, prep, role string, set grantSet) []string {
+	type object struct{ Kind, Schema, Rel, Priv string }
+	privs := map[object][]string{} // table-level: privileges; column-level: columns
+	for g := range set {
+		switch g.Kind {
+		case onColumn:
+			o := object{g.Kind, g.Schema, g.Rel, g.Priv}
+			privs[o] = append(privs[o], g.Col)
+		default:
+			o := object{g.Kind, g.Schema, g.Rel, ""}
+			privs[o] = append(privs[o], g.Priv)
+		}
+	}
+	order := map[string]int{onSchema: 0, onTable: 1, onSequence: 2, onColumn: 3}
+	objs := make([]object, 0, len(privs))
+	for o := range privs {
+		objs = append(objs, o)
+	}
+	sort.Slice(objs, func(i, j int) bool {
+		a, b := objs[i], objs[j]
+		if order[a.Kind] != order[b.Kind] {
+			return order[a.Kind] < order[b.Kind]
+		}
+		return a.Schema+"\x00"+a.Rel+"\x00"+a.Priv < b.Schema+"\x00"+b.Rel+"\x00"+b.Priv
+	})
+	var out []string
+	for _, o := range objs {
+		items := privs[o]
+		sort.Strings(items)
+		var target, what string
+		switch o.Kind {
+		case onSchema:
+			target, what = "SCHEMA "+ident(o.Schema), strings.Join(items, ", ")
+		case onTable:
+			target, what = "TABLE "+qualified(o.Schema, o.Rel), strings.Join(items, ", ")
+		case onSequence:
+			target, what = "SEQUENCE "+qualified(o.Schema, o.Rel), strings.Join(items, ", ")
+		case onColumn:
+			quoted := make([]string, len(items))
+			for i, c := range items {
+				quoted[i] = ident(c)
+			}
+			target, what = "TABLE "+qualified(o.Schema, o.Rel), fmt.Sprintf("%s (%s)", o.Priv, strings.Join(quoted, ", "))
+		}
+		out = append(out, fmt.Sprintf("%s %s ON %s %s %s", verb, what, target, prep, role))
+	}
+	return out
+}
+
+func queryStrings(ctx context.Context, q querier, sql string, args ...any) ([]string, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("plan roles: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("plan roles: %w", err)
+	}
+	return out, nil
+}
+
+func queryOne(ctx context.Context, q querier, sql string, arg any, dest any) error {
+	rows, err := q.Query(ctx, sql, arg)
+	if err != nil {
+		return fmt.Errorf("plan roles: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("plan roles: %w", err)
+		}
+		return fmt.Errorf("plan roles: no row")
+	}
+	if err := rows.Scan(dest); err != nil {
+		return fmt.Errorf("plan roles: %w", err)
+	}
+	return nil
+}
