@@ -76,7 +76,8 @@ func EnsureSchema(ctx context.Context, pool *pgxpool.Pool, ddl ...string) error 
 	var ready bool
 	err := pool.QueryRow(ctx, `SELECT pg_catalog.to_regclass('airlock.audit_log') IS NOT NULL
 		AND pg_catalog.to_regclass('airlock.mask_keys') IS NOT NULL
-		AND pg_catalog.to_regclass('airlock.changes') IS NOT NULL`).Scan(&ready)
+		AND pg_catalog.to_regclass('airlock.changes') IS NOT NULL
+		AND pg_catalog.to_regclass('airlock.branches') IS NOT NULL`).Scan(&ready)
 	if err != nil {
 		return fmt.Errorf("check airlock schema: %w", err)
 	}

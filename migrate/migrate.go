@@ -84,6 +84,10 @@ const (
 	// EndCommitIfSame commits only when the run's Effects equal
 	// RunArg.Expected; otherwise it rolls back and returns a *Drift.
 	EndCommitIfSame
+	// EndCommit commits unconditionally (after RunArg.BeforeCommit): a
+	// branch database, which is the agent's own copy, takes the change at
+	// once and the reviewer merges it into the source later.
+	EndCommit
 )
 
 // String names the ending as logs and errors show it.
@@ -95,6 +99,8 @@ func (e Ending) String() string {
 		return "prepare"
 	case EndCommitIfSame:
 		return "commit-if-same"
+	case EndCommit:
+		return "commit"
 	}
 	return fmt.Sprintf("Ending(%d)", int(e))
 }
@@ -107,6 +113,11 @@ type RunArg struct {
 	GID string
 	// Expected is the dry run's Effects, required by EndCommitIfSame.
 	Expected *Effects
+	// IgnoreSchemaDiff makes EndCommitIfSame compare only the rows
+	// affected: a caller replaying several changes at once compares the
+	// resulting schema itself (in BeforeCommit), since the combined run's
+	// diff need not equal the changes' diffs one by one.
+	IgnoreSchemaDiff bool
 	// BeforeCommit, if set, runs inside the transaction just before COMMIT
 	// or PREPARE TRANSACTION (never for EndRollback, nor after a drift),
 	// e.g. to mark the change committed atomically with it. It runs with
@@ -150,7 +161,7 @@ func checkArgs(conn *pgx.Conn, plan *sqlguard.MigrationPlan, end Ending, arg Run
 		return fmt.Errorf("migrate: connection is not idle (transaction status %q)", s)
 	}
 	switch end {
-	case EndRollback:
+	case EndRollback, EndCommit:
 	case EndPrepare:
 		if !gidPattern.MatchString(arg.GID) {
 			return fmt.Errorf("migrate: invalid prepared transaction id %q: want airlock_<uuid>", arg.GID)
@@ -388,11 +399,17 @@ func (r *runner) finish(ctx context.Context) error {
 			return prepareError(err)
 		}
 		return nil
-	case EndCommitIfSame:
-		if diffs := r.arg.Expected.Compare(r.report.Effects()); diffs != nil {
-			// Nothing is committed whether or not the rollback succeeds.
-			_ = r.rollback(ctx)
-			return &Drift{Differences: diffs}
+	case EndCommitIfSame, EndCommit:
+		if r.end == EndCommitIfSame {
+			got := r.report.Effects()
+			if r.arg.IgnoreSchemaDiff {
+				got.SchemaDiff = r.arg.Expected.SchemaDiff
+			}
+			if diffs := r.arg.Expected.Compare(got); diffs != nil {
+				// Nothing is committed whether or not the rollback succeeds.
+				_ = r.rollback(ctx)
+				return &Drift{Differences: diffs}
+			}
 		}
 		if err := r.beforeCommit(ctx); err != nil {
 			return err

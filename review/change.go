@@ -33,6 +33,9 @@ const (
 	// ModePrepared changes are a prepared transaction named by GID;
 	// committing one is COMMIT PREPARED.
 	ModePrepared = "prepared"
+	// ModeBranch changes were committed on the session's branch database;
+	// the reviewer merges the branch's whole change log (see Merge).
+	ModeBranch = "branch"
 )
 
 // Change is one pending (or decided) change: a row of airlock.changes.
@@ -56,6 +59,9 @@ type Change struct {
 	// GID names the prepared transaction (prepared mode only):
 	// "airlock_" and a UUID.
 	GID string
+	// BranchID is the branch the change was committed on (branch mode
+	// only).
+	BranchID string
 	// Report is the dry run's (or the PREPARE run's) full report.
 	Report *migrate.Report
 	// Effects are what a replay must reproduce exactly; Record derives

@@ -47,7 +47,9 @@ func (s *Store) Commit(ctx context.Context, id, reviewer string) (*Change, error
 	}
 	r, err := s.get(ctx, s.pool, id)
 	c := r.Change
-	if err == nil {
+	if err == nil && r.Mode == ModeBranch {
+		err = errBranchChange(r.Change)
+	} else if err == nil {
 		if r.Mode == ModePrepared {
 			c, err = s.commitPrepared(ctx, r.ID, reviewer)
 		} else {
@@ -247,6 +249,8 @@ func (s *Store) Rollback(ctx context.Context, id, reviewer, reason string) (*Cha
 	u, err := uuid.Parse(id)
 	if err != nil {
 		err = notFound(id)
+	} else if r, gerr := s.get(ctx, s.pool, u.String()); gerr == nil && r.Mode == ModeBranch {
+		c, err = r.Change, errBranchChange(r.Change)
 	} else {
 		c, err = s.rollback(ctx, u.String(), reviewer, strings.TrimSpace(reason))
 	}

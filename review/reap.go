@@ -35,10 +35,13 @@ type ReapResult struct {
 	// transactions of rolled back, expired or drifted changes rolled back,
 	// and 'committing' changes committed and marked committed.
 	Finished int
+	// Branches counts live branches past their branch_ttl now expired and
+	// dropped.
+	Branches int
 }
 
 // Total is the number of things Reap did.
-func (r ReapResult) Total() int { return r.Expired + r.Orphans + r.Finished }
+func (r ReapResult) Total() int { return r.Expired + r.Orphans + r.Finished + r.Branches }
 
 // Reap expires every pending change past its expiry (rolling back a
 // prepared one's transaction; a transaction already gone is fine), rolls
@@ -50,7 +53,11 @@ func (r ReapResult) Total() int { return r.Expired + r.Orphans + r.Finished }
 func (s *Store) Reap(ctx context.Context) (ReapResult, error) {
 	var res ReapResult
 	var errs []error
-	n, err := s.reapExpired(ctx)
+	// Branches first, so their changes expire with the branch's reason.
+	n, err := s.reapBranches(ctx)
+	res.Branches += n
+	errs = append(errs, err)
+	n, err = s.reapExpired(ctx)
 	res.Expired += n
 	errs = append(errs, err)
 	orphans, finished, err := s.reapPrepared(ctx)

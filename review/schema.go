@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS airlock.changes (
 	statements      jsonb NOT NULL,
 	scope           text NOT NULL,
 	session         text NOT NULL DEFAULT '',
-	mode            text NOT NULL CHECK (mode IN ('replay', 'prepared')),
+	mode            text NOT NULL CONSTRAINT changes_mode_check CHECK (mode IN ('replay', 'prepared', 'branch')),
 	gid             text UNIQUE,
 	report          jsonb NOT NULL,
 	effects         jsonb NOT NULL,
@@ -41,7 +41,36 @@ CREATE TABLE IF NOT EXISTS airlock.changes (
 	CHECK ((mode = 'prepared') = (gid IS NOT NULL))
 );
 CREATE INDEX IF NOT EXISTS changes_open ON airlock.changes (created_at)
-	WHERE status IN ('pending', 'committing');`
+	WHERE status IN ('pending', 'committing');
+ALTER TABLE airlock.changes ADD COLUMN IF NOT EXISTS branch_id uuid;
+DO $$
+BEGIN
+	-- A schema made before branch mode allowed only replay and prepared.
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+		WHERE conrelid = 'airlock.changes'::regclass AND conname = 'changes_mode_check'
+		AND pg_catalog.pg_get_constraintdef(oid) LIKE '%branch%') THEN
+		ALTER TABLE airlock.changes DROP CONSTRAINT IF EXISTS changes_mode_check;
+		ALTER TABLE airlock.changes ADD CONSTRAINT changes_mode_check CHECK (mode IN ('replay', 'prepared', 'branch'));
+	END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS changes_branch ON airlock.changes (branch_id) WHERE branch_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS airlock.branches (
+	id         uuid PRIMARY KEY,
+	session    text NOT NULL,
+	scope      text NOT NULL,
+	database   text NOT NULL UNIQUE,
+	strategy   text NOT NULL,
+	tables     text[] NOT NULL,
+	status     text NOT NULL DEFAULT 'live'
+	           CHECK (status IN ('live', 'merged', 'discarded', 'expired')),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	expires_at timestamptz NOT NULL,
+	reviewer   text,
+	decided_at timestamptz,
+	reason     text,
+	dropped    boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS branches_live ON airlock.branches (scope) WHERE status = 'live';`
 
 // EnsureSchema creates airlock's schema, the audit tables and
 // airlock.changes when missing. Safe to call concurrently and repeatedly.

@@ -93,7 +93,7 @@ type querier interface {
 // the only clock expiry is decided on.
 const changeColumns = `id::text, ticket, summary, sql, sql_fingerprint, statements, scope, session,
 	mode, COALESCE(gid, ''), report, effects, fingerprint, options, status, created_at, expires_at,
-	COALESCE(reviewer, ''), decided_at, COALESCE(reason, ''), expires_at <= clock_timestamp()`
+	COALESCE(reviewer, ''), decided_at, COALESCE(reason, ''), COALESCE(branch_id::text, ''), expires_at <= clock_timestamp()`
 
 // row is a change as read, with what the database said about its expiry.
 type row struct {
@@ -110,7 +110,7 @@ func scanChange(r pgx.Row, extra ...any) (row, error) {
 	)
 	dest := []any{&c.ID, &c.Ticket, &c.Summary, &c.SQL, &c.SQLFingerprint, &statements, &c.Scope, &c.Session,
 		&c.Mode, &c.GID, &report, &effects, &c.Fingerprint, &option, &c.Status, &c.CreatedAt, &c.ExpiresAt,
-		&c.Reviewer, &decided, &c.Reason, &overdue}
+		&c.Reviewer, &decided, &c.Reason, &c.BranchID, &overdue}
 	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return row{}, err
 	}
@@ -161,9 +161,12 @@ func (s *Store) Record(ctx context.Context, c *Change) error {
 	if err != nil {
 		return fmt.Errorf("record change: encode options: %w", err)
 	}
-	var gid, created, expires any
+	var gid, created, expires, branch any
 	if c.GID != "" {
 		gid = c.GID
+	}
+	if c.BranchID != "" {
+		branch = c.BranchID
 	}
 	if !c.CreatedAt.IsZero() {
 		created = c.CreatedAt
@@ -171,16 +174,25 @@ func (s *Store) Record(ctx context.Context, c *Change) error {
 	if !c.ExpiresAt.IsZero() {
 		expires = c.ExpiresAt
 	}
+	// A branch change joins its branch's log only while the branch is
+	// live. FOR SHARE orders this against a merge's UPDATE of the branch
+	// row: either the merge sees this change (and refuses to merge a log
+	// it did not replay) or this insert sees the branch decided.
 	err = s.pool.QueryRow(ctx, `
+		WITH live AS (SELECT 1 FROM airlock.branches WHERE id = $18::uuid AND status = 'live' FOR SHARE)
 		INSERT INTO airlock.changes (id, ticket, summary, sql, sql_fingerprint, statements, scope, session,
-			mode, gid, report, effects, fingerprint, options, status, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending',
+			mode, gid, report, effects, fingerprint, options, status, created_at, expires_at, branch_id)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending',
 			COALESCE($15::timestamptz, now()),
-			COALESCE($16::timestamptz, COALESCE($15::timestamptz, now()) + $17::interval))
+			COALESCE($16::timestamptz, COALESCE($15::timestamptz, now()) + $17::interval), $18::uuid
+		WHERE $18::uuid IS NULL OR EXISTS (SELECT 1 FROM live)
 		RETURNING status, created_at, expires_at`,
 		c.ID, c.Ticket, c.Summary, c.SQL, c.SQLFingerprint, statements, c.Scope, c.Session,
-		c.Mode, gid, report, effects, c.Fingerprint, options, created, expires, c.TTL,
+		c.Mode, gid, report, effects, c.Fingerprint, options, created, expires, c.TTL, branch,
 	).Scan(&c.Status, &c.CreatedAt, &c.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("record change %s: %w", c.ID, ErrBranchClosed)
+	}
 	if err != nil {
 		return fmt.Errorf("record change %s: %w", c.ID, err)
 	}
@@ -213,12 +225,19 @@ func prepareRecord(c *Change) error {
 		if c.GID != "" {
 			return errors.New("a replay change has no prepared transaction id")
 		}
+	case ModeBranch:
+		if c.GID != "" {
+			return errors.New("a branch change has no prepared transaction id")
+		}
+		if _, err := uuid.Parse(c.BranchID); err != nil {
+			return fmt.Errorf("a branch change needs its branch id, got %q", c.BranchID)
+		}
 	case ModePrepared:
 		if !gidPattern.MatchString(c.GID) {
 			return fmt.Errorf("invalid prepared transaction id %q: want airlock_<uuid>", c.GID)
 		}
 	default:
-		return fmt.Errorf("unknown mode %q: want %s or %s", c.Mode, ModeReplay, ModePrepared)
+		return fmt.Errorf("unknown mode %q: want %s, %s or %s", c.Mode, ModeReplay, ModePrepared, ModeBranch)
 	}
 	if len(c.Effects.RowsAffected) == 0 {
 		c.Effects = c.Report.Effects()

@@ -173,6 +173,16 @@ func semanticProblems(doc any) problems {
 			ps.add(jsonPath{"write", "review_ttl"}, "%v", err)
 		}
 	}
+	if branch, ok := write["branch"].(map[string]any); ok {
+		if ttl, ok := branch["branch_ttl"].(string); ok {
+			if _, err := parseReviewTTL(ttl); err != nil {
+				ps.add(jsonPath{"write", "branch", "branch_ttl"}, "%v", err)
+			}
+		}
+		if mode, _ := write["mode"].(string); mode != "branch" {
+			ps.add(jsonPath{"write", "branch"}, `only applies to write.mode "branch"`)
+		}
+	}
 	tools, _ := root["tools"].(map[string]any)
 	checkSomeToolListed(&ps, jsonPath{"tools", "disable"}, write != nil, stringsIn(tools["disable"]))
 	return ps
@@ -303,6 +313,11 @@ func decodeScope(data []byte, doc any) (*Scope, error) {
 		write := doc.(map[string]any)["write"].(map[string]any)
 		if ttl, ok := write["review_ttl"].(string); ok {
 			s.Write.ReviewTTL, _ = parseReviewTTL(ttl) // checked already
+		}
+		if branch, ok := write["branch"].(map[string]any); ok && s.Write.Branch != nil {
+			if ttl, ok := branch["branch_ttl"].(string); ok {
+				s.Write.Branch.TTL, _ = parseReviewTTL(ttl) // checked already
+			}
 		}
 	}
 	s.applyDefaults()

@@ -23,6 +23,9 @@ const (
 	DefaultWriteLockTimeoutMS = 2000
 	DefaultLargeTableRows     = 100000
 	DefaultRowsAffectedWarn   = 10000
+	DefaultBranchStrategy     = "template"
+	DefaultBranchTTL          = 2 * time.Hour
+	DefaultMaxBranches        = 5
 )
 
 // Tool names, as listed to agents. Keep them stable: users' configs and
@@ -98,6 +101,20 @@ type Write struct {
 	// Role is the database role writes run as; empty means the default
 	// (see Scope.WriteRole).
 	Role string `json:"role,omitempty"`
+	// Branch holds the branch mode settings; applyDefaults fills it in
+	// when Mode is "branch".
+	Branch *Branch `json:"branch,omitempty"`
+}
+
+// Branch is write.branch: how a session's branch database is made and
+// how long it may live.
+type Branch struct {
+	// Strategy is "template" or "schema".
+	Strategy   string        `json:"strategy"`
+	SampleRows int           `json:"sample_rows"`
+	TTL        time.Duration `json:"-"`
+	// MaxBranches bounds the scope's live branches.
+	MaxBranches int `json:"max_branches"`
 }
 
 // Tools switches tools off. A disabled tool is not listed at all.
@@ -130,6 +147,14 @@ func (s *Scope) applyDefaults() {
 		setDefault(&w.LockTimeoutMS, DefaultWriteLockTimeoutMS)
 		setDefault(&w.LargeTableRows, DefaultLargeTableRows)
 		setDefault(&w.RowsAffectedWarn, DefaultRowsAffectedWarn)
+		if w.Mode == "branch" {
+			if w.Branch == nil {
+				w.Branch = &Branch{}
+			}
+			setDefault(&w.Branch.Strategy, DefaultBranchStrategy)
+			setDefault(&w.Branch.TTL, DefaultBranchTTL)
+			setDefault(&w.Branch.MaxBranches, DefaultMaxBranches)
+		}
 	}
 }
 

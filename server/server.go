@@ -20,6 +20,7 @@ import (
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/doctor"
 	"github.com/airlock-dev/airlock/review"
+	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/tools"
 )
@@ -103,6 +104,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			interval = defaultReapInterval
 		}
 		s.reaped = s.store.StartReaper(rctx, interval)
+		if cfg.Scope.Write.Mode == review.ModeBranch {
+			env.Branching = &tools.Branching{Store: s.store}
+			if cfg.Scope.Write.Branch.Strategy == review.StrategySchema {
+				// A schema copy carries no grants: give the scope's roles
+				// theirs on the branch. (A template copy has the source's.)
+				env.Branching.Prepare = func(ctx context.Context, pool *pgxpool.Pool) error {
+					_, err := roles.Apply(ctx, pool, cfg.Scope, roles.Options{})
+					return err
+				}
+			}
+		}
 	}
 	opts := []mcpserver.ServerOption{
 		mcpserver.WithToolCapabilities(false),
@@ -177,6 +189,7 @@ func (s *Server) Close() {
 		s.cancel()
 		<-s.reaped
 	}
+	s.env.CloseBranch()
 	s.env.Audit.Close()
 }
 
@@ -204,10 +217,16 @@ func checkWriteMode(cfg Config) error {
 		return nil
 	}
 	// prepared needs max_prepared_transactions > 0: doctor checks that.
-	if w.Mode == review.ModeReplay || w.Mode == review.ModePrepared {
+	switch w.Mode {
+	case review.ModeReplay, review.ModePrepared:
+		return nil
+	case review.ModeBranch:
+		if w.Branch == nil {
+			return errors.New(`write.mode "branch" needs its write.branch settings (scopes.Load fills in the defaults)`)
+		}
 		return nil
 	}
-	return fmt.Errorf(`write.mode %q is not supported by this version of airlock: use "replay" or "prepared"`, w.Mode)
+	return fmt.Errorf(`write.mode %q is not supported by this version of airlock: use "replay", "prepared" or "branch"`, w.Mode)
 }
 
 type slogWriter struct{ l *slog.Logger }
@@ -222,6 +241,9 @@ func instructions(scope *scopes.Scope) string {
 		"Start with list_tables and describe_table; query with query_readonly (one SELECT per call, values as params). "
 	if scope.Write != nil {
 		s += "Changes go through migrate_dry_run first, then apply_migration_with_ticket, which holds the change until a human reviewer commits it; get_change_status tells you the outcome. "
+		if scope.Write.Mode == review.ModeBranch {
+			s += "In this scope your first apply creates your own branch database: your changes are committed there at once and every tool then reads your branch, so you see your own work; a reviewer later merges the branch into the real database or discards it. "
+		}
 	} else {
 		s += "This scope is read-only. "
 	}

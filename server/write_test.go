@@ -332,19 +332,3 @@ func TestPreparedModeNeedsPreparedTransactions(t *testing.T) {
 		t.Fatalf("serve started without prepared transactions: %v", err)
 	}
 }
-
-// TestBranchModeRefused: branch mode is reserved in the schema but not
-// built yet; serve must refuse it rather than hold writes some other way.
-func TestBranchModeRefused(t *testing.T) {
-	scope := loadScope(t, "support.json")
-	scope.Write.Mode = "branch"
-	pool, err := pgxpool.New(context.Background(), pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	_, err = server.New(context.Background(), server.Config{Scope: scope, Pool: pool, Logger: discardLogger()})
-	if err == nil || !strings.Contains(err.Error(), "branch") {
-		t.Fatalf("serve started in branch mode: %v", err)
-	}
-}

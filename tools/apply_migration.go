@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -125,6 +126,21 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		Scope: a.env.Scope.Name, Session: a.env.Session, Mode: w.Mode, TTL: w.ReviewTTL}
 	var rep *migrate.Report
 	switch w.Mode {
+	case review.ModeBranch:
+		var br *sessionBranch
+		br, refusal, err = a.env.ensureBranch(ctx)
+		if refusal != nil || err != nil {
+			return nil, plan, refusal, err
+		}
+		// The branch is the session's own copy: the change commits there
+		// at once, and the reviewer merges the whole log later.
+		rep, err = a.env.runMigrationOn(ctx, br.pool, req, plan, migrate.EndCommit, migrate.RunArg{})
+		if err == nil {
+			change.BranchID, change.ExpiresAt = br.branch.ID, br.branch.ExpiresAt
+			if _, rerr := br.catalog.Reload(ctx); rerr != nil {
+				a.env.Log.Warn("reload the branch's catalog", "err", rerr)
+			}
+		}
 	case review.ModePrepared:
 		// PREPARE first, then record: a crash in between leaves an orphan
 		// prepared transaction, which the reaper rolls back; never a
@@ -143,6 +159,11 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 	if err := a.store.Record(ctx, change); err != nil {
 		if change.GID != "" {
 			a.rollbackOrphan(change.GID)
+		}
+		if errors.Is(err, review.ErrBranchClosed) {
+			return nil, plan, &sqlguard.Refusal{Code: "branch_closed",
+				Reason: "a reviewer decided this session's branch while the change was being applied; the change is not part of any review",
+				Hint:   "check get_change_status for your earlier changes and start a new session for further ones"}, nil
 		}
 		return nil, plan, nil, fmt.Errorf("record change: %w", err)
 	}
@@ -164,6 +185,9 @@ func renderApply(res *ApplyResult) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Change %s is PENDING human review (mode %s, ticket %s, risk %s). Nothing is permanent until a reviewer commits it; unreviewed, it expires at %s.\n",
 		res.ChangeID, res.Mode, res.Ticket, res.Report.Risk, res.ExpiresAt.UTC().Format(time.RFC3339))
+	if res.Mode == review.ModeBranch {
+		sb.WriteString("It is committed on this session's branch database, which your reads and dry runs now use; the source database is unchanged until a reviewer merges the branch.\n")
+	}
 	if res.Mode == review.ModePrepared && len(res.Report.HeldLocks) > 0 {
 		sb.WriteString("The prepared transaction holds its locks until it is reviewed.\n")
 	}

@@ -165,7 +165,8 @@ ORDER BY con.oid`
 func (d *DescribeTable) describe(ctx context.Context, name string) (*DescribeTableResult, *sqlguard.Refusal, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	policy, err := d.env.Catalog.Policy(ctx)
+	pool, catalog := d.env.Target(ctx)
+	policy, err := catalog.Policy(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,7 +181,7 @@ func (d *DescribeTable) describe(ctx context.Context, name string) (*DescribeTab
 	batch.Queue(describeColumnsSQL, t.Schema, t.Name)
 	batch.Queue(describeIndexesSQL, quoteIdent(t.Schema), quoteIdent(t.Name))
 	batch.Queue(describeForeignKeysSQL, quoteIdent(t.Schema), quoteIdent(t.Name))
-	br := d.env.Pool.SendBatch(ctx, batch)
+	br := pool.SendBatch(ctx, batch)
 	defer br.Close()
 
 	rows, err := br.Query()

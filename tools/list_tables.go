@@ -82,7 +82,8 @@ func (l *ListTables) Handle(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 func (l *ListTables) list(ctx context.Context) (*ListTablesResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	policy, err := l.env.Catalog.Policy(ctx)
+	pool, catalog := l.env.Target(ctx)
+	policy, err := catalog.Policy(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +91,7 @@ func (l *ListTables) list(ctx context.Context) (*ListTablesResult, error) {
 	for name := range policy.Tables {
 		names = append(names, name)
 	}
-	rows, err := l.env.Pool.Query(ctx, listTablesSQL, names)
+	rows, err := pool.Query(ctx, listTablesSQL, names)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}

@@ -151,7 +151,8 @@ func (q *QueryReadonly) run(ctx context.Context, args QueryArgs) (*QueryResult, 
 	if r != nil {
 		return nil, nil, r, nil
 	}
-	policy, err := q.env.Catalog.Policy(ctx)
+	_, catalog := q.env.Target(ctx)
+	policy, err := catalog.Policy(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -203,7 +204,8 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 	defer cancel()
 	start := time.Now()
 
-	conn, err := q.env.Pool.Acquire(ctx)
+	pool, _ := q.env.Target(ctx)
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +359,8 @@ func (t *typeNames) name(ctx context.Context, env *Env, oid uint32) string {
 		return typ.Name
 	}
 	var name string
-	if err := env.Pool.QueryRow(ctx, "SELECT pg_catalog.format_type($1, NULL)", oid).Scan(&name); err != nil {
+	pool, _ := env.Target(ctx)
+	if err := pool.QueryRow(ctx, "SELECT pg_catalog.format_type($1, NULL)", oid).Scan(&name); err != nil {
 		return strconv.FormatUint(uint64(oid), 10)
 	}
 	t.m.Store(oid, name)

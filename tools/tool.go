@@ -46,6 +46,9 @@ type Env struct {
 	// bound what a statement can do even if the guard missed something.
 	// Empty means no SET ROLE (unit tests of this package only).
 	ReadRole, WriteRole string
+	// Branching, when set (write.mode "branch"), gives this session its
+	// own branch database; see Target.
+	Branching *Branching
 	// UnsafeSkipGuard hands agent SQL to the database without the parser
 	// guard. It exists only so that tests can prove the other layers hold
 	// alone; no flag, scope field or environment variable sets it.

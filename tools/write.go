@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -55,7 +56,8 @@ func (e *Env) checkMigration(ctx context.Context, sql string) (*sqlguard.Migrati
 		plan, err := uncheckedPlan(sql)
 		return plan, nil, err
 	}
-	policy, err := e.Catalog.Policy(ctx)
+	pool, catalog := e.Target(ctx)
+	policy, err := catalog.Policy(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -70,7 +72,7 @@ func (e *Env) checkMigration(ctx context.Context, sql string) (*sqlguard.Migrati
 	for _, st := range plan.Statements {
 		for _, ix := range st.IndexTargets {
 			var table *string
-			err := e.Pool.QueryRow(ctx, `
+			err := pool.QueryRow(ctx, `
 				SELECT n.nspname || '.' || c.relname
 				FROM pg_catalog.pg_index i
 				JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
@@ -91,14 +93,21 @@ func (e *Env) checkMigration(ctx context.Context, sql string) (*sqlguard.Migrati
 	return plan, nil, nil
 }
 
-// runMigration runs plan on a pooled connection.
+// runMigration runs plan on a pooled connection of the session's target
+// (its branch once it has one, else the source).
 func (e *Env) runMigration(ctx context.Context, req mcp.CallToolRequest, plan *sqlguard.MigrationPlan, end migrate.Ending, arg migrate.RunArg) (*migrate.Report, error) {
+	pool, _ := e.Target(ctx)
+	return e.runMigrationOn(ctx, pool, req, plan, end, arg)
+}
+
+// runMigrationOn runs plan on a pooled connection of pool.
+func (e *Env) runMigrationOn(ctx context.Context, pool *pgxpool.Pool, req mcp.CallToolRequest, plan *sqlguard.MigrationPlan, end migrate.Ending, arg migrate.RunArg) (*migrate.Report, error) {
 	opt := migrateOptions(e.Scope.Write)
 	opt.Role = e.migrationRole(plan)
 	opt.Progress = progressReporter(ctx, req)
 	ctx, cancel := context.WithTimeout(ctx, opt.StatementTimeout*time.Duration(len(plan.Statements)+2)+10*time.Second)
 	defer cancel()
-	conn, err := e.Pool.Acquire(ctx)
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}

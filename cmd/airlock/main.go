@@ -30,7 +30,12 @@ Usage:
                                  make a change permanent (replay: only if its effects are unchanged)
   airlock rollback ID --reviewer NAME [--reason TEXT]
                                  discard a change
-  airlock reap                   expire overdue changes, clean up prepared transactions
+  airlock reap                   expire overdue changes and branches, clean up prepared transactions
+  airlock branches               list live branch databases (write.mode "branch")
+  airlock merge ID --reviewer NAME
+                                 replay a branch's change log on the source (only if its effects are unchanged)
+  airlock discard ID --reviewer NAME [--reason TEXT]
+                                 drop a branch and roll back its changes
   airlock demo [--keep|--stop]   a guided tour on a throwaway local PostgreSQL
   airlock help                   this text
 
@@ -73,6 +78,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdRollback(ctx, args[1:], stdout, stderr)
 	case "reap":
 		err = cmdReap(ctx, args[1:], stdout, stderr)
+	case "branches":
+		err = cmdBranches(ctx, args[1:], stdout, stderr)
+	case "merge":
+		err = cmdMerge(ctx, args[1:], stdout, stderr)
+	case "discard":
+		err = cmdDiscard(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

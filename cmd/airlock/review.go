@@ -158,6 +158,17 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer done()
 	c, err := store.Get(ctx, pos[0])
 	if errors.Is(err, review.ErrNotFound) {
+		// The id may be a branch's.
+		if b, berr := store.GetBranch(ctx, pos[0]); berr == nil {
+			out, err := showBranch(ctx, store, b, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(stdout, out)
+			return nil
+		}
+	}
+	if errors.Is(err, review.ErrNotFound) {
 		fmt.Fprintf(stderr, "airlock show: %v\n", err)
 		return errReported
 	}
@@ -182,6 +193,9 @@ func showText(c *review.Change, now time.Time) string {
 	mode := c.Mode
 	if c.Mode == review.ModePrepared {
 		mode += " (transaction " + c.GID + ")"
+	}
+	if c.Mode == review.ModeBranch {
+		mode += " (branch " + c.BranchID + "; review it with airlock show/merge/discard " + c.BranchID + ")"
 	}
 	field("mode", mode)
 	field("status", c.Status)
@@ -307,8 +321,8 @@ func cmdReap(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer done()
 	res, err := store.Reap(ctx)
-	fmt.Fprintf(stdout, "expired: %d\norphan prepared transactions rolled back: %d\ninterrupted actions finished: %d\n",
-		res.Expired, res.Orphans, res.Finished)
+	fmt.Fprintf(stdout, "expired: %d\norphan prepared transactions rolled back: %d\ninterrupted actions finished: %d\nbranches expired and dropped: %d\n",
+		res.Expired, res.Orphans, res.Finished, res.Branches)
 	return err
 }
 

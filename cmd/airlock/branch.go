@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/airlock-dev/airlock/migrate"
+	"github.com/airlock-dev/airlock/review"
+)
+
+// The reviewer's side of branch mode: list live branches, merge one into
+// the source, discard one. `airlock show` takes a branch id too.
+
+func cmdBranches(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("branches", "branches", stderr)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return errUsage
+	}
+	if len(pos) > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	store, done, err := openReview(ctx, stderr, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	branches, err := store.Branches(ctx)
+	if err != nil {
+		return err
+	}
+	if len(branches) == 0 {
+		fmt.Fprintln(stdout, "no live branches")
+		return nil
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSESSION\tSCOPE\tAGE\tCHANGES\tSIZE\tEXPIRES IN")
+	for _, b := range branches {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, cell(b.Session, 36), cell(b.Scope, 24),
+			human(now.Sub(b.CreatedAt)), b.Changes, size(b.SizeBytes), branchExpiresIn(b, now))
+	}
+	return tw.Flush()
+}
+
+func size(n int64) string {
+	switch {
+	case n < 0:
+		return "-"
+	case n < 1<<20:
+		return fmt.Sprintf("%d kB", n>>10)
+	}
+	return fmt.Sprintf("%d MB", n>>20)
+}
+
+func branchExpiresIn(b *review.Branch, now time.Time) string {
+	if !now.Before(b.ExpiresAt) {
+		return "expired " + human(now.Sub(b.ExpiresAt)) + " ago"
+	}
+	return "in " + human(b.ExpiresAt.Sub(now))
+}
+
+// showBranch renders branch b, its whole change log and its schema diff
+// against the source.
+func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now time.Time) (string, error) {
+	changes, err := store.BranchChanges(ctx, b.ID)
+	if err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	field := func(name, value string) { fmt.Fprintf(&sb, "%-10s %s\n", name+":", value) }
+	fmt.Fprintf(&sb, "branch %s\n", b.ID)
+	field("database", b.Database)
+	field("strategy", b.Strategy)
+	field("scope", text(b.Scope))
+	field("session", text(b.Session))
+	field("status", b.Status)
+	field("created", fmt.Sprintf("%s (%s ago)", stamp(b.CreatedAt), human(now.Sub(b.CreatedAt))))
+	field("expires", fmt.Sprintf("%s (%s)", stamp(b.ExpiresAt), branchExpiresIn(b, now)))
+	if !b.DecidedAt.IsZero() {
+		field("decided", fmt.Sprintf("%s by %s", stamp(b.DecidedAt), orDash(text(b.Reviewer))))
+	}
+	if b.Reason != "" {
+		field("reason", text(b.Reason))
+	}
+	field("size", size(b.SizeBytes))
+	fmt.Fprintf(&sb, "\nChange log (%d, in the order applied):\n", len(changes))
+	for i, c := range changes {
+		fmt.Fprintf(&sb, "\n%d. change %s  ticket %s  status %s  risk %s\n", i+1, c.ID, text(c.Ticket), c.Status, c.Risk())
+		fmt.Fprintf(&sb, "   summary: %s\n", text(c.Summary))
+		for _, line := range strings.Split(strings.TrimRight(text(c.SQL), "\n"), "\n") {
+			sb.WriteString("     " + line + "\n")
+		}
+		for j, st := range c.Report.Statements {
+			fmt.Fprintf(&sb, "   statement %d (%s): %d rows\n", j+1, st.Kind, st.RowsAffected)
+		}
+	}
+	if b.Status == review.BranchLive {
+		diff, err := store.SchemaDiff(ctx, b)
+		sb.WriteString("\nSchema diff of the write tables (- source, + branch):\n")
+		switch {
+		case err != nil:
+			fmt.Fprintf(&sb, "  (could not compare: %s)\n", text(err.Error()))
+		case len(diff) == 0:
+			sb.WriteString("  (none)\n")
+		}
+		for _, l := range diff {
+			sb.WriteString("  " + text(l) + "\n")
+		}
+	}
+	return sb.String(), nil
+}
+
+func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("merge", "merge BRANCH_ID --reviewer NAME", stderr)
+	reviewer := fs.String("reviewer", "", "your name, recorded with the decision (required)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return errUsage
+	}
+	if len(pos) != 1 || strings.TrimSpace(*reviewer) == "" {
+		fs.Usage()
+		return errUsage
+	}
+	store, done, err := openReview(ctx, stderr, true)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := store.Merge(ctx, pos[0], *reviewer)
+	if err != nil {
+		return reportBranchRefusal(stdout, stderr, "merge", err)
+	}
+	fmt.Fprintf(stdout, "merged: branch %s (%d changes) by %s at %s; its database is dropped\n",
+		res.Branch.ID, len(res.Changes), text(res.Branch.Reviewer), stamp(res.Branch.DecidedAt))
+	return nil
+}
+
+func cmdDiscard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("discard", "discard BRANCH_ID --reviewer NAME [--reason TEXT]", stderr)
+	reviewer := fs.String("reviewer", "", "your name, recorded with the decision (required)")
+	reason := fs.String("reason", "", "why, for the agent and the audit log")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return errUsage
+	}
+	if len(pos) != 1 || strings.TrimSpace(*reviewer) == "" {
+		fs.Usage()
+		return errUsage
+	}
+	store, done, err := openReview(ctx, stderr, true)
+	if err != nil {
+		return err
+	}
+	defer done()
+	b, err := store.Discard(ctx, pos[0], *reviewer, *reason)
+	if err != nil {
+		return reportBranchRefusal(stdout, stderr, "discard", err)
+	}
+	fmt.Fprintf(stdout, "discarded: branch %s by %s at %s; its changes are rolled back and its database is dropped\n",
+		b.ID, text(b.Reviewer), stamp(b.DecidedAt))
+	return nil
+}
+
+func reportBranchRefusal(stdout, stderr io.Writer, cmd string, err error) error {
+	var (
+		drift   *migrate.Drift
+		notLive *review.BranchNotLiveError
+	)
+	switch {
+	case errors.Is(err, review.ErrNotFound):
+		fmt.Fprintf(stderr, "airlock %s: %v\n", cmd, err)
+	case errors.As(err, &drift):
+		fmt.Fprintf(stdout, "drifted: %s\n", text(err.Error()))
+	case errors.As(err, &notLive):
+		fmt.Fprintf(stdout, "refused: %s\n", text(err.Error()))
+	default:
+		fmt.Fprintf(stdout, "failed: %s\n", text(err.Error()))
+	}
+	return errReported
+}
