@@ -105,15 +105,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.reaped = s.store.StartReaper(rctx, interval)
 		if cfg.Scope.Write.Mode == review.ModeBranch {
-			env.Branching = &tools.Branching{Store: s.store}
-			if cfg.Scope.Write.Branch.Strategy == review.StrategySchema {
-				// A schema copy carries no grants: give the scope's roles
-				// theirs on the branch. (A template copy has the source's.)
-				env.Branching.Prepare = func(ctx context.Context, pool *pgxpool.Pool) error {
-					_, err := roles.Apply(ctx, pool, cfg.Scope, roles.Options{})
-					return err
-				}
-			}
+			// A schema copy carries no grants, and a table a migration
+			// creates on any branch has none either: the scope's roles get
+			// theirs on the branch when it is made and after every DDL
+			// change (a template copy starts with the source's).
+			env.Branching = &tools.Branching{Store: s.store, Prepare: func(ctx context.Context, pool *pgxpool.Pool) error {
+				_, err := roles.Apply(ctx, pool, cfg.Scope, roles.Options{})
+				return err
+			}}
 		}
 	}
 	opts := []mcpserver.ServerOption{
