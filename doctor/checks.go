@@ -134,7 +134,24 @@ func (d *doctor) tableOwner(ctx context.Context, login string, allowOwner bool) 
 	if err != nil {
 		return couldNotCheck(CheckTableOwner, fmt.Errorf("list table owners: %w", err))
 	}
-	return judgeOwner(login, owned, allowOwner)
+	return judgeOwner(login, owned, allowOwner, ddlKinds(d.scope))
+}
+
+// ddlKinds lists the scope's allowed write kinds that change a table's
+// definition: PostgreSQL lets only the table's owner run those.
+func ddlKinds(scope *scopes.Scope) []string {
+	if scope.Write == nil {
+		return nil
+	}
+	var out []string
+	for _, k := range scope.Write.Allow {
+		switch k {
+		case "insert", "update", "delete", "truncate":
+		default:
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // scopeTables lists every table the scope reads or writes, sorted, once.
@@ -150,9 +167,15 @@ func scopeTables(scope *scopes.Scope) []string {
 	return slices.Compact(names)
 }
 
-func judgeOwner(login string, owned []ownedTable, allowOwner bool) Check {
+func judgeOwner(login string, owned []ownedTable, allowOwner bool, ddl []string) Check {
 	c := Check{Name: CheckTableOwner, Status: OK, Detail: login + " owns none of the scope's tables"}
 	if len(owned) == 0 {
+		if len(ddl) > 0 {
+			c.Status = WARN
+			c.Detail += fmt.Sprintf("; but write.allow has DDL kinds (%s), which PostgreSQL lets only a table's owner run: such migrations will fail with \"must be owner\"",
+				strings.Join(ddl, ", "))
+			c.Fix = "keep only insert/update/delete/truncate in write.allow for this login, or serve DDL scopes as the tables' owner with --allow-owner"
+		}
 		return c
 	}
 	parts := make([]string, len(owned))

@@ -29,10 +29,12 @@ func TestJudge(t *testing.T) {
 		{"bypassrls", judgeLogin(loginFacts{name: "etl", bypassRLS: true}, "FILE", false), FAIL,
 			"etl has BYPASSRLS", "--grant-to airlock_login"},
 
-		{"owns nothing", judgeOwner("app", nil, false), OK, "app owns none", ""},
-		{"owns a table", judgeOwner("app", []ownedTable{{"public.orders", "app"}}, false), FAIL,
+		{"owns nothing", judgeOwner("app", nil, false, nil), OK, "app owns none", ""},
+		{"owns nothing, DDL allowed", judgeOwner("app", nil, false, []string{"add_column"}), WARN,
+			"DDL kinds (add_column)", "keep only insert/update/delete/truncate"},
+		{"owns a table", judgeOwner("app", []ownedTable{{"public.orders", "app"}}, false, nil), FAIL,
 			"public.orders (owner app)", "--allow-owner"},
-		{"owns a table, allowed", judgeOwner("app", []ownedTable{{"public.orders", "app"}}, true), WARN,
+		{"owns a table, allowed", judgeOwner("app", []ownedTable{{"public.orders", "app"}}, true, nil), WARN,
 			"public.orders (owner app)", "accepted with --allow-owner"},
 
 		{"roles match", judgeScopeRoles([]string{"r", "w"}, nil, 0, "s.json"), OK, "r, w match the scope", ""},
