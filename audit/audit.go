@@ -98,14 +98,14 @@ func EnsureSchema(ctx context.Context, pool *pgxpool.Pool, ddl ...string) error 
 }
 
 // GrantSchema lets a login role use airlock's own tables: append to the
-// audit log, read and create masking keys, record and decide changes. It
+// audit log, read and create masking keys, record changes and branches. It
 // is what a least-privilege login role needs besides the scope's roles.
 func GrantSchema(ctx context.Context, pool *pgxpool.Pool, role string) error {
 	r := pgx.Identifier{role}.Sanitize()
 	stmts := []string{
 		"GRANT USAGE ON SCHEMA airlock TO " + r,
 		"GRANT SELECT, INSERT ON airlock.audit_log, airlock.mask_keys TO " + r,
-		"GRANT SELECT, INSERT, UPDATE ON airlock.changes TO " + r,
+		"GRANT SELECT, INSERT, UPDATE ON airlock.changes, airlock.branches TO " + r,
 	}
 	for _, st := range stmts {
 		if _, err := pool.Exec(ctx, st); err != nil {

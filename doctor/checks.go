@@ -134,7 +134,17 @@ func (d *doctor) tableOwner(ctx context.Context, login string, allowOwner bool) 
 	if err != nil {
 		return couldNotCheck(CheckTableOwner, fmt.Errorf("list table owners: %w", err))
 	}
-	return judgeOwner(login, owned, allowOwner, ddlKinds(d.scope))
+	var ddl []string
+	if w := d.scope.Write; w != nil && w.OwnTables {
+		// The scope's write role owning its write tables is the setup
+		// write.own_tables asks for, not a login that owns them.
+		owned = slices.DeleteFunc(owned, func(o ownedTable) bool {
+			return o.owner == d.scope.WriteRole() && w.WritesTable(o.table)
+		})
+	} else {
+		ddl = ddlKinds(d.scope)
+	}
+	return judgeOwner(login, owned, allowOwner, ddl)
 }
 
 // ddlKinds lists the scope's allowed write kinds that change a table's
@@ -174,7 +184,7 @@ func judgeOwner(login string, owned []ownedTable, allowOwner bool, ddl []string)
 			c.Status = WARN
 			c.Detail += fmt.Sprintf("; but write.allow has DDL kinds (%s), which PostgreSQL lets only a table's owner run: such migrations will fail with \"must be owner\"",
 				strings.Join(ddl, ", "))
-			c.Fix = "keep only insert/update/delete/truncate in write.allow for this login, or serve DDL scopes as the tables' owner with --allow-owner"
+			c.Fix = "set write.own_tables in the scope and run airlock scope apply (the write role then owns the write tables), or keep only insert/update/delete/truncate in write.allow"
 		}
 		return c
 	}

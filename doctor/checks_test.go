@@ -31,7 +31,7 @@ func TestJudge(t *testing.T) {
 
 		{"owns nothing", judgeOwner("app", nil, false, nil), OK, "app owns none", ""},
 		{"owns nothing, DDL allowed", judgeOwner("app", nil, false, []string{"add_column"}), WARN,
-			"DDL kinds (add_column)", "keep only insert/update/delete/truncate"},
+			"DDL kinds (add_column)", "set write.own_tables"},
 		{"owns a table", judgeOwner("app", []ownedTable{{"public.orders", "app"}}, false, nil), FAIL,
 			"public.orders (owner app)", "--allow-owner"},
 		{"owns a table, allowed", judgeOwner("app", []ownedTable{{"public.orders", "app"}}, true, nil), WARN,

@@ -150,10 +150,22 @@ func writeGrants(scope *scopes.Scope, cat *catalog) grantSet {
 	}
 	for _, table := range w.Tables {
 		cols, exists := cat.columns[table]
+		schema, rel := splitQualified(table)
+		if w.OwnTables {
+			// The write role owns its write tables (and creates new ones):
+			// an owner's privileges are not grants.
+			g[grant{Kind: onSchema, Schema: schema, Priv: "USAGE"}] = true
+			g[grant{Kind: onSchema, Schema: schema, Priv: "CREATE"}] = true
+			for k := range g {
+				if (k.Kind == onColumn || k.Kind == onTable) && k.Schema == schema && k.Rel == rel {
+					delete(g, k)
+				}
+			}
+			continue
+		}
 		if !exists {
 			continue
 		}
-		schema, rel := splitQualified(table)
 		for _, kp := range []struct{ kind, priv string }{
 			{"insert", "INSERT"}, {"update", "UPDATE"}, {"delete", "DELETE"}, {"truncate", "TRUNCATE"},
 		} {
@@ -245,13 +257,31 @@ WHERE a.grantee = r.oid
 UNION
 SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, n.nspname, c.relname, '', a.privilege_type
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a, r
-WHERE a.grantee = r.oid
+WHERE a.grantee = r.oid AND c.relowner <> r.oid
 UNION
 SELECT 'column', n.nspname, c.relname, att.attname, a.privilege_type
 FROM pg_catalog.pg_attribute att
 JOIN pg_catalog.pg_class c ON c.oid = att.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, aclexplode(att.attacl) a, r
-WHERE a.grantee = r.oid AND att.attnum > 0 AND NOT att.attisdropped`
+WHERE a.grantee = r.oid AND c.relowner <> r.oid AND att.attnum > 0 AND NOT att.attisdropped`
+
+// ownedTablesSQL lists the tables (not their indexes, sequences or toast)
+// a role owns: their privileges are the owner's, not grants.
+const ownedTablesSQL = `
+SELECT n.nspname || '.' || c.relname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+WHERE r.rolname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+ORDER BY 1`
+
+// ownersSQL gives the owner of each existing table among $1.
+const ownersSQL = `
+SELECT n.nspname || '.' || c.relname, pg_catalog.pg_get_userbyid(c.relowner)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) = ANY($1)
+ORDER BY 1`
 
 const memberOfSQL = `
 SELECT g.rolname FROM pg_catalog.pg_auth_members m
@@ -265,15 +295,11 @@ JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
 JOIN pg_catalog.pg_roles r ON r.oid = m.member
 WHERE g.rolname = $1 ORDER BY 1`
 
-const ownsSQL = `
-SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
-WHERE r.rolname = $1`
-
 // planRole returns the statements that give role exactly want and make
 // each of grantTo a member of it. With create false the role is not
 // created when missing (a scope without a write section), only stripped
 // when present.
-func planRole(ctx context.Context, q querier, role string, want grantSet, grantTo []string, create bool) ([]string, error) {
+func planRole(ctx context.Context, q querier, role string, want grantSet, grantTo []string, create bool, mayOwn []string) ([]string, error) {
 	r := ident(role)
 	state, err := loadRole(ctx, q, role)
 	var missing errNoRole
@@ -292,12 +318,14 @@ func planRole(ctx context.Context, q querier, role string, want grantSet, grantT
 		return nil, err
 	}
 
-	var owned int
-	if err := queryOne(ctx, q, ownsSQL, role, &owned); err != nil {
+	owned, err := queryStrings(ctx, q, ownedTablesSQL, role)
+	if err != nil {
 		return nil, err
 	}
-	if owned > 0 {
-		return nil, fmt.Errorf("plan roles: role %s owns %d relations, and an owner has every privilege on them: reassign them (REASSIGN OWNED BY %s TO ...) first", role, owned, r)
+	for _, t := range owned {
+		if !slices.Contains(mayOwn, t) {
+			return nil, fmt.Errorf("plan roles: role %s owns %s, which the scope does not let it own, and an owner has every privilege on what it owns: reassign it (ALTER TABLE ... OWNER TO ...) first", role, t)
+		}
 	}
 
 	var out []string

@@ -183,16 +183,38 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 	}
 
 	var out []string
-	roleStmts, err := planRole(ctx, q, readRole, readGrants(scope, cat), opt.GrantTo, true)
+	roleStmts, err := planRole(ctx, q, readRole, readGrants(scope, cat), opt.GrantTo, true, nil)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, roleStmts...)
-	roleStmts, err = planRole(ctx, q, writeRole, writeGrants(scope, cat), opt.GrantTo, scope.Write != nil)
+	var mayOwn []string
+	if scope.Write != nil && scope.Write.OwnTables {
+		mayOwn = scope.Write.Tables
+		for _, t := range scope.Write.Tables {
+			if rule, ok := scope.TableRule(t); ok && rule.RowFilter != "" {
+				// An owner bypasses row-level security on its own table.
+				return nil, fmt.Errorf("plan roles: write table %s has a row_filter, and write.own_tables would make the write role its owner, which row-level security does not bind: drop one of the two", t)
+			}
+		}
+	}
+	roleStmts, err = planRole(ctx, q, writeRole, writeGrants(scope, cat), opt.GrantTo, scope.Write != nil, mayOwn)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, roleStmts...)
+	if len(mayOwn) > 0 {
+		owners, err := queryPairs(ctx, q, ownersSQL, mayOwn)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range owners {
+			if o[1] != writeRole {
+				schema, rel := splitQualified(o[0])
+				out = append(out, fmt.Sprintf("ALTER TABLE %s OWNER TO %s", qualified(schema, rel), ident(writeRole)))
+			}
+		}
+	}
 	policyStmts, err := planPolicies(ctx, q, scope, filters)
 	if err != nil {
 		return nil, err
@@ -210,4 +232,25 @@ func qualified(schema, name string) string { return pgx.Identifier{schema, name}
 func splitQualified(key string) (string, string) {
 	schema, name, _ := strings.Cut(key, ".")
 	return schema, name
+}
+
+// queryPairs returns the rows of a two-text-column query.
+func queryPairs(ctx context.Context, q querier, sql string, args ...any) ([][2]string, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: %w", err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var p [2]string
+		if err := rows.Scan(&p[0], &p[1]); err != nil {
+			return nil, fmt.Errorf("plan roles: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("plan roles: %w", err)
+	}
+	return out, nil
 }

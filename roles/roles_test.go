@@ -468,3 +468,57 @@ func TestPlanRefusesBadOptions(t *testing.T) {
 	}
 	e.exec("ALTER TABLE public.products OWNER TO CURRENT_USER")
 }
+
+// TestOwnTables: with write.own_tables the write role owns the write
+// tables and may create tables in their schema, so DDL runs under it; it
+// still owns nothing else, and a second apply has nothing to do.
+func TestOwnTables(t *testing.T) {
+	e := newEnv(t)
+	s := e.scope(`{"tables": {"public.orders": {}}}`,
+		`{"tables": ["public.orders", "public.orders_archive"], "allow": ["insert", "add_column", "create_table", "create_index"], "ticket_pattern": "^T-[0-9]+$", "own_tables": true}`)
+	t.Cleanup(func() { e.exec("REASSIGN OWNED BY " + ident(s.WriteRole()) + " TO postgres") })
+	stmts := e.applyConverged(s, Options{})
+	if !contains(stmts, "ALTER TABLE public.orders OWNER TO "+ident(s.WriteRole())) {
+		t.Fatalf("ownership not transferred:\n%s", strings.Join(stmts, "\n"))
+	}
+	for _, ddl := range []string{
+		"ALTER TABLE public.orders ADD COLUMN gift boolean",
+		"CREATE INDEX ON public.orders (status)",
+		"CREATE TABLE public.orders_archive (id bigint)",
+	} {
+		if err := e.execAs(s.WriteRole(), ddl); err != nil {
+			t.Errorf("as the write role: %s: %v", ddl, err)
+		}
+	}
+	for _, c := range []struct{ role, sql string }{
+		{s.WriteRole(), "ALTER TABLE public.invoices ADD COLUMN x int"},
+		{s.WriteRole(), "ALTER TABLE public.customers ADD COLUMN x int"},
+		{s.ReadRole(), "ALTER TABLE public.orders ADD COLUMN y int"},
+	} {
+		var pe *pgconn.PgError
+		if err := e.execAs(c.role, c.sql); !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("as %s: %s: got %v, want must be owner (42501)", c.role, c.sql, err)
+		}
+	}
+	e.deniedAs(s.WriteRole(), "SELECT count(*) FROM public.secrets")
+	// A row filter on an owned write table would not bind its owner.
+	filtered := e.scope(`{"tables": {"public.orders": {"row_filter": "status = 'paid'"}}}`,
+		`{"tables": ["public.orders"], "allow": ["insert"], "ticket_pattern": "^T-[0-9]+$", "own_tables": true}`)
+	if _, err := Plan(e.ctx, e.pool, filtered, Options{}); err == nil || !strings.Contains(err.Error(), "row_filter") {
+		t.Fatalf("row filter on an owned write table accepted: %v", err)
+	}
+}
+
+// execAs runs one statement as role in a rolled-back transaction.
+func (e *env) execAs(role, sql string) error {
+	tx, err := e.pool.Begin(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer tx.Rollback(e.ctx)
+	if _, err := tx.Exec(e.ctx, "SET LOCAL ROLE "+ident(role)); err != nil {
+		e.t.Fatal(err)
+	}
+	_, err = tx.Exec(e.ctx, sql)
+	return err
+}

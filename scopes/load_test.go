@@ -50,6 +50,7 @@ func TestLoadSupport(t *testing.T) {
 			LockTimeoutMS:      DefaultWriteLockTimeoutMS,
 			LargeTableRows:     DefaultLargeTableRows,
 			RowsAffectedWarn:   DefaultRowsAffectedWarn,
+			OwnTables:          true,
 		},
 	}
 	if !reflect.DeepEqual(got, want) {

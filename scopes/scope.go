@@ -98,6 +98,10 @@ type Write struct {
 	LockTimeoutMS      int           `json:"lock_timeout_ms"`
 	LargeTableRows     int64         `json:"large_table_rows"`
 	RowsAffectedWarn   int64         `json:"rows_affected_warn"`
+	// OwnTables makes the write role the owner of the write tables (and
+	// gives it CREATE on their schemas): PostgreSQL lets only a table's
+	// owner change its definition, so DDL kinds need it.
+	OwnTables bool `json:"own_tables"`
 	// Role is the database role writes run as; empty means the default
 	// (see Scope.WriteRole).
 	Role string `json:"role,omitempty"`

@@ -137,7 +137,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		rep, err = a.env.runMigrationOn(ctx, br.pool, req, plan, migrate.EndCommit, migrate.RunArg{})
 		if err == nil {
 			change.BranchID, change.ExpiresAt = br.branch.ID, br.branch.ExpiresAt
-			if a.env.migrationRole(plan) == "" && a.env.Branching.Prepare != nil {
+			if definesTables(plan) && a.env.Branching.Prepare != nil {
 				// DDL may have made a table the scope's roles hold nothing on.
 				if perr := a.env.Branching.Prepare(ctx, br.pool); perr != nil {
 					a.env.Log.Warn("re-apply the scope's roles on the branch", "err", perr)

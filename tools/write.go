@@ -142,24 +142,22 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// dmlKinds can run as the scope's write role. Every other kind changes a
-// table's definition, which PostgreSQL allows only to the table's owner:
-// those migrations run as the login role, bounded by the guard's kind and
-// table checks and by the human commit.
-var dmlKinds = map[string]bool{"insert": true, "update": true, "delete": true, "truncate": true}
+// migrationRole is the role a migration runs as: always the write role.
+// Statements that change a table's definition then need the write role to
+// own the table (write.own_tables); PostgreSQL refuses them otherwise.
+func (e *Env) migrationRole(*sqlguard.MigrationPlan) string { return e.WriteRole }
 
-// migrationRole is the role a migration runs as: the write role when every
-// statement is DML (or the guard is off, so nothing is known of it).
-func (e *Env) migrationRole(plan *sqlguard.MigrationPlan) string {
-	if e.UnsafeSkipGuard {
-		return e.WriteRole
-	}
+// definesTables reports whether a plan changes table definitions (any
+// kind other than data changes): a branch then needs its grants renewed.
+func definesTables(plan *sqlguard.MigrationPlan) bool {
 	for _, st := range plan.Statements {
-		if !dmlKinds[st.Kind] {
-			return ""
+		switch st.Kind {
+		case "insert", "update", "delete", "truncate":
+		default:
+			return true
 		}
 	}
-	return e.WriteRole
+	return false
 }
 
 // uncheckedPlan splits a migration into statements without checking them,

@@ -55,7 +55,7 @@ func runDemo(t *testing.T, bin, cacheDir string, args ...string) (int, string, s
 
 var (
 	clusterDirRE = regexp.MustCompile(`PostgreSQL \.\.\. port \d+, in (\S+) `)
-	scopeRE      = regexp.MustCompile(`serve --scope (\S+) --allow-owner`)
+	scopeRE      = regexp.MustCompile(`serve --scope (\S+) \.\.\.`)
 )
 
 // checkTour asserts that the tour showed its key moments.

@@ -33,7 +33,7 @@ type agent struct {
 // environment, as an MCP host would, and initializes the session.
 func startAgent(ctx context.Context, binary, scope, url string) (*agent, error) {
 	a := &agent{stderr: &tail{max: 8 << 10}}
-	tr := transport.NewStdioWithOptions(binary, []string{urlEnv + "=" + url}, []string{"serve", "--scope", scope, "--allow-owner"},
+	tr := transport.NewStdioWithOptions(binary, []string{urlEnv + "=" + url}, []string{"serve", "--scope", scope},
 		// The server's stderr is its JSON audit log: worth keeping for an
 		// error message, not worth showing on the tour.
 		transport.WithCommandStderrWriter(a.stderr))

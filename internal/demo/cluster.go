@@ -134,6 +134,7 @@ type state struct {
 	BinDir    string    `json:"bin_dir"`
 	Port      int       `json:"port"`
 	URL       string    `json:"url"`
+	AgentURL  string    `json:"agent_url"`
 	Scope     string    `json:"scope"`
 	Binary    string    `json:"binary"`
 	StartedAt time.Time `json:"started_at"`
@@ -151,7 +152,7 @@ func (r *run) handOver(ctx context.Context) error {
 	if err := c.Detach(); err != nil {
 		return fmt.Errorf("keep the demo cluster: %w", err)
 	}
-	st := state{Dir: c.Dir(), BinDir: r.opt.BinDir, Port: c.Port(), URL: r.url, Scope: r.scope,
+	st := state{Dir: c.Dir(), BinDir: r.opt.BinDir, Port: c.Port(), URL: r.url, AgentURL: r.agentURL, Scope: r.scope,
 		Binary: r.opt.Binary, StartedAt: time.Now().UTC()}
 	if err := writeState(r.opt.StateDir, st); err != nil {
 		return err

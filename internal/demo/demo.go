@@ -138,9 +138,12 @@ type run struct {
 	keepDir string // the cluster directory Run made for a kept demo
 	tmpDir  string // the scope file of an unkept demo
 	agent   *agent
-	url     string
-	scope   string
-	kept    bool // the hand-over succeeded: the cluster outlives Run
+	url     string // the admin's (and reviewer's) connection
+	// agentURL is what airlock serve logs in with: the least-privilege
+	// login role.
+	agentURL string
+	scope    string
+	kept     bool // the hand-over succeeded: the cluster outlives Run
 }
 
 func (r *run) play(ctx context.Context) error {
@@ -155,8 +158,8 @@ func (r *run) play(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	r.p.status("Starting the MCP server, as the superuser (hence --allow-owner): airlock serve --scope %s --allow-owner", r.scope)
-	a, err := startAgent(ctx, r.opt.Binary, r.scope, r.url)
+	r.p.status("Starting the MCP server: airlock serve --scope %s", r.scope)
+	a, err := startAgent(ctx, r.opt.Binary, r.scope, r.agentURL)
 	if err != nil {
 		return err
 	}

@@ -199,13 +199,13 @@ func (p *printer) kept(st state, stateDir string) {
 		Args    []string          `json:"args"`
 		Env     map[string]string `json:"env"`
 	}
-	server := mcpServer{Command: st.Binary, Args: []string{"serve", "--scope", st.Scope, "--allow-owner"}, Env: map[string]string{urlEnv: st.URL}}
+	server := mcpServer{Command: st.Binary, Args: []string{"serve", "--scope", st.Scope}, Env: map[string]string{urlEnv: st.agentURL()}}
 	snippet, _ := json.MarshalIndent(map[string]any{"mcpServers": map[string]any{"airlock-demo": server}}, "", "  ")
 	p.printf("\nThe demo database is still running (port %d, data in %s).\n", st.Port, st.Dir)
 	p.printf("\nTo give a real agent the same tools, add this to your MCP client's config\n")
 	p.printf("(Claude Desktop, Cursor, .mcp.json):\n\n%s\n", snippet)
-	p.printf("\nor, for Claude Code:\n\n  claude mcp add --transport stdio --env %s=%s airlock-demo -- %s serve --scope %s --allow-owner\n",
-		urlEnv, shellQuote(st.URL), shellQuote(st.Binary), shellQuote(st.Scope))
+	p.printf("\nor, for Claude Code:\n\n  claude mcp add --transport stdio --env %s=%s airlock-demo -- %s serve --scope %s\n",
+		urlEnv, shellQuote(st.agentURL()), shellQuote(st.Binary), shellQuote(st.Scope))
 	p.printf("\nReview its changes with the same URL in your shell:\n\n  export %s=%s\n  %s pending\n",
 		urlEnv, shellQuote(st.URL), shellQuote(st.Binary))
 	p.printf("\nWhen you are done:\n\n  %s demo --stop\n", shellQuote(st.Binary))
@@ -276,4 +276,13 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// agentURL is the URL airlock serve should use: the least-privilege login
+// (a state file from an older build has only the admin's URL).
+func (st state) agentURL() string {
+	if st.AgentURL != "" {
+		return st.AgentURL
+	}
+	return st.URL
 }
