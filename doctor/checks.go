@@ -453,3 +453,47 @@ func judgeTLS(f tlsFacts) Check {
 	}
 	return c
 }
+
+// definersSQL lists SECURITY DEFINER functions outside the system schemas
+// that any of the given roles may execute (directly or through PUBLIC).
+const definersSQL = `
+SELECT DISTINCT n.nspname || '.' || p.proname
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+CROSS JOIN (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ANY($1)) AS r
+WHERE p.prosecdef
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')
+ORDER BY 1`
+
+func (d *doctor) definers(ctx context.Context) Check {
+	names, err := pgxQueryStrings(ctx, d, definersSQL, d.scopeRoleNames())
+	if err != nil {
+		return couldNotCheck(CheckDefiner, fmt.Errorf("list SECURITY DEFINER functions: %w", err))
+	}
+	return judgeDefiners(names)
+}
+
+func pgxQueryStrings(ctx context.Context, d *doctor, sql string, arg any) ([]string, error) {
+	rows, err := d.pool.Query(ctx, sql, arg)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+func judgeDefiners(names []string) Check {
+	c := Check{Name: CheckDefiner, Status: OK, Detail: "the scope's roles can execute no SECURITY DEFINER function outside pg_catalog"}
+	if len(names) == 0 {
+		return c
+	}
+	shown := names
+	if len(shown) > 5 {
+		shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(names)-5))
+	}
+	c.Status = WARN
+	c.Detail = fmt.Sprintf("the scope's roles can execute SECURITY DEFINER functions, which run with their owner's rights: %s; only the SQL guard keeps the agent from calling them",
+		strings.Join(shown, ", "))
+	c.Fix = "REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC and grant it to the roles that need it (airlock scope apply does not touch PUBLIC)"
+	return c
+}

@@ -29,6 +29,8 @@ func TestJudge(t *testing.T) {
 		{"bypassrls", judgeLogin(loginFacts{name: "etl", bypassRLS: true}, "FILE", false), FAIL,
 			"etl has BYPASSRLS", "--grant-to airlock_login"},
 
+		{"no definers", judgeDefiners(nil), OK, "no SECURITY DEFINER", ""},
+		{"a definer", judgeDefiners([]string{"public.evil_write"}), WARN, "public.evil_write", "REVOKE EXECUTE"},
 		{"owns nothing", judgeOwner("app", nil, false, nil), OK, "app owns none", ""},
 		{"owns nothing, DDL allowed", judgeOwner("app", nil, false, []string{"add_column"}), WARN,
 			"DDL kinds (add_column)", "set write.own_tables"},

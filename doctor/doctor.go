@@ -58,6 +58,13 @@ const (
 	// (not a Unix socket, not a loopback address) without TLS, and WARNs
 	// when TLS does not verify the server's certificate and host name.
 	CheckTLS = "tls"
+	// CheckDefiner WARNs when the scope's roles may execute SECURITY
+	// DEFINER functions outside pg_catalog: such a function runs with its
+	// owner's rights, past the scope's grants, so only the SQL guard (which
+	// refuses functions outside pg_catalog unless the scope lists them)
+	// keeps the agent from calling it. scope apply does not revoke EXECUTE
+	// from PUBLIC, which would change what every other role can do.
+	CheckDefiner = "definer functions"
 )
 
 // Check is the result of one check. Fix says what to do about a WARN or
@@ -104,6 +111,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Optio
 		d.prepared(ctx),
 		d.timeouts(ctx, login.display()),
 		d.tls(ctx),
+		d.definers(ctx),
 	}
 }
 

@@ -134,7 +134,7 @@ func render(checks []Check) string {
 }
 
 var allChecks = []string{CheckServerVersion, CheckLoginRole, CheckTableOwner, CheckScopeRoles,
-	CheckSetRole, CheckPrepared, CheckTimeouts, CheckTLS}
+	CheckSetRole, CheckPrepared, CheckTimeouts, CheckTLS, CheckDefiner}
 
 // A plain development setup: the superuser's URL, no roles applied.
 func TestRunSuperuser(t *testing.T) {
@@ -154,7 +154,7 @@ func TestRunSuperuser(t *testing.T) {
 	}
 	want := map[string]Status{
 		CheckServerVersion: OK, CheckLoginRole: FAIL, CheckTableOwner: FAIL, CheckScopeRoles: FAIL,
-		CheckSetRole: FAIL, CheckPrepared: OK, CheckTimeouts: WARN, CheckTLS: OK,
+		CheckSetRole: FAIL, CheckPrepared: OK, CheckTimeouts: WARN, CheckTLS: OK, CheckDefiner: OK,
 	}
 	if got := statuses(checks); !mapsEqual(got, want) {
 		t.Errorf("statuses %v, want %v\n%s", got, want, render(checks))
@@ -252,6 +252,8 @@ func TestRunDedicatedLogin(t *testing.T) {
 
 			q := func(name string) string { return pgx.Identifier{name}.Sanitize() }
 			mustExec(t, ctx, admin, "CREATE ROLE "+q(login)+" LOGIN")
+			// The definer-functions check's fix, for the seed's evil_write().
+			mustExec(t, ctx, admin, "REVOKE EXECUTE ON FUNCTION public.evil_write() FROM PUBLIC")
 			if tt.timeouts {
 				mustExec(t, ctx, admin, "ALTER ROLE "+q(login)+" SET statement_timeout = '60s'")
 				mustExec(t, ctx, admin, "ALTER ROLE "+q(login)+" SET idle_in_transaction_session_timeout = '60s'")
