@@ -118,22 +118,16 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 }
 
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("merge", "merge BRANCH_ID --reviewer NAME", stderr)
-	reviewer := fs.String("reviewer", "", "your name, recorded with the decision (required)")
-	pos, err := parseInterspersed(fs, args)
+	d, err := parseDecision("merge", "merge BRANCH_ID --reviewer NAME", false, args, stderr)
 	if err != nil {
-		return errUsage
-	}
-	if len(pos) != 1 || strings.TrimSpace(*reviewer) == "" {
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	store, done, err := openReview(ctx, stderr, true)
 	if err != nil {
 		return err
 	}
 	defer done()
-	res, err := store.Merge(ctx, pos[0], *reviewer)
+	res, err := store.Merge(ctx, d.id, d.reviewer)
 	if err != nil {
 		return reportBranchRefusal(stdout, stderr, "merge", err)
 	}
@@ -143,23 +137,16 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func cmdDiscard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("discard", "discard BRANCH_ID --reviewer NAME [--reason TEXT]", stderr)
-	reviewer := fs.String("reviewer", "", "your name, recorded with the decision (required)")
-	reason := fs.String("reason", "", "why, for the agent and the audit log")
-	pos, err := parseInterspersed(fs, args)
+	d, err := parseDecision("discard", "discard BRANCH_ID --reviewer NAME [--reason TEXT]", true, args, stderr)
 	if err != nil {
-		return errUsage
-	}
-	if len(pos) != 1 || strings.TrimSpace(*reviewer) == "" {
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	store, done, err := openReview(ctx, stderr, true)
 	if err != nil {
 		return err
 	}
 	defer done()
-	b, err := store.Discard(ctx, pos[0], *reviewer, *reason)
+	b, err := store.Discard(ctx, d.id, d.reviewer, d.reason)
 	if err != nil {
 		return reportBranchRefusal(stdout, stderr, "discard", err)
 	}

@@ -233,22 +233,16 @@ func lockText(ls []migrate.Lock) string {
 }
 
 func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("commit", "commit ID --reviewer NAME", stderr)
-	reviewer := fs.String("reviewer", "", "your name, recorded with the decision (required)")
-	pos, err := parseInterspersed(fs, args)
+	d, err := parseDecision("commit", "commit ID --reviewer NAME", false, args, stderr)
 	if err != nil {
-		return errUsage
-	}
-	if len(pos) != 1 || strings.TrimSpace(*reviewer) == "" {
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	store, done, err := openReview(ctx, stderr, true)
 	if err != nil {
 		return err
 	}
 	defer done()
-	c, err := store.Commit(ctx, pos[0], *reviewer)
+	c, err := store.Commit(ctx, d.id, d.reviewer)
 	if err != nil {
 		return reportRefusal(stdout, stderr, "commit", err)
 	}
@@ -257,23 +251,16 @@ func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("rollback", "rollback ID --reviewer NAME [--reason TEXT]", stderr)
-	reviewer := fs.String("reviewer", "", "your name, recorded with the decision (required)")
-	reason := fs.String("reason", "", "why, for the agent and the audit log")
-	pos, err := parseInterspersed(fs, args)
+	d, err := parseDecision("rollback", "rollback ID --reviewer NAME [--reason TEXT]", true, args, stderr)
 	if err != nil {
-		return errUsage
-	}
-	if len(pos) != 1 || strings.TrimSpace(*reviewer) == "" {
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	store, done, err := openReview(ctx, stderr, true)
 	if err != nil {
 		return err
 	}
 	defer done()
-	c, err := store.Rollback(ctx, pos[0], *reviewer, *reason)
+	c, err := store.Rollback(ctx, d.id, d.reviewer, d.reason)
 	if err != nil {
 		return reportRefusal(stdout, stderr, "rollback", err)
 	}
@@ -283,6 +270,36 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintln(stdout, msg)
 	return nil
+}
+
+// decision is what a reviewer's decision command reads from its arguments:
+// one ID, the reviewer's name (required) and, where offered, a reason.
+type decision struct {
+	id, reviewer, reason string
+}
+
+// parseDecision parses "ID --reviewer NAME [--reason TEXT]" for the commit,
+// rollback, merge and discard commands.
+func parseDecision(name, usage string, withReason bool, args []string, stderr io.Writer) (decision, error) {
+	fs := newFlagSet(name, usage, stderr)
+	reviewer := fs.String("reviewer", "", "your name, recorded with the decision (required)")
+	var reason *string
+	if withReason {
+		reason = fs.String("reason", "", "why, for the agent and the audit log")
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return decision{}, errUsage
+	}
+	if len(pos) != 1 || strings.TrimSpace(*reviewer) == "" {
+		fs.Usage()
+		return decision{}, errUsage
+	}
+	d := decision{id: pos[0], reviewer: *reviewer}
+	if reason != nil {
+		d.reason = *reason
+	}
+	return d, nil
 }
 
 // reportRefusal prints why a commit or rollback did not happen and returns
