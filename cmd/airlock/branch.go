@@ -18,13 +18,8 @@ import (
 
 func cmdBranches(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("branches", "branches", stderr)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return errUsage
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return errUsage
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
 	}
 	store, done, err := openReview(ctx, stderr, false)
 	if err != nil {

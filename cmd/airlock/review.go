@@ -95,13 +95,8 @@ type pendingJSON struct {
 func cmdPending(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pending", "pending [--json]", stderr)
 	asJSON := fs.Bool("json", false, "print a JSON array (with each change's SQL)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return errUsage
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return errUsage
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
 	}
 	store, done, err := openReview(ctx, stderr, false)
 	if err != nil {
@@ -272,6 +267,20 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
+// parseNoArgs parses flags for a command that takes no positional
+// arguments (pending, reap, branches).
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return errUsage
+	}
+	if len(pos) > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
 // decision is what a reviewer's decision command reads from its arguments:
 // one ID, the reviewer's name (required) and, where offered, a reason.
 type decision struct {
@@ -324,13 +333,8 @@ func reportRefusal(stdout, stderr io.Writer, cmd string, err error) error {
 
 func cmdReap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("reap", "reap", stderr)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return errUsage
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return errUsage
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
 	}
 	store, done, err := openReview(ctx, stderr, true)
 	if err != nil {
