@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"strings"
 	"time"
@@ -172,16 +170,6 @@ func (s *Server) ToolNames() []string { return append([]string(nil), s.names...)
 // MCP returns the underlying MCP server, for in-process clients in tests.
 func (s *Server) MCP() *mcpserver.MCPServer { return s.mcp }
 
-// ServeStdio serves MCP on in/out until in closes or ctx ends.
-func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
-	stdio := mcpserver.NewStdioServer(s.mcp)
-	stdio.SetErrorLogger(log.New(slogWriter{s.cfg.Logger}, "", 0))
-	if err := stdio.Listen(ctx, in, out); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("serve stdio: %w", err)
-	}
-	return nil
-}
-
 // Close stops the reaper and flushes the audit log.
 func (s *Server) Close() {
 	if s.cancel != nil {
@@ -226,13 +214,6 @@ func checkWriteMode(cfg Config) error {
 		return nil
 	}
 	return fmt.Errorf(`write.mode %q is not supported by this version of airlock: use "replay", "prepared" or "branch"`, w.Mode)
-}
-
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn("mcp", "msg", string(p))
-	return len(p), nil
 }
 
 func instructions(scope *scopes.Scope) string {
