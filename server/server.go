@@ -54,6 +54,9 @@ type Server struct {
 	names  []string
 	cancel context.CancelFunc
 	reaped <-chan struct{}
+	// ids and envs track HTTP agent sessions (nil/empty over stdio).
+	ids  *sessionIDs
+	envs sessionEnvs
 }
 
 // New prepares airlock's schema and the scope's catalog and builds the
@@ -113,8 +116,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			}}
 		}
 	}
+	hooks := &mcpserver.Hooks{}
+	hooks.AddOnUnregisterSession(s.endSession)
 	opts := []mcpserver.ServerOption{
 		mcpserver.WithToolCapabilities(false),
+		mcpserver.WithHooks(hooks),
+		mcpserver.WithToolHandlerMiddleware(s.withSession),
 		mcpserver.WithRecovery(),
 		mcpserver.WithInputSchemaValidation(),
 		mcpserver.WithInstructions(instructions(cfg.Scope)),
@@ -176,6 +183,7 @@ func (s *Server) Close() {
 		s.cancel()
 		<-s.reaped
 	}
+	s.closeSessions()
 	s.env.CloseBranch()
 	s.env.Audit.Close()
 }

@@ -88,7 +88,7 @@ func (a *ApplyMigration) Handle(ctx context.Context, req mcp.CallToolRequest) (*
 	ev := audit.Event{Tool: scopes.ToolApplyMigration}
 	var args applyArgs
 	if r := bindArgs(req, &args); r != nil {
-		return a.env.respond(ev, start, r, nil, nil), nil
+		return a.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.SQL
 	res, plan, refusal, err := a.apply(ctx, req, args)
@@ -96,11 +96,11 @@ func (a *ApplyMigration) Handle(ctx context.Context, req mcp.CallToolRequest) (*
 		ev.Fingerprint = plan.Fingerprint
 	}
 	if refusal != nil || err != nil {
-		return a.env.respond(ev, start, refusal, err, nil), nil
+		return a.env.respond(ctx, ev, start, refusal, err, nil), nil
 	}
 	ev.ChangeID = res.ChangeID
 	ev.Reason = fmt.Sprintf("held as pending (%s, ticket %s, risk %s)", res.Mode, res.Ticket, res.Report.Risk)
-	return a.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
+	return a.env.respond(ctx, ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent(renderApply(res))},
 		StructuredContent: res,
 	}), nil
@@ -123,7 +123,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		return nil, plan, refusal, err
 	}
 	change := &review.Change{Ticket: args.Ticket, Summary: summary, SQL: args.SQL,
-		Scope: a.env.Scope.Name, Session: a.env.Session, Mode: w.Mode, TTL: w.ReviewTTL}
+		Scope: a.env.Scope.Name, Session: a.env.For(ctx).Session, Mode: w.Mode, TTL: w.ReviewTTL}
 	var rep *migrate.Report
 	switch w.Mode {
 	case review.ModeBranch:

@@ -47,6 +47,7 @@ const branchRecheck = 2 * time.Second
 // session's branch once it has one (and it is still live), else the
 // source database.
 func (e *Env) Target(ctx context.Context) (*pgxpool.Pool, *Catalog) {
+	e = e.For(ctx)
 	if br := e.branch(ctx); br != nil {
 		return br.pool, br.catalog
 	}
@@ -55,6 +56,7 @@ func (e *Env) Target(ctx context.Context) (*pgxpool.Pool, *Catalog) {
 
 // branch returns the session's live branch, or nil.
 func (e *Env) branch(ctx context.Context) *sessionBranch {
+	e = e.For(ctx)
 	b := e.Branching
 	if b == nil {
 		return nil
@@ -84,6 +86,7 @@ func (e *Env) branch(ctx context.Context) *sessionBranch {
 // ensureBranch returns the session's branch, creating it on first use.
 // Failures an agent can act on come back as refusals.
 func (e *Env) ensureBranch(ctx context.Context) (*sessionBranch, *sqlguard.Refusal, error) {
+	e = e.For(ctx)
 	if br := e.branch(ctx); br != nil {
 		return br, nil, nil
 	}

@@ -85,15 +85,15 @@ func (d *DescribeTable) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 		Table string `json:"table"`
 	}
 	if r := bindArgs(req, &args); r != nil {
-		return d.env.respond(ev, start, r, nil, nil), nil
+		return d.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.Table
 	res, refusal, err := d.describe(ctx, args.Table)
 	if refusal != nil || err != nil {
-		return d.env.respond(ev, start, refusal, err, nil), nil
+		return d.env.respond(ctx, ev, start, refusal, err, nil), nil
 	}
 	ev.Rows = int64(len(res.Columns))
-	return d.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
+	return d.env.respond(ctx, ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent(renderDescribe(res))},
 		StructuredContent: res,
 	}), nil

@@ -63,12 +63,12 @@ func (g *GetChangeStatus) Handle(ctx context.Context, req mcp.CallToolRequest) (
 		ChangeID string `json:"change_id"`
 	}
 	if r := bindArgs(req, &args); r != nil {
-		return g.env.respond(ev, start, r, nil, nil), nil
+		return g.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	id, err := uuid.Parse(strings.TrimSpace(args.ChangeID))
 	if err != nil {
 		r := &sqlguard.Refusal{Code: "bad_change_id", Reason: "change_id is not a UUID", Hint: "pass the change_id apply_migration_with_ticket returned"}
-		return g.env.respond(ev, start, r, nil, nil), nil
+		return g.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	ev.ChangeID = id.String()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -76,10 +76,10 @@ func (g *GetChangeStatus) Handle(ctx context.Context, req mcp.CallToolRequest) (
 	c, err := g.store.GetInScope(ctx, id.String(), g.env.Scope.Name)
 	if errors.Is(err, review.ErrNotFound) {
 		r := &sqlguard.Refusal{Code: "change_not_found", Reason: fmt.Sprintf("no change %s in this scope", id), Hint: "pass a change_id this scope's apply_migration_with_ticket returned"}
-		return g.env.respond(ev, start, r, nil, nil), nil
+		return g.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	if err != nil {
-		return g.env.respond(ev, start, nil, err, nil), nil
+		return g.env.respond(ctx, ev, start, nil, err, nil), nil
 	}
 	st := ChangeStatus{ChangeID: c.ID, Status: c.Status, Ticket: c.Ticket, Mode: c.Mode,
 		CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt, Reviewer: c.Reviewer, Reason: c.Reason}
@@ -99,5 +99,5 @@ func (g *GetChangeStatus) Handle(ctx context.Context, req mcp.CallToolRequest) (
 	if c.Status == review.StatusPending {
 		text += fmt.Sprintf(" Waiting for a human reviewer; expires at %s.", c.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return g.env.respond(ev, start, nil, nil, &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(text)}, StructuredContent: st}), nil
+	return g.env.respond(ctx, ev, start, nil, nil, &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(text)}, StructuredContent: st}), nil
 }

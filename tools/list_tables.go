@@ -66,14 +66,14 @@ func (l *ListTables) Handle(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	ev := audit.Event{Tool: scopes.ToolListTables}
 	var args struct{}
 	if r := bindArgs(req, &args); r != nil {
-		return l.env.respond(ev, start, r, nil, nil), nil
+		return l.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	res, err := l.list(ctx)
 	if err != nil {
-		return l.env.respond(ev, start, nil, err, nil), nil
+		return l.env.respond(ctx, ev, start, nil, err, nil), nil
 	}
 	ev.Rows = int64(len(res.Tables))
-	return l.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
+	return l.env.respond(ctx, ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent(renderTables(res))},
 		StructuredContent: res,
 	}), nil

@@ -58,7 +58,7 @@ func (d *MigrateDryRun) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 		SQL string `json:"sql"`
 	}
 	if r := bindArgs(req, &args); r != nil {
-		return d.env.respond(ev, start, r, nil, nil), nil
+		return d.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.SQL
 	plan, refusal, err := d.env.checkMigration(ctx, args.SQL)
@@ -66,17 +66,17 @@ func (d *MigrateDryRun) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 		ev.Fingerprint = plan.Fingerprint
 	}
 	if refusal != nil || err != nil {
-		return d.env.respond(ev, start, refusal, err, nil), nil
+		return d.env.respond(ctx, ev, start, refusal, err, nil), nil
 	}
 	rep, err := d.env.runMigration(ctx, req, plan, migrate.EndRollback, migrate.RunArg{})
 	if err != nil {
-		return d.env.respond(ev, start, nil, err, nil), nil
+		return d.env.respond(ctx, ev, start, nil, err, nil), nil
 	}
 	ev.Reason = "risk " + rep.Risk
 	for _, s := range rep.Statements {
 		ev.Rows += s.RowsAffected
 	}
-	return d.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
+	return d.env.respond(ctx, ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent("DRY RUN: every statement ran and was rolled back; nothing changed.\n" + rep.Text())},
 		StructuredContent: rep,
 	}), nil

@@ -103,7 +103,7 @@ func (q *QueryReadonly) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 	ev := audit.Event{Tool: scopes.ToolQueryReadonly}
 	var args QueryArgs
 	if r := bindArgs(req, &args); r != nil {
-		return q.env.respond(ev, start, r, nil, nil), nil
+		return q.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.SQL
 	res, plan, refusal, err := q.run(ctx, args)
@@ -111,10 +111,10 @@ func (q *QueryReadonly) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 		ev.Fingerprint = plan.Fingerprint
 	}
 	if refusal != nil || err != nil {
-		return q.env.respond(ev, start, refusal, err, nil), nil
+		return q.env.respond(ctx, ev, start, refusal, err, nil), nil
 	}
 	ev.Rows, ev.Reason = int64(res.RowCount), res.TruncatedReason
-	return q.env.respond(ev, start, nil, nil, &mcp.CallToolResult{
+	return q.env.respond(ctx, ev, start, nil, nil, &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent(renderQuery(res))},
 		StructuredContent: res,
 	}), nil

@@ -55,6 +55,36 @@ type Env struct {
 	UnsafeSkipGuard bool
 }
 
+type envKey struct{}
+
+// WithEnv returns a context carrying env, the Env of the agent session a
+// call belongs to. A transport that serves several agent sessions over one
+// tool set (Streamable HTTP) puts each call's session Env in its context.
+func WithEnv(ctx context.Context, env *Env) context.Context {
+	return context.WithValue(ctx, envKey{}, env)
+}
+
+// For returns the Env of the agent session ctx belongs to: the one
+// WithEnv put there, or e itself (stdio serves one session).
+func (e *Env) For(ctx context.Context) *Env {
+	if s, ok := ctx.Value(envKey{}).(*Env); ok {
+		return s
+	}
+	return e
+}
+
+// ForSession returns an Env for another agent session over the same
+// database, scope, catalog and audit log: only the session's audit id and,
+// in branch mode, its branch are its own.
+func (e *Env) ForSession(id string) *Env {
+	s := *e
+	s.Session = id
+	if e.Branching != nil {
+		s.Branching = &Branching{Store: e.Branching.Store, Prepare: e.Branching.Prepare}
+	}
+	return &s
+}
+
 // auditSQLLimit bounds the SQL text kept in an audit row.
 const auditSQLLimit = 64 << 10
 
@@ -96,7 +126,7 @@ func refusalResult(r *sqlguard.Refusal) *mcp.CallToolResult {
 
 // respond audits a call's outcome and turns it into the tool result:
 // a refusal, a failure, or success (ev.Decision defaults to allowed).
-func (e *Env) respond(ev audit.Event, start time.Time, refusal *sqlguard.Refusal, err error, success *mcp.CallToolResult) *mcp.CallToolResult {
+func (e *Env) respond(ctx context.Context, ev audit.Event, start time.Time, refusal *sqlguard.Refusal, err error, success *mcp.CallToolResult) *mcp.CallToolResult {
 	ev.Elapsed = time.Since(start)
 	out := success
 	switch {
@@ -109,7 +139,7 @@ func (e *Env) respond(ev audit.Event, start time.Time, refusal *sqlguard.Refusal
 	case ev.Decision == "":
 		ev.Decision = audit.Allowed
 	}
-	e.record(ev)
+	e.For(ctx).record(ev)
 	return out
 }
 
