@@ -165,6 +165,10 @@ func TestHTTPAuth(t *testing.T) {
 		{"origin not allowed", map[string]string{"Authorization": "Bearer " + tokenA, "Origin": "https://evil.example"}, init, http.StatusForbidden, "not allowed"},
 		{"allowed origin", map[string]string{"Authorization": "Bearer " + tokenA, "Origin": "https://console.example.com"}, init, http.StatusOK, `"serverInfo"`},
 		{"right token", map[string]string{"Authorization": "Bearer " + tokenA}, init, http.StatusOK, `"serverInfo"`},
+		// A sessionless (2026-07-28) request is told which revisions work.
+		{"sessionless revision", map[string]string{"Authorization": "Bearer " + tokenA, "Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"},
+			`{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
+			http.StatusBadRequest, "2025-11-25"},
 	}
 	for _, tc := range cases {
 		status, body, hdr := post(t, endpoint, tc.header, tc.body)
