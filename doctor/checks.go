@@ -497,3 +497,64 @@ func judgeDefiners(names []string) Check {
 	c.Fix = "REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC and grant it to the roles that need it (airlock scope apply does not touch PUBLIC)"
 	return c
 }
+
+// branchFacts are what creating a branch database takes.
+type branchFacts struct {
+	mode, strategy string
+	login          string
+	super          bool
+	createDB       bool
+	// copyable: the login may use the current database as a template (it
+	// is marked as one, or the login has its owner's rights).
+	copyable bool
+	database string
+}
+
+func (d *doctor) branch(ctx context.Context) Check {
+	w := d.scope.Write
+	if w == nil || w.Mode != "branch" {
+		mode := ""
+		if w != nil {
+			mode = w.Mode
+		}
+		return judgeBranch(branchFacts{mode: mode})
+	}
+	f := branchFacts{mode: w.Mode}
+	if w.Branch != nil {
+		f.strategy = w.Branch.Strategy
+	}
+	err := d.pool.QueryRow(ctx, `
+SELECT r.rolname, r.rolsuper, r.rolcreatedb, d.datname,
+       d.datistemplate OR pg_catalog.pg_has_role(current_user, d.datdba, 'MEMBER')
+FROM pg_catalog.pg_roles r, pg_catalog.pg_database d
+WHERE r.rolname = current_user AND d.datname = current_database()`).
+		Scan(&f.login, &f.super, &f.createDB, &f.database, &f.copyable)
+	if err != nil {
+		return couldNotCheck(CheckBranch, fmt.Errorf("read the login role's database rights: %w", err))
+	}
+	return judgeBranch(f)
+}
+
+func judgeBranch(f branchFacts) Check {
+	c := Check{Name: CheckBranch, Status: OK}
+	switch {
+	case f.mode != "branch":
+		c.Detail = "not needed: write mode is not branch"
+		if f.mode != "" {
+			c.Detail = "not needed: write mode is " + f.mode
+		}
+	case !f.super && !f.createDB:
+		c.Status = FAIL
+		c.Detail = f.login + " cannot create databases: every session's first apply would fail to make its branch"
+		c.Fix = "ALTER ROLE " + pgx.Identifier{f.login}.Sanitize() + " CREATEDB"
+	case f.strategy == "template" && !f.super && !f.copyable:
+		c.Status = FAIL
+		c.Detail = f.login + " may not copy " + f.database + " as a template (only its owner or a superuser may)"
+		// Marking the database IS_TEMPLATE would let every CREATEDB role
+		// copy it, data included: not a fix to suggest.
+		c.Fix = `set write.branch.strategy to "schema" (copies definitions and sample rows), or connect as a role with the database owner's rights`
+	default:
+		c.Detail = f.login + " can create branch databases (" + f.strategy + " strategy)"
+	}
+	return c
+}

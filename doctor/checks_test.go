@@ -58,6 +58,15 @@ func TestJudge(t *testing.T) {
 			"LOGIN cannot SET ROLE to r", "--grant-to LOGIN"},
 
 		{"no write section", judgePrepared("", 0), OK, "not needed", ""},
+
+		{"branch, not needed", judgeBranch(branchFacts{mode: "replay"}), OK, "not needed: write mode is replay", ""},
+		{"branch, createdb", judgeBranch(branchFacts{mode: "branch", strategy: "schema", login: "app", createDB: true}), OK, "app can create branch databases", ""},
+		{"branch, no createdb", judgeBranch(branchFacts{mode: "branch", strategy: "schema", login: "app"}), FAIL,
+			"app cannot create databases", `ALTER ROLE "app" CREATEDB`},
+		{"branch, template not copyable", judgeBranch(branchFacts{mode: "branch", strategy: "template", login: "app", createDB: true, database: "prod"}), FAIL,
+			"may not copy prod as a template", `strategy to "schema"`},
+		{"branch, template as owner", judgeBranch(branchFacts{mode: "branch", strategy: "template", login: "app", createDB: true, copyable: true}), OK, "template strategy", ""},
+		{"branch, superuser", judgeBranch(branchFacts{mode: "branch", strategy: "template", login: "postgres", super: true}), OK, "can create", ""},
 		{"replay", judgePrepared("replay", 0), OK, "not needed: write mode is replay", ""},
 		{"prepared, enabled", judgePrepared("prepared", 20), OK, "max_prepared_transactions = 20", ""},
 		{"prepared, disabled", judgePrepared("prepared", 0), FAIL, "max_prepared_transactions = 0",

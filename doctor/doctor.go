@@ -65,6 +65,12 @@ const (
 	// keeps the agent from calling it. scope apply does not revoke EXECUTE
 	// from PUBLIC, which would change what every other role can do.
 	CheckDefiner = "definer functions"
+	// CheckBranch FAILs, in branch mode, when the login role cannot create
+	// the branch databases (no CREATEDB), or cannot copy the database with
+	// the template strategy (a non-template database may only be copied by
+	// its owner or a superuser): every session's first apply would fail.
+	// OK ("not needed") in the other modes.
+	CheckBranch = "branch databases"
 )
 
 // Check is the result of one check. Fix says what to do about a WARN or
@@ -112,6 +118,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Optio
 		d.timeouts(ctx, login.display()),
 		d.tls(ctx),
 		d.definers(ctx),
+		d.branch(ctx),
 	}
 }
 

@@ -134,7 +134,7 @@ func render(checks []Check) string {
 }
 
 var allChecks = []string{CheckServerVersion, CheckLoginRole, CheckTableOwner, CheckScopeRoles,
-	CheckSetRole, CheckPrepared, CheckTimeouts, CheckTLS, CheckDefiner}
+	CheckSetRole, CheckPrepared, CheckTimeouts, CheckTLS, CheckDefiner, CheckBranch}
 
 // A plain development setup: the superuser's URL, no roles applied.
 func TestRunSuperuser(t *testing.T) {
@@ -154,7 +154,7 @@ func TestRunSuperuser(t *testing.T) {
 	}
 	want := map[string]Status{
 		CheckServerVersion: OK, CheckLoginRole: FAIL, CheckTableOwner: FAIL, CheckScopeRoles: FAIL,
-		CheckSetRole: FAIL, CheckPrepared: OK, CheckTimeouts: WARN, CheckTLS: OK, CheckDefiner: OK,
+		CheckSetRole: FAIL, CheckPrepared: OK, CheckTimeouts: WARN, CheckTLS: OK, CheckDefiner: OK, CheckBranch: OK,
 	}
 	if got := statuses(checks); !mapsEqual(got, want) {
 		t.Errorf("statuses %v, want %v\n%s", got, want, render(checks))
@@ -333,13 +333,22 @@ func TestRunCannotCheck(t *testing.T) {
 	defer cancel()
 	pool := newPool(t, ctx, pgtest.NewDatabase(t))
 	pool.Close()
-	checks := Run(ctx, pool, newScope(t, "prepared"), Options{})
-	if len(checks) != len(allChecks) {
-		t.Fatalf("%d checks, want %d", len(checks), len(allChecks))
-	}
-	for _, c := range checks {
-		if c.Status != FAIL || !strings.HasPrefix(c.Detail, "could not check: ") || c.Fix == "" {
-			t.Errorf("%s: %+v, want a FAIL that says it could not check", c.Name, c)
+	// Each write mode leaves the other mode's check nothing to look at.
+	for mode, idle := range map[string]string{"prepared": CheckBranch, "branch": CheckPrepared} {
+		checks := Run(ctx, pool, newScope(t, mode), Options{})
+		if len(checks) != len(allChecks) {
+			t.Fatalf("%d checks, want %d", len(checks), len(allChecks))
+		}
+		for _, c := range checks {
+			if c.Name == idle {
+				if c.Status != OK || !strings.HasPrefix(c.Detail, "not needed") {
+					t.Errorf("%s mode, %s: %+v, want not needed", mode, c.Name, c)
+				}
+				continue
+			}
+			if c.Status != FAIL || !strings.HasPrefix(c.Detail, "could not check: ") || c.Fix == "" {
+				t.Errorf("%s mode, %s: %+v, want a FAIL that says it could not check", mode, c.Name, c)
+			}
 		}
 	}
 }
