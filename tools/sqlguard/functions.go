@@ -66,6 +66,13 @@ var funcRuleDenylist = []struct {
 		"current_setting", "pg_settings_get_flags", "pg_prepared_*", "pg_blocking_pids", "pg_safe_snapshot_blocking_pids",
 		"pg_lock_status", "pg_cursor",
 	}},
+	// Resolve object names or probe privileges and sizes: each answers
+	// whether a table outside the scope exists and what it looks like.
+	{"reveals objects outside the scope", []string{
+		"to_reg*", "has_*", "pg_has_role", "*_is_visible", "pg_relation_size", "pg_total_relation_size",
+		"pg_table_size", "pg_indexes_size", "pg_database_size", "pg_tablespace_size", "pg_partition_*",
+		"pg_index_column_has_property", "pg_index_has_property", "pg_relation_is_updatable", "pg_column_is_updatable",
+	}},
 	// Change settings or server state, or act on other sessions.
 	{"changes settings or server state", []string{
 		"set_config", "pg_reload_conf", "pg_rotate_logfile*", "pg_terminate_backend", "pg_cancel_backend", "pg_promote",

@@ -23,7 +23,7 @@ func TestFunctionRule(t *testing.T) {
 		{"", "lower", true},
 		{"pg_catalog", "lower", true},
 		{"", "now", true},
-		{"", "has_table_privilege", true},
+		{"", "has_table_privilege", false}, // probes objects outside the scope
 		{"", "random", true},
 		{"", "gen_random_uuid", true},
 		{"", "clock_timestamp", true}, // on the harmless list even when the map lacks it
@@ -75,13 +75,15 @@ func TestFunctionRuleDenylist(t *testing.T) {
 		"txid_current", "pg_current_xact_id", "pg_current_xact_id_if_assigned", "pg_export_snapshot",
 		"pg_import_system_collations", "pg_log_backend_memory_contexts", "pg_show_all_settings", "pg_hba_file_rules",
 		"pg_sequence_last_value", "pg_mcv_list_items", "obj_description", "pg_prepared_xact", "xmlparse", "xpath",
+		"to_regclass", "to_regproc", "has_table_privilege", "has_column_privilege", "pg_has_role", "pg_table_is_visible",
+		"pg_relation_size", "pg_total_relation_size", "pg_partition_tree",
 	}
 	for _, name := range denied {
 		if funcRuleDenied(name) == "" {
 			t.Errorf("%s is not denylisted", name)
 		}
 	}
-	allowed := []string{"lower", "count", "now", "to_json", "has_table_privilege", "pg_typeof", "date_trunc",
+	allowed := []string{"lower", "count", "now", "to_json", "pg_typeof", "date_trunc",
 		"random", "jsonb_path_query", "regexp_replace", "generate_series", "pg_backend_pid", "pg_size_pretty"}
 	for _, name := range allowed {
 		if why := funcRuleDenied(name); why != "" {

@@ -1779,8 +1779,16 @@ func (c *readChecker) windowDef(w *pg_query.WindowDef, lv *readLevel) *Refusal {
 }
 
 // readRefusedTypes are pg_catalog types refused in casts and column
-// definitions: xml input runs the XML parser on agent text.
-var readRefusedTypes = map[string]bool{"xml": true, "_xml": true}
+// definitions: xml input runs the XML parser on agent text, and the
+// object identifier types look up any object by name, so a cast such as
+// 'public.secrets'::regclass tells whether a table outside the scope
+// exists.
+var readRefusedTypes = map[string]bool{"xml": true, "_xml": true,
+	"regclass": true, "regproc": true, "regprocedure": true, "regoper": true, "regoperator": true,
+	"regtype": true, "regnamespace": true, "regrole": true, "regcollation": true, "regconfig": true,
+	"regdictionary": true, "_regclass": true, "_regproc": true, "_regprocedure": true, "_regoper": true,
+	"_regoperator": true, "_regtype": true, "_regnamespace": true, "_regrole": true, "_regcollation": true,
+	"_regconfig": true, "_regdictionary": true}
 
 func (c *readChecker) typeName(t *pg_query.TypeName, lv *readLevel) *Refusal {
 	const hint = "use built-in types (unqualified or pg_catalog.)"

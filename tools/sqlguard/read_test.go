@@ -2,9 +2,11 @@ package sqlguard
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -352,6 +354,14 @@ func TestCheckReadRefuses(t *testing.T) {
 		{"SELECT '1'::public.evil_type", "type_not_allowed"},
 		{"SELECT CAST('1' AS pg_temp.t)", "type_not_allowed"},
 		{"SELECT '<a/>'::xml", "type_not_allowed"},
+		// Object identifier types resolve any name: existence probes.
+		{"SELECT 'public.secrets'::regclass::oid", "type_not_allowed"},
+		{"SELECT CAST('secrets' AS pg_catalog.regclass)", "type_not_allowed"},
+		{"SELECT '{secrets}'::regclass[]", "type_not_allowed"},
+		{"SELECT 'evil_write'::regproc", "type_not_allowed"},
+		{"SELECT to_regclass('public.secrets')", "function_not_allowed"},
+		{"SELECT has_table_privilege('public.secrets', 'SELECT')", "function_not_allowed"},
+		{"SELECT pg_relation_size('public.secrets')", "function_not_allowed"},
 		{"SELECT * FROM json_to_record('{}') AS x(a public.t)", "type_not_allowed"},
 		{"SELECT 'a' COLLATE public.evil", "collation_not_allowed"},
 
@@ -573,8 +583,16 @@ func TestReadFieldsExist(t *testing.T) {
 	}
 }
 
-// FuzzCheckRead looks for panics and for accepted statements that break
-// the invariants below.
+// readFuzzHang bounds one CheckRead call in FuzzCheckRead. The guard takes
+// well under a millisecond on ordinary statements; an input that takes
+// seconds is a denial of service.
+const readFuzzHang = 5 * time.Second
+
+// FuzzCheckRead looks for panics, hangs and accepted statements that break
+// the invariants below. Its seed corpus is testdata/fuzz/FuzzCheckRead
+// (attack strings and real-world reporting queries, one a file) plus the
+// seeds added here; inputs the fuzzer finds failing are written there too
+// and stay as regression seeds.
 func FuzzCheckRead(f *testing.F) {
 	for _, sql := range []string{
 		"SELECT id, name, email FROM customers WHERE id = $1",
@@ -594,7 +612,12 @@ func FuzzCheckRead(f *testing.F) {
 	}
 	p := readTestPolicy()
 	f.Fuzz(func(t *testing.T, sql string) {
+		// A panic on another goroutine ends the worker, so the fuzzer
+		// keeps an input that makes the guard hang as a crasher; t.Fatal
+		// could not fire before the call returned.
+		hang := time.AfterFunc(readFuzzHang, func() { panic(fmt.Sprintf("CheckRead(%q) ran longer than %s", sql, readFuzzHang)) })
 		plan, err := p.CheckRead(sql, 50)
+		hang.Stop()
 		if err != nil {
 			var r *Refusal
 			if !errors.As(err, &r) {
