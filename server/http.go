@@ -46,7 +46,7 @@ type HTTPConfig struct {
 	// SessionIdleTTL ends an MCP session nobody used for this long (default
 	// 30 minutes). Its pending changes and branch stay for the reviewer.
 	SessionIdleTTL time.Duration
-	// MaxBodyBytes bounds a request body (default 4 MiB).
+	// MaxBodyBytes bounds a request body (default MaxFrameBytes, as over stdio).
 	MaxBodyBytes int64
 	// TLSCert and TLSKey, if set, serve HTTPS.
 	TLSCert, TLSKey string
@@ -76,7 +76,7 @@ func (c *HTTPConfig) withDefaults() {
 		c.SessionIdleTTL = 30 * time.Minute
 	}
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 4 << 20
+		c.MaxBodyBytes = MaxFrameBytes
 	}
 }
 

@@ -168,6 +168,13 @@ func (q *QueryReadonly) run(ctx context.Context, args QueryArgs) (*QueryResult, 
 		return nil, nil, nil, err
 	}
 	res, err := q.execute(ctx, plan, params, maxRows)
+	if connectionLost(err) {
+		// The database restarted under a pooled connection. A read is
+		// rolled back whatever happens, so it is safe to run once more, on
+		// a fresh connection (the failed one was discarded).
+		q.env.Log.Info("the database connection was lost; retrying the read once", "err", err)
+		res, err = q.execute(ctx, plan, params, maxRows)
+	}
 	return res, plan, nil, err
 }
 

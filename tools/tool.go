@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -170,6 +172,11 @@ func errorResult(err error) (*mcp.CallToolResult, string) {
 		case "55P03":
 			payload.Code = "lock_timeout"
 			payload.Hint = "another session holds a lock on the table; try again later"
+		default:
+			if connectionLost(err) {
+				payload.Code = "database_unavailable"
+				payload.Hint = "the database restarted, is shutting down or dropped the connection; try again shortly"
+			}
 		}
 	case errors.Is(err, context.DeadlineExceeded):
 		payload.Code, payload.Reason = "timeout", "the call ran out of time"
@@ -187,6 +194,24 @@ func errorResult(err error) (*mcp.CallToolResult, string) {
 		StructuredContent: payload,
 		IsError:           true,
 	}, payload.Code + ": " + payload.Reason
+}
+
+// connectionLost reports whether err says that the connection to the
+// database broke (the server restarted, shut down or went away), as opposed
+// to anything about the statement.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03": // admin/crash shutdown, cannot connect now
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection exception
+	}
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // bindArgs decodes the call's arguments strictly into dst.

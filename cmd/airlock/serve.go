@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/scopes"
@@ -121,6 +123,16 @@ func openPool(ctx context.Context, env string, maxConns int32, params map[string
 		cfg.ConnConfig.RuntimeParams[k] = v
 	}
 	cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	// A canceled call (SIGTERM, a client's cancellation) must stop its
+	// statement in the database too. pgx's default handler only sets a
+	// deadline on the socket; the CancelRequest it sends when closing the
+	// connection runs in a goroutine that a process exiting right after
+	// never lets finish, and a backend busy in a statement does not notice
+	// a closed socket, so the statement ran on until statement_timeout.
+	// This handler sends the CancelRequest itself and waits for it.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: time.Second}
+	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(cctx, cfg)

@@ -432,6 +432,27 @@ func queueContent(batch *pgx.Batch, s Snapshot, r contentRelation) {
 	})
 }
 
+// serverWideKinds are the Snapshot item kinds shared by every database of
+// the server.
+var serverWideKinds = []string{"role ", "role_password ", "membership ", "db_role_setting ", "database ", "file_setting "}
+
+// DatabaseOnly returns s without its server-wide items (roles, memberships,
+// databases, settings): what a test may compare while other tests run in
+// parallel on the same server.
+func (s Snapshot) DatabaseOnly() Snapshot {
+	out := Snapshot{Items: make(map[string]string, len(s.Items))}
+next:
+	for k, v := range s.Items {
+		for _, p := range serverWideKinds {
+			if strings.HasPrefix(k, p) {
+				continue next
+			}
+		}
+		out.Items[k] = v
+	}
+	return out
+}
+
 // Diff returns "" when a and b are the same, and otherwise one line per
 // difference, sorted: "+ key: value" for what only b has, "- key: value"
 // for what only a has, "~ key: a-value → b-value" for what changed. Long
