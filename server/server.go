@@ -21,6 +21,7 @@ import (
 	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/tools"
+	"github.com/airlock-dev/airlock/tools/sqlguard"
 )
 
 // Version is reported to MCP clients.
@@ -65,8 +66,23 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := checkWriteMode(cfg); err != nil {
 		return nil, err
 	}
-	if fails := doctor.StartupFailures(ctx, cfg.Pool, cfg.Scope, doctor.Options{AllowOwner: cfg.AllowOwner}); len(fails) > 0 {
+	// Startup time is the agent's first wait: while doctor's checks run,
+	// load the scope's catalog (read-only) on a second connection and warm
+	// the parser. Nothing is written before the checks pass.
+	catalog := tools.NewCatalog(cfg.Pool, cfg.Scope, cfg.Logger)
+	loaded := make(chan error, 1)
+	go func() {
+		_, err := catalog.Policy(ctx)
+		loaded <- err
+	}()
+	go sqlguard.Warm()
+	fails := doctor.StartupFailures(ctx, cfg.Pool, cfg.Scope, doctor.Options{AllowOwner: cfg.AllowOwner})
+	catalogErr := <-loaded
+	if len(fails) > 0 {
 		return nil, startupError(fails)
+	}
+	if catalogErr != nil {
+		return nil, catalogErr
 	}
 	if err := audit.EnsureSchema(ctx, cfg.Pool, review.Schema); err != nil {
 		return nil, err
@@ -78,7 +94,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	env := &tools.Env{
 		Pool:      cfg.Pool,
 		Scope:     cfg.Scope,
-		Catalog:   tools.NewCatalog(cfg.Pool, cfg.Scope, cfg.Logger),
+		Catalog:   catalog,
 		Audit:     audit.NewLog(cfg.Pool, cfg.Logger),
 		Log:       cfg.Logger,
 		Session:   uuid.NewString(),
@@ -88,10 +104,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Scope.Write == nil {
 		env.WriteRole = ""
-	}
-	if _, err := env.Catalog.Policy(ctx); err != nil {
-		env.Audit.Close()
-		return nil, err
 	}
 	s := &Server{cfg: cfg, env: env}
 	if cfg.Scope.Write != nil {

@@ -35,6 +35,9 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	w := &lineWriter{w: out}
 	stdio := mcpserver.NewStdioServer(s.mcp)
 	stdio.SetErrorLogger(log.New(slogWriter{s.cfg.Logger}, "", 0))
+	// As many tool calls run at once as the pool has connections (mcp-go's
+	// default is 5); the rest wait in its queue.
+	mcpserver.WithWorkerPoolSize(int(s.cfg.Pool.Config().MaxConns))(stdio)
 	frames := newFrameReader(in, MaxFrameBytes, func(id json.RawMessage, n int64) {
 		s.cfg.Logger.Warn("mcp: message too large; refused", "bytes", n, "limit", MaxFrameBytes)
 		if err := w.writeMessage(oversizedResponse(id, n)); err != nil {

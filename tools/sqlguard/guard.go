@@ -7,6 +7,8 @@ package sqlguard
 import (
 	"fmt"
 	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // Access says what a policy lets an agent do with one column.
@@ -121,3 +123,8 @@ type ReadPlan struct {
 }
 
 func joinNames(names []string) string { return strings.Join(names, ", ") }
+
+// Warm runs the parser once. pg_query's first parse in a process sets up
+// the parser's memory and costs milliseconds; a server calls Warm while it
+// waits on the database at startup, so the agent's first call does not pay.
+func Warm() { _, _ = pg_query.Parse("SELECT 1") }
