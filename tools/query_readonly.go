@@ -228,7 +228,7 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 	}()
 
 	b := &pgconn.Batch{}
-	setup := readSetup(read, q.env.ReadRole)
+	setup := ReadSetup(read, q.env.ReadRole)
 	for _, s := range setup {
 		b.ExecParams(s, nil, nil, nil, nil)
 	}
@@ -267,14 +267,14 @@ func batchErr(mrr *pgconn.MultiResultReader) error {
 	return fmt.Errorf("query: missing result")
 }
 
-// readSetup is the transaction preamble: BEGIN, then the limits and output
+// ReadSetup is the transaction preamble query_readonly sends: BEGIN, then the limits and output
 // formats set transaction-locally. set_config(name, value, true) is SET
 // LOCAL; putting them all in one statement saves the server seven
 // Parse/Bind/Execute cycles per call. The search_path leaves only
 // pg_catalog for unqualified functions, operators and types (the guard
 // qualifies every table), and the output settings fix the text formats
 // values are converted from.
-func readSetup(read scopes.Read, role string) []string {
+func ReadSetup(read scopes.Read, role string) []string {
 	setup := []string{"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"}
 	if role != "" {
 		setup = append(setup, "SET LOCAL ROLE "+pgx.Identifier{role}.Sanitize())

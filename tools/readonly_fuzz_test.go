@@ -260,12 +260,12 @@ func (fx *readFuzz) check(t *testing.T, sql string) {
 }
 
 // readFuzzRun sends the read the way QueryReadonly.execute does: one
-// pipeline of readSetup, the statement through Parse/Bind/Execute, and
+// pipeline of ReadSetup, the statement through Parse/Bind/Execute, and
 // ROLLBACK. After an error the pipeline is cut short, so it rolls back on
 // its own.
 func readFuzzRun(ctx context.Context, pg *pgconn.PgConn, read scopes.Read, role, sql string, params [][]byte) error {
 	b := &pgconn.Batch{}
-	for _, s := range readSetup(read, role) {
+	for _, s := range ReadSetup(read, role) {
 		b.ExecParams(s, nil, nil, nil, nil)
 	}
 	b.ExecParams(sql, params, nil, nil, nil)
@@ -337,8 +337,7 @@ func readFuzzShape(t *testing.T, p *sqlguard.Policy, sql string, plan *sqlguard.
 	ctes := map[string]bool{}
 	var rangeVars []*pg_query.RangeVar
 	params := 0
-	var walk func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
+	pgtest.Walk(tree.ProtoReflect(), func(m protoreflect.Message) {
 		switch x := m.Interface().(type) {
 		case *pg_query.CommonTableExpr:
 			ctes[x.Ctename] = true
@@ -365,19 +364,7 @@ func readFuzzShape(t *testing.T, p *sqlguard.Policy, sql string, plan *sqlguard.
 			*pg_query.IntoClause, *pg_query.LockingClause:
 			t.Fatalf("CheckRead(%q) accepted a %T: %s", sql, x, plan.SQL)
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				for i := 0; i < v.List().Len(); i++ {
-					walk(v.List().Get(i).Message())
-				}
-			case fd.Message() != nil && !fd.IsMap():
-				walk(v.Message())
-			}
-			return true
-		})
-	}
-	walk(tree.ProtoReflect())
+	})
 
 	inPlan := map[string]bool{}
 	for _, name := range plan.Tables {

@@ -132,22 +132,6 @@ func rawQuery(ctx context.Context, e *benchEnv, qc queryCase, i int) error {
 	return nil
 }
 
-// safeTxSetup mirrors the preamble query_readonly sends (tools.readSetup
-// with the default read limits and the scope's read role): BEGIN READ
-// ONLY, SET LOCAL ROLE, the limits in one set_config statement.
-var safeTxSetup = []string{
-	"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	"SET LOCAL ROLE airlock_bench_read",
-	`SELECT pg_catalog.set_config('statement_timeout', '5000', true),
-		pg_catalog.set_config('lock_timeout', '1000', true),
-		pg_catalog.set_config('idle_in_transaction_session_timeout', '10000', true),
-		pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true),
-		pg_catalog.set_config('bytea_output', 'hex', true),
-		pg_catalog.set_config('DateStyle', 'ISO, YMD', true),
-		pg_catalog.set_config('IntervalStyle', 'iso_8601', true),
-		pg_catalog.set_config('TimeZone', 'UTC', true)`,
-}
-
 // safeTxQuery sends the transaction query_readonly sends, as one pipelined
 // batch over the extended protocol, with no parsing, policy or MCP: the
 // floor under airlock's figure. The table is schema-qualified, as the
@@ -159,7 +143,7 @@ func safeTxQuery(ctx context.Context, e *benchEnv, qc queryCase, i int) error {
 	}
 	defer conn.Release()
 	b := &pgconn.Batch{}
-	for _, s := range safeTxSetup {
+	for _, s := range e.txSetup {
 		b.ExecParams(s, nil, nil, nil, nil)
 	}
 	b.ExecParams(qualified(qc.sql), [][]byte{fmt.Appendf(nil, "%d", qc.param(i))}, nil, nil, nil)
@@ -168,7 +152,7 @@ func safeTxQuery(ctx context.Context, e *benchEnv, qc queryCase, i int) error {
 	if err != nil {
 		return err
 	}
-	if got := len(results[len(safeTxSetup)].Rows); got != qc.rows {
+	if got := len(results[len(e.txSetup)].Rows); got != qc.rows {
 		return fmt.Errorf("safe transaction %s: want %d rows, got %d", qc.name, qc.rows, got)
 	}
 	return nil

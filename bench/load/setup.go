@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/internal/pgcluster"
+	"github.com/airlock-dev/airlock/scopes"
+	"github.com/airlock-dev/airlock/tools"
 )
 
 const (
@@ -115,7 +117,10 @@ type benchEnv struct {
 	adminURL string            // superuser: raw pgx figures, setup
 	agentURL string            // the login role airlock serve runs as
 	raw      *pgxpool.Pool     // raw pgx, as the superuser
-	opt      options
+	// txSetup is the preamble query_readonly sends under the default
+	// scope, for the "airlock's transaction sent with pgx" floor.
+	txSetup []string
+	opt     options
 }
 
 func (e *benchEnv) close() {
@@ -228,6 +233,11 @@ func setUp(ctx context.Context, opt options, bin string) (_ *benchEnv, err error
 			return nil, err
 		}
 	}
+	def, err := scopes.Load(e.scopes["default"])
+	if err != nil {
+		return nil, err
+	}
+	e.txSetup = tools.ReadSetup(def.Read, def.ReadRole())
 	e.raw, err = pgxpool.New(ctx, e.adminURL+"&pool_max_conns="+fmt.Sprint(opt.inflight))
 	if err != nil {
 		return nil, err

@@ -11,6 +11,8 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/airlock-dev/airlock/internal/pgtest"
 )
 
 // readTestPolicy is modelled on the seed database: customers is restricted
@@ -642,25 +644,9 @@ func readAssertInvariants(t *testing.T, p *Policy, sql string, plan *ReadPlan) {
 		return
 	}
 	ctes := map[string]bool{}
-	var walk func(m protoreflect.Message)
-	var check func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
-		check(m)
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				for i := 0; i < v.List().Len(); i++ {
-					walk(v.List().Get(i).Message())
-				}
-			case fd.Message() != nil && !fd.IsMap():
-				walk(v.Message())
-			}
-			return true
-		})
-	}
 	var rangeVars []*pg_query.RangeVar
 	ssnRefs, ssnDefined := 0, false
-	check = func(m protoreflect.Message) {
+	pgtest.Walk(tree.ProtoReflect(), func(m protoreflect.Message) {
 		switch x := m.Interface().(type) {
 		case *pg_query.CommonTableExpr:
 			ctes[x.Ctename] = true
@@ -694,8 +680,7 @@ func readAssertInvariants(t *testing.T, p *Policy, sql string, plan *ReadPlan) {
 			*pg_query.DeleteStmt, *pg_query.XmlExpr, *pg_query.RangeTableSample:
 			t.Errorf("CheckRead(%q) accepted a %T", sql, x)
 		}
-	}
-	walk(tree.ProtoReflect())
+	})
 	if ssnRefs > 0 && !ssnDefined && slices.Contains(plan.Tables, "public.customers") {
 		t.Errorf("CheckRead(%q) accepted SQL naming the denied column ssn: %s", sql, plan.SQL)
 	}
