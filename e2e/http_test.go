@@ -58,9 +58,9 @@ func startHTTP(t *testing.T, url, scope, tokens string, extra ...string) string 
 			if err != nil {
 				t.Errorf("serve --http did not exit cleanly: %v", err)
 			}
-		case <-time.After(15 * time.Second):
+		case <-time.After(5 * time.Second):
 			cmd.Process.Kill()
-			t.Error("serve --http did not stop within 15 s of SIGINT")
+			t.Error("serve --http did not stop within 5 s of SIGINT")
 		}
 	})
 	found := make(chan string, 1)
@@ -365,4 +365,30 @@ func branchScopeFile(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestHTTPShutdownWithOpenStream: an open event stream (GET) does not hold
+// up shutdown; startHTTP's cleanup asserts the exit status and time.
+func TestHTTPShutdownWithOpenStream(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	endpoint := startHTTP(t, url, "readonly.json", tokenA)
+	c := httpClient(t, endpoint, tokenA)
+	req, _ := http.NewRequest(http.MethodGet, endpoint, nil)
+	req.Header.Set("Authorization", "Bearer "+tokenA)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", c.GetSessionId())
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET stream: %d", resp.StatusCode)
+	}
+	// Keep reading so the stream stays open until the server ends it.
+	go func() {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}()
 }
