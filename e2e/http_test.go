@@ -223,6 +223,13 @@ func TestHTTPSessionsIsolated(t *testing.T) {
 	if n := count(t, url, "SELECT count(DISTINCT session) FROM airlock.audit_log WHERE tool = 'query_readonly'"); n != 3 {
 		t.Fatalf("query_readonly calls were audited under %d sessions, want 3", n)
 	}
+	// Each row names the token by a hash prefix, never by its value.
+	if n := count(t, url, "SELECT count(DISTINCT actor) FROM airlock.audit_log WHERE tool = 'query_readonly' AND actor LIKE 'agent (token %)'"); n != 2 {
+		t.Fatalf("audit rows name %d tokens, want 2", n)
+	}
+	if n := count(t, url, "SELECT count(*) FROM airlock.audit_log WHERE actor LIKE '%tokenA%' OR actor LIKE '%tokenB%'"); n != 0 {
+		t.Fatal("a token's value reached the audit log")
+	}
 
 	// Token B presenting session A's id: refused as unknown, and it cannot
 	// end the session either.

@@ -120,6 +120,8 @@ func (s *Server) sessionEnv(ctx context.Context) (*tools.Env, error) {
 		s.envs.m = map[string]*tools.Env{}
 	}
 	env := s.env.ForSession(uuid.NewString())
+	// Logs and audit rows name a token by a hash prefix, never its value.
+	env.Actor = "agent (token " + tok.label + ")"
 	s.envs.m[id] = env
 	s.cfg.Logger.Info("agent session started", "session", env.Session, "transport", "http", "token", tok.label)
 	return env, nil

@@ -41,6 +41,9 @@ type Env struct {
 	Log     *slog.Logger
 	// Session identifies this agent session in the audit log.
 	Session string
+	// Actor names the agent in the audit log ("agent" when empty); over
+	// HTTP it carries the token the session authenticated with.
+	Actor string
 	// MaskKey keys the hash that replaces masked values.
 	MaskKey []byte
 	// ReadRole and WriteRole are the scope's database roles, assumed with
@@ -92,6 +95,9 @@ const auditSQLLimit = 64 << 10
 
 func (e *Env) record(ev audit.Event) {
 	ev.Session, ev.Scope = e.Session, e.Scope.Name
+	if ev.Actor == "" {
+		ev.Actor = e.Actor
+	}
 	if ev.Actor == "" {
 		ev.Actor = "agent"
 	}
