@@ -256,6 +256,15 @@ func TestHTTPSessionsIsolated(t *testing.T) {
 	if res := call(t, a, "query_readonly", map[string]any{"sql": q}); res.IsError || !strings.Contains(resultText(res), "[5]") {
 		t.Fatalf("session A lost its branch: %s", resultText(res))
 	}
+
+	// The reviewer discards the branch: its database is dropped.
+	var branchID string
+	if err := pgtest.Connect(t, url).QueryRow(context.Background(), "SELECT id::text FROM airlock.branches WHERE status = 'live'").Scan(&branchID); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := reviewer(t, url, "discard", branchID, "--reviewer", "alice"); code != 0 {
+		t.Fatalf("discard (%d):\n%s", code, out)
+	}
 }
 
 // TestHTTPSameContract: the tools, their schemas and their answers are the
