@@ -237,6 +237,11 @@ type tokenState struct {
 type tokenKey struct{}
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// mcp-go's handler answers MCP on any path it is given.
+	if r.URL.Path != Endpoint {
+		httpError(w, http.StatusNotFound, "not found: MCP is served at "+Endpoint)
+		return
+	}
 	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin) {
 		g.log.Warn("refused a request from a browser origin that is not allowed", "origin", origin, "remote", r.RemoteAddr)
 		httpError(w, http.StatusForbidden, "origin "+strconv.Quote(origin)+" is not allowed: add it with --allow-origin if a browser client must reach airlock")

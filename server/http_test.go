@@ -61,20 +61,22 @@ func TestGateChecks(t *testing.T) {
 		origin string
 		body   string
 		status int
+		path   string
 	}{
-		{"no header", "", "", "{}", http.StatusUnauthorized},
-		{"empty bearer", "Bearer ", "", "{}", http.StatusUnauthorized},
-		{"wrong token", "Bearer " + strings.Repeat("x", 34), "", "{}", http.StatusUnauthorized},
-		{"token with suffix", "Bearer " + testToken + "z", "", "{}", http.StatusUnauthorized},
-		{"right token", "Bearer " + testToken, "", "{}", http.StatusOK},
-		{"second token, lower-case scheme", "bearer " + testToken + "-second", "", "{}", http.StatusOK},
-		{"foreign origin", "Bearer " + testToken, "https://evil.example", "{}", http.StatusForbidden},
-		{"null origin", "Bearer " + testToken, "null", "{}", http.StatusForbidden},
-		{"allowed origin, normalized", "Bearer " + testToken, "https://console.example.com", "{}", http.StatusOK},
-		{"body too large", "Bearer " + testToken, "", strings.Repeat("x", 2048), http.StatusRequestEntityTooLarge},
+		{"other path", "Bearer " + testToken, "", "{}", http.StatusNotFound, "/admin"},
+		{"no header", "", "", "{}", http.StatusUnauthorized, Endpoint},
+		{"empty bearer", "Bearer ", "", "{}", http.StatusUnauthorized, Endpoint},
+		{"wrong token", "Bearer " + strings.Repeat("x", 34), "", "{}", http.StatusUnauthorized, Endpoint},
+		{"token with suffix", "Bearer " + testToken + "z", "", "{}", http.StatusUnauthorized, Endpoint},
+		{"right token", "Bearer " + testToken, "", "{}", http.StatusOK, Endpoint},
+		{"second token, lower-case scheme", "bearer " + testToken + "-second", "", "{}", http.StatusOK, Endpoint},
+		{"foreign origin", "Bearer " + testToken, "https://evil.example", "{}", http.StatusForbidden, Endpoint},
+		{"null origin", "Bearer " + testToken, "null", "{}", http.StatusForbidden, Endpoint},
+		{"allowed origin, normalized", "Bearer " + testToken, "https://console.example.com", "{}", http.StatusOK, Endpoint},
+		{"body too large", "Bearer " + testToken, "", strings.Repeat("x", 2048), http.StatusRequestEntityTooLarge, Endpoint},
 	} {
 		before := reached
-		req := httptest.NewRequest(http.MethodPost, Endpoint, strings.NewReader(tc.body))
+		req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
 		if tc.auth != "" {
 			req.Header.Set("Authorization", tc.auth)
 		}
