@@ -166,6 +166,9 @@ func TestHTTPAuth(t *testing.T) {
 		{"origin not allowed", map[string]string{"Authorization": "Bearer " + tokenA, "Origin": "https://evil.example"}, init, http.StatusForbidden, "not allowed"},
 		{"allowed origin", map[string]string{"Authorization": "Bearer " + tokenA, "Origin": "https://console.example.com"}, init, http.StatusOK, `"serverInfo"`},
 		{"right token", map[string]string{"Authorization": "Bearer " + tokenA}, init, http.StatusOK, `"serverInfo"`},
+		// Bad input with the right token: an error, and the server serves on.
+		{"malformed json", map[string]string{"Authorization": "Bearer " + tokenA}, `{"jsonrpc":"2.0","id":5,"method":`, http.StatusBadRequest, "not valid json"},
+		{"unknown session", map[string]string{"Authorization": "Bearer " + tokenA, "Mcp-Session-Id": "mcp-session-00000000-0000-0000-0000-000000000000", "Mcp-Protocol-Version": "2025-11-25"}, callTool, http.StatusNotFound, "session"},
 		// A sessionless (2026-07-28) request is told which revisions work.
 		{"sessionless revision", map[string]string{"Authorization": "Bearer " + tokenA, "Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"},
 			`{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
