@@ -113,41 +113,27 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 }
 
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	d, err := parseDecision("merge", "merge BRANCH_ID --reviewer NAME", false, args, stderr)
-	if err != nil {
-		return err
-	}
-	store, done, err := openReview(ctx, stderr, true)
-	if err != nil {
-		return err
-	}
-	defer done()
-	res, err := store.Merge(ctx, d.id, d.reviewer)
-	if err != nil {
-		return reportBranchRefusal(stdout, stderr, "merge", err)
-	}
-	fmt.Fprintf(stdout, "merged: branch %s (%d changes) by %s at %s; its database is dropped\n",
-		res.Branch.ID, len(res.Changes), text(res.Branch.Reviewer), stamp(res.Branch.DecidedAt))
-	return nil
+	return decide(ctx, "merge", "merge BRANCH_ID --reviewer NAME", false, args, stdout, stderr, reportBranchRefusal,
+		func(store *review.Store, d decision) (string, error) {
+			res, err := store.Merge(ctx, d.id, d.reviewer)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("merged: branch %s (%d changes) by %s at %s; its database is dropped",
+				res.Branch.ID, len(res.Changes), text(res.Branch.Reviewer), stamp(res.Branch.DecidedAt)), nil
+		})
 }
 
 func cmdDiscard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	d, err := parseDecision("discard", "discard BRANCH_ID --reviewer NAME [--reason TEXT]", true, args, stderr)
-	if err != nil {
-		return err
-	}
-	store, done, err := openReview(ctx, stderr, true)
-	if err != nil {
-		return err
-	}
-	defer done()
-	b, err := store.Discard(ctx, d.id, d.reviewer, d.reason)
-	if err != nil {
-		return reportBranchRefusal(stdout, stderr, "discard", err)
-	}
-	fmt.Fprintf(stdout, "discarded: branch %s by %s at %s; its changes are rolled back and its database is dropped\n",
-		b.ID, text(b.Reviewer), stamp(b.DecidedAt))
-	return nil
+	return decide(ctx, "discard", "discard BRANCH_ID --reviewer NAME [--reason TEXT]", true, args, stdout, stderr, reportBranchRefusal,
+		func(store *review.Store, d decision) (string, error) {
+			b, err := store.Discard(ctx, d.id, d.reviewer, d.reason)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("discarded: branch %s by %s at %s; its changes are rolled back and its database is dropped",
+				b.ID, text(b.Reviewer), stamp(b.DecidedAt)), nil
+		})
 }
 
 func reportBranchRefusal(stdout, stderr io.Writer, cmd string, err error) error {

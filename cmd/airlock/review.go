@@ -228,25 +228,38 @@ func lockText(ls []migrate.Lock) string {
 }
 
 func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	d, err := parseDecision("commit", "commit ID --reviewer NAME", false, args, stderr)
-	if err != nil {
-		return err
-	}
-	store, done, err := openReview(ctx, stderr, true)
-	if err != nil {
-		return err
-	}
-	defer done()
-	c, err := store.Commit(ctx, d.id, d.reviewer)
-	if err != nil {
-		return reportRefusal(stdout, stderr, "commit", err)
-	}
-	fmt.Fprintf(stdout, "committed: change %s (ticket %s) by %s at %s\n", c.ID, text(c.Ticket), text(c.Reviewer), stamp(c.DecidedAt))
-	return nil
+	return decide(ctx, "commit", "commit ID --reviewer NAME", false, args, stdout, stderr, reportRefusal,
+		func(store *review.Store, d decision) (string, error) {
+			c, err := store.Commit(ctx, d.id, d.reviewer)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("committed: change %s (ticket %s) by %s at %s", c.ID, text(c.Ticket), text(c.Reviewer), stamp(c.DecidedAt)), nil
+		})
 }
 
 func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	d, err := parseDecision("rollback", "rollback ID --reviewer NAME [--reason TEXT]", true, args, stderr)
+	return decide(ctx, "rollback", "rollback ID --reviewer NAME [--reason TEXT]", true, args, stdout, stderr, reportRefusal,
+		func(store *review.Store, d decision) (string, error) {
+			c, err := store.Rollback(ctx, d.id, d.reviewer, d.reason)
+			if err != nil {
+				return "", err
+			}
+			msg := fmt.Sprintf("rolled back: change %s (ticket %s) by %s at %s", c.ID, text(c.Ticket), text(c.Reviewer), stamp(c.DecidedAt))
+			if c.Mode == review.ModePrepared {
+				msg += "; its prepared transaction and locks are released"
+			}
+			return msg, nil
+		})
+}
+
+// decide runs one reviewer decision (commit, rollback, merge, discard):
+// parse its arguments, open the audited store, act, and print the outcome
+// line, or let refuse explain why the store said no.
+func decide(ctx context.Context, name, usage string, withReason bool, args []string, stdout, stderr io.Writer,
+	refuse func(stdout, stderr io.Writer, cmd string, err error) error,
+	act func(*review.Store, decision) (string, error)) error {
+	d, err := parseDecision(name, usage, withReason, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -255,13 +268,9 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer done()
-	c, err := store.Rollback(ctx, d.id, d.reviewer, d.reason)
+	msg, err := act(store, d)
 	if err != nil {
-		return reportRefusal(stdout, stderr, "rollback", err)
-	}
-	msg := fmt.Sprintf("rolled back: change %s (ticket %s) by %s at %s", c.ID, text(c.Ticket), text(c.Reviewer), stamp(c.DecidedAt))
-	if c.Mode == review.ModePrepared {
-		msg += "; its prepared transaction and locks are released"
+		return refuse(stdout, stderr, name, err)
 	}
 	fmt.Fprintln(stdout, msg)
 	return nil
