@@ -112,7 +112,8 @@ func resultText(res *mcp.CallToolResult) string {
 		}
 	}
 	b, _ := json.Marshal(res.StructuredContent)
-	return sb.String() + string(b)
+	m, _ := json.Marshal(res.Meta)
+	return sb.String() + string(b) + string(m)
 }
 
 func TestServeOverStdio(t *testing.T) {

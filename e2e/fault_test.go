@@ -25,6 +25,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/pgcluster"
 	"github.com/airlock-dev/airlock/internal/pgtest"
+	"github.com/airlock-dev/airlock/tools"
 )
 
 // faultScope writes a scope file for one test. Each test uses its own
@@ -81,10 +82,10 @@ func resultCode(res *mcp.CallToolResult) string {
 	if !res.IsError {
 		return ""
 	}
-	b, _ := json.Marshal(res.StructuredContent)
-	var p struct{ Code string }
-	json.Unmarshal(b, &p)
-	return p.Code
+	if p := tools.ErrorOf(res); p != nil {
+		return p.Code
+	}
+	return "?"
 }
 
 // TestFaultPostgresRestart: PostgreSQL restarts while agent sessions hold

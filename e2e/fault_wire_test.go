@@ -265,7 +265,9 @@ func errorCode(res map[string]any) string {
 	if res["isError"] != true {
 		return ""
 	}
-	code, _ := structured(res)["code"].(string)
+	meta, _ := res["_meta"].(map[string]any)
+	payload, _ := meta["airlock/error"].(map[string]any)
+	code, _ := payload["code"].(string)
 	if code == "" {
 		return "?"
 	}

@@ -133,6 +133,10 @@ func text(res *mcp.CallToolResult) string {
 	}
 	b, _ := json.Marshal(res.StructuredContent)
 	sb.Write(b)
+	if res.Meta != nil {
+		b, _ = json.Marshal(res.Meta)
+		sb.Write(b)
+	}
 	return sb.String()
 }
 

@@ -135,7 +135,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		mcpserver.WithHooks(hooks),
 		mcpserver.WithToolHandlerMiddleware(s.withSession),
 		mcpserver.WithRecovery(),
-		mcpserver.WithInputSchemaValidation(),
+		// Arguments are validated by each tool against its input schema,
+		// with messages an agent can act on (tools.bindArgs).
 		mcpserver.WithInstructions(instructions(cfg.Scope)),
 	}
 	if cfg.ValidateOutput {

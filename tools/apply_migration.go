@@ -87,7 +87,7 @@ func (a *ApplyMigration) Handle(ctx context.Context, req mcp.CallToolRequest) (*
 	start := time.Now()
 	ev := audit.Event{Tool: scopes.ToolApplyMigration}
 	var args applyArgs
-	if r := bindArgs(req, &args); r != nil {
+	if r := bindArgs(req, scopes.ToolApplyMigration, applyInputSchema, &args); r != nil {
 		return a.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.SQL

@@ -68,7 +68,7 @@ func NewDescribeTable(env *Env) *DescribeTable { return &DescribeTable{env: env}
 func (d *DescribeTable) Definition() mcp.Tool {
 	return mcp.NewTool(scopes.ToolDescribeTable,
 		mcp.WithDescription(`Describe one in-scope table: the columns you may read (with types, nullability, defaults, which are masked), its primary key, indexes and foreign keys to other in-scope tables. Columns you may not read are not shown. Example: {"table": "orders"} or {"table": "public.orders"}.`),
-		rawInputSchema((`{"type":"object","properties":{"table":{"type":"string","minLength":1,"maxLength":200,"description":"Table name, optionally schema-qualified (public.orders)."}},"required":["table"],"additionalProperties":false}`)),
+		rawInputSchema(describeInputSchema),
 		mcp.WithOutputSchema[DescribeTableResult](),
 		mcp.WithToolAnnotation(mcp.ToolAnnotation{
 			Title: "Describe an in-scope table", ReadOnlyHint: boolPtr(true), DestructiveHint: boolPtr(false),
@@ -84,7 +84,7 @@ func (d *DescribeTable) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 	var args struct {
 		Table string `json:"table"`
 	}
-	if r := bindArgs(req, &args); r != nil {
+	if r := bindArgs(req, scopes.ToolDescribeTable, describeInputSchema, &args); r != nil {
 		return d.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.Table
@@ -337,3 +337,5 @@ func renderDescribe(res *DescribeTableResult) string {
 	}
 	return strings.TrimRight(sb.String(), "\n")
 }
+
+const describeInputSchema = `{"type":"object","properties":{"table":{"type":"string","minLength":1,"maxLength":200,"description":"Table name, optionally schema-qualified (public.orders)."}},"required":["table"],"additionalProperties":false}`

@@ -83,7 +83,7 @@ func TestTransactionLayerAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(res.Rows[0][0].(string)) != "on" {
-		t.Fatalf("transaction not read only: %v", res.Rows)
+	if got := string(res.Row(0)); got != `["on"]` {
+		t.Fatalf("transaction not read only: %s", got)
 	}
 }

@@ -46,7 +46,7 @@ func NewGetChangeStatus(env *Env, store *review.Store) *GetChangeStatus {
 func (g *GetChangeStatus) Definition() mcp.Tool {
 	return mcp.NewTool(scopes.ToolChangeStatus,
 		mcp.WithDescription(`Get the status of a change submitted with apply_migration_with_ticket: pending, committed, rolled_back, expired or drifted (the data changed since the dry run, so nothing was applied), with the reviewer, decision time and reason. Only changes of this scope are visible. Example: {"change_id": "3f2a..."}`),
-		rawInputSchema(`{"type":"object","properties":{"change_id":{"type":"string","minLength":1,"maxLength":64,"description":"The change_id returned by apply_migration_with_ticket."}},"required":["change_id"],"additionalProperties":false}`),
+		rawInputSchema(changeStatusInputSchema),
 		mcp.WithOutputSchema[ChangeStatus](),
 		mcp.WithToolAnnotation(mcp.ToolAnnotation{
 			Title: "Status of a submitted change", ReadOnlyHint: boolPtr(true), DestructiveHint: boolPtr(false),
@@ -62,7 +62,7 @@ func (g *GetChangeStatus) Handle(ctx context.Context, req mcp.CallToolRequest) (
 	var args struct {
 		ChangeID string `json:"change_id"`
 	}
-	if r := bindArgs(req, &args); r != nil {
+	if r := bindArgs(req, scopes.ToolChangeStatus, changeStatusInputSchema, &args); r != nil {
 		return g.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	id, err := uuid.Parse(strings.TrimSpace(args.ChangeID))
@@ -101,3 +101,5 @@ func (g *GetChangeStatus) Handle(ctx context.Context, req mcp.CallToolRequest) (
 	}
 	return g.env.respond(ctx, ev, start, nil, nil, &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(text)}, StructuredContent: st}), nil
 }
+
+const changeStatusInputSchema = `{"type":"object","properties":{"change_id":{"type":"string","minLength":1,"maxLength":64,"description":"The change_id returned by apply_migration_with_ticket."}},"required":["change_id"],"additionalProperties":false}`

@@ -51,8 +51,8 @@ func TestCellValue(t *testing.T) {
 		{"text cut on rune", 25, "héllo wörld", `"héllo w"`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v, cut := cellValue(tc.oid, []byte(tc.in), 8)
-			got := jsonString(t, v)
+			b, cut := appendCell(nil, tc.oid, []byte(tc.in), 8)
+			got := string(b)
 			if got != tc.want || cut != tc.cut {
 				t.Fatalf("got %s (cut %v), want %s (cut %v)", got, cut, tc.want, tc.cut)
 			}

@@ -41,7 +41,7 @@ func NewListTables(env *Env) *ListTables { return &ListTables{env: env} }
 func (l *ListTables) Definition() mcp.Tool {
 	return mcp.NewTool(scopes.ToolListTables,
 		mcp.WithDescription("List the tables this scope lets you read, with estimated row counts and comments. Start here, then call describe_table for columns. Tables not listed here do not exist for you."),
-		rawInputSchema((`{"type":"object","properties":{},"additionalProperties":false}`)),
+		rawInputSchema(listTablesInputSchema),
 		mcp.WithOutputSchema[ListTablesResult](),
 		mcp.WithToolAnnotation(mcp.ToolAnnotation{
 			Title: "List in-scope tables", ReadOnlyHint: boolPtr(true), DestructiveHint: boolPtr(false),
@@ -65,7 +65,7 @@ func (l *ListTables) Handle(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	start := time.Now()
 	ev := audit.Event{Tool: scopes.ToolListTables}
 	var args struct{}
-	if r := bindArgs(req, &args); r != nil {
+	if r := bindArgs(req, scopes.ToolListTables, listTablesInputSchema, &args); r != nil {
 		return l.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	res, err := l.list(ctx)
@@ -136,3 +136,5 @@ func renderTables(res *ListTablesResult) string {
 	}
 	return strings.TrimRight(sb.String(), "\n")
 }
+
+const listTablesInputSchema = `{"type":"object","properties":{},"additionalProperties":false}`

@@ -14,16 +14,21 @@ import (
 // maskPrefix marks a masked value in results.
 const maskPrefix = "masked:"
 
-// maskValue replaces a value by a keyed hash of its text: stable for a
-// scope, so equality and grouping still work on the returned values, and
-// not reversible without the key. NULL stays NULL.
-func maskValue(key, raw []byte) any {
+// appendMask appends, as a JSON string, a keyed hash of a value's text in
+// place of the value: stable for a scope, so equality and grouping still
+// work on the returned values, and not reversible without the key. NULL
+// stays null.
+func appendMask(dst, key, raw []byte) []byte {
 	if raw == nil {
-		return nil
+		return append(dst, "null"...)
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write(raw)
-	return maskPrefix + hex.EncodeToString(m.Sum(nil)[:12])
+	var sum [sha256.Size]byte
+	dst = append(dst, '"')
+	dst = append(dst, maskPrefix...)
+	dst = hex.AppendEncode(dst, m.Sum(sum[:0])[:12])
+	return append(dst, '"')
 }
 
 // LoadMaskKey returns the scope's masking key, creating it on first use.

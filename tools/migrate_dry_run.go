@@ -39,7 +39,7 @@ const dryRunInputSchema = `{
 func (d *MigrateDryRun) Definition() mcp.Tool {
 	return mcp.NewTool(scopes.ToolMigrateDryRun,
 		mcp.WithDescription(dryRunDescription),
-		rawInputSchema((dryRunInputSchema)),
+		rawInputSchema(dryRunInputSchema),
 		mcp.WithOutputSchema[migrate.Report](),
 		mcp.WithToolAnnotation(mcp.ToolAnnotation{
 			// Not read-only: a rolled-back run still advances sequences and
@@ -57,7 +57,7 @@ func (d *MigrateDryRun) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 	var args struct {
 		SQL string `json:"sql"`
 	}
-	if r := bindArgs(req, &args); r != nil {
+	if r := bindArgs(req, scopes.ToolMigrateDryRun, dryRunInputSchema, &args); r != nil {
 		return d.env.respond(ctx, ev, start, r, nil, nil), nil
 	}
 	ev.SQL = args.SQL

@@ -5,7 +5,6 @@
 package tools
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -111,11 +110,50 @@ func (e *Env) record(ev audit.Event) {
 	e.Audit.Record(ev)
 }
 
-// ErrorPayload is the structured content of a refused or failed call.
+// ErrorPayload is the machine-readable form of a refused or failed call:
+// a stable code, the reason, and what is allowed instead.
 type ErrorPayload struct {
 	Code   string `json:"code"`
 	Reason string `json:"reason"`
 	Hint   string `json:"hint,omitempty"`
+}
+
+// ErrorMetaKey is the _meta key under which a refused or failed call
+// carries its ErrorPayload.
+//
+// A refusal is an isError result with text content and no
+// structuredContent: strict clients (the official TypeScript SDK among
+// them) validate any structuredContent against the tool's output schema,
+// which describes success, and would turn a refusal into a protocol error
+// the agent never reads. _meta is outside that validation
+// (docs/architecture.md, "Results").
+const ErrorMetaKey = "airlock/error"
+
+// failureResult renders a refusal or a failure: the text an agent reads,
+// and the payload in _meta.
+func failureResult(p ErrorPayload, text string) *mcp.CallToolResult {
+	res := &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(text)}, IsError: true}
+	res.Meta = &mcp.Meta{AdditionalFields: map[string]any{ErrorMetaKey: p}}
+	return res
+}
+
+// ErrorOf returns the payload of a refused or failed call, or nil for a
+// successful one.
+func ErrorOf(res *mcp.CallToolResult) *ErrorPayload {
+	if res == nil || !res.IsError || res.Meta == nil {
+		return nil
+	}
+	switch v := res.Meta.AdditionalFields[ErrorMetaKey].(type) {
+	case ErrorPayload:
+		return &v
+	case map[string]any:
+		p := &ErrorPayload{}
+		p.Code, _ = v["code"].(string)
+		p.Reason, _ = v["reason"].(string)
+		p.Hint, _ = v["hint"].(string)
+		return p
+	}
+	return nil
 }
 
 // refusalResult renders a refusal so that an agent can act on it: what
@@ -125,16 +163,46 @@ func refusalResult(r *sqlguard.Refusal) *mcp.CallToolResult {
 	if r.Hint != "" {
 		text += " Allowed instead: " + r.Hint + "."
 	}
-	return &mcp.CallToolResult{
-		Content:           []mcp.Content{mcp.NewTextContent(text)},
-		StructuredContent: ErrorPayload{Code: r.Code, Reason: r.Reason, Hint: r.Hint},
-		IsError:           true,
+	return failureResult(ErrorPayload{Code: r.Code, Reason: r.Reason, Hint: r.Hint}, text)
+}
+
+// EncodeError says that a result could not be encoded as JSON. The call is
+// answered with it instead of the result: a request is never left without
+// an answer.
+type EncodeError struct{ Err error }
+
+func (e *EncodeError) Error() string { return "encode the result: " + e.Err.Error() }
+
+func (e *EncodeError) Unwrap() error { return e.Err }
+
+// encodeStructured turns a result's structured content into the JSON it
+// will be sent as, so that a value that cannot be encoded is found here,
+// while the call can still be answered, and not in the transport, which
+// would drop the response.
+func encodeStructured(res *mcp.CallToolResult) error {
+	switch v := res.StructuredContent.(type) {
+	case nil:
+		return nil
+	case json.RawMessage:
+		if !json.Valid(v) {
+			return &EncodeError{Err: errors.New("the structured content is not valid JSON")}
+		}
+		return nil
 	}
+	b, err := json.Marshal(res.StructuredContent)
+	if err != nil {
+		return &EncodeError{Err: err}
+	}
+	res.StructuredContent = json.RawMessage(b)
+	return nil
 }
 
 // respond audits a call's outcome and turns it into the tool result:
 // a refusal, a failure, or success (ev.Decision defaults to allowed).
 func (e *Env) respond(ctx context.Context, ev audit.Event, start time.Time, refusal *sqlguard.Refusal, err error, success *mcp.CallToolResult) *mcp.CallToolResult {
+	if refusal == nil && err == nil && success != nil {
+		err = encodeStructured(success)
+	}
 	ev.Elapsed = time.Since(start)
 	out := success
 	switch {
@@ -159,11 +227,13 @@ func errorResult(err error) (*mcp.CallToolResult, string) {
 	if errors.As(err, &se) {
 		payload := ErrorPayload{Code: "statement_failed", Reason: se.Error(),
 			Hint: "fix the statement and dry-run it again; nothing was applied"}
-		return &mcp.CallToolResult{
-			Content:           []mcp.Content{mcp.NewTextContent("Failed (statement_failed): " + se.Error() + ". Nothing was applied.")},
-			StructuredContent: payload,
-			IsError:           true,
-		}, payload.Code + ": " + payload.Reason
+		return failureResult(payload, "Failed (statement_failed): "+se.Error()+". Nothing was applied."), payload.Code + ": " + payload.Reason
+	}
+	var ee *EncodeError
+	if errors.As(err, &ee) {
+		payload := ErrorPayload{Code: "result_not_encodable", Reason: "the result could not be encoded as JSON (" + ee.Err.Error() + ")",
+			Hint: "nothing was changed; select fewer or other columns, or cast the failing one to text"}
+		return failureResult(payload, "Failed (result_not_encodable): "+payload.Reason+". "+payload.Hint+"."), payload.Code + ": " + payload.Reason
 	}
 	payload := ErrorPayload{Code: "database_error", Reason: "the query failed"}
 	var pgErr *pgconn.PgError
@@ -195,11 +265,7 @@ func errorResult(err error) (*mcp.CallToolResult, string) {
 	if payload.Hint != "" {
 		text += " " + payload.Hint + "."
 	}
-	return &mcp.CallToolResult{
-		Content:           []mcp.Content{mcp.NewTextContent(text)},
-		StructuredContent: payload,
-		IsError:           true,
-	}, payload.Code + ": " + payload.Reason
+	return failureResult(payload, text), payload.Code + ": " + payload.Reason
 }
 
 // connectionLost reports whether err says that the connection to the
@@ -218,24 +284,6 @@ func connectionLost(err error) bool {
 		return false
 	}
 	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// bindArgs decodes the call's arguments strictly into dst.
-func bindArgs(req mcp.CallToolRequest, dst any) *sqlguard.Refusal {
-	raw, err := json.Marshal(req.GetRawArguments())
-	if err != nil {
-		return &sqlguard.Refusal{Code: "bad_arguments", Reason: "arguments are not JSON"}
-	}
-	if string(raw) == "null" {
-		raw = []byte("{}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(dst); err != nil {
-		return &sqlguard.Refusal{Code: "bad_arguments", Reason: "invalid arguments: " + err.Error(), Hint: "see the tool's input schema"}
-	}
-	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

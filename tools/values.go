@@ -4,9 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"math"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -33,69 +31,130 @@ const (
 // other float64 JSON consumers, so they are returned as strings.
 const maxExactInt = 1 << 53
 
-// cellValue converts one text-format value to its JSON representation.
-// limit caps the encoded size of the cell; cut reports whether it did.
-func cellValue(oid uint32, raw []byte, limit int) (v any, cut bool) {
+// appendCell appends the JSON encoding of one text-format value to dst.
+// limit caps the encoded size of the value; cut reports whether it did.
+//
+// raw is pgx's read buffer, valid only until the next row is read: every
+// byte of it that the answer keeps is copied into dst here, and nothing
+// else holds on to it (see docs/architecture.md, "Values").
+func appendCell(dst []byte, oid uint32, raw []byte, limit int) (out []byte, cut bool) {
 	if raw == nil {
-		return nil, false
+		return append(dst, "null"...), false
 	}
-	s := string(raw)
 	switch oid {
 	case oidBool:
-		return s == "t", false
+		if len(raw) == 1 && raw[0] == 't' {
+			return append(dst, "true"...), false
+		}
+		return append(dst, "false"...), false
 	case oidInt2, oidInt4, oidOID:
-		return json.Number(s), false
+		if jsonNumber(raw) {
+			return append(dst, raw...), false
+		}
 	case oidInt8:
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n <= maxExactInt && n >= -maxExactInt {
-			return json.Number(s), false
+		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil && n <= maxExactInt && n >= -maxExactInt {
+			return append(dst, raw...), false
 		}
-		return s, false
+		return appendJSONString(dst, raw), false
 	case oidFloat4, oidFloat8:
-		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-			return json.Number(s), false
+		// Infinity and NaN have no JSON number; they stay strings.
+		if jsonNumber(raw) {
+			return append(dst, raw...), false
 		}
-		return s, false
+		return appendJSONString(dst, raw), false
 	case oidNumeric:
-		if numericIsExact(s) {
-			return json.Number(s), false
+		if numericIsExact(raw) && jsonNumber(raw) {
+			return append(dst, raw...), false
 		}
-		return s, false
+		return appendJSONString(dst, raw), false
 	case oidJSON, oidJSONB:
-		if len(raw) <= limit && json.Valid(raw) {
-			return json.RawMessage(raw), false
+		if len(raw) <= limit && utf8.Valid(raw) && json.Valid(raw) {
+			return append(dst, raw...), false
 		}
-		return truncateString(s, limit)
 	case oidBytea:
 		// Text output of bytea is \x followed by hex (bytea_output=hex is
 		// set for the transaction).
-		b, err := hex.DecodeString(strings.TrimPrefix(s, `\x`))
-		if err != nil {
-			return truncateString(s, limit)
+		if len(raw) >= 2 && raw[0] == '\\' && raw[1] == 'x' {
+			b := make([]byte, hex.DecodedLen(len(raw)-2))
+			if _, err := hex.Decode(b, raw[2:]); err == nil {
+				enc := base64.StdEncoding.EncodeToString(b)
+				if len(enc) > limit {
+					// Cut on a 4-byte boundary so the prefix stays decodable.
+					return appendJSONString(dst, []byte(enc[:limit/4*4])), true
+				}
+				return appendJSONString(dst, []byte(enc)), false
+			}
 		}
-		enc := base64.StdEncoding.EncodeToString(b)
-		if len(enc) > limit {
-			// Cut on a 4-byte boundary so the prefix stays decodable.
-			return enc[:limit/4*4], true
-		}
-		return enc, false
 	case oidTimestamptz:
+		s := string(raw)
 		if t, err := time.Parse("2006-01-02 15:04:05.999999999Z07:00", s); err == nil {
-			return t.Format(time.RFC3339Nano), false
+			return appendJSONString(dst, t.AppendFormat(nil, time.RFC3339Nano)), false
 		}
 		if t, err := time.Parse("2006-01-02 15:04:05.999999999Z07", s); err == nil {
-			return t.Format(time.RFC3339Nano), false
+			return appendJSONString(dst, t.AppendFormat(nil, time.RFC3339Nano)), false
 		}
-		return s, false // infinity and friends
+		return appendJSONString(dst, raw), false // infinity and friends
 	case oidTimestamp:
-		return strings.Replace(s, " ", "T", 1), false
+		start := len(dst)
+		dst = appendJSONString(dst, raw)
+		for i := start; i < len(dst); i++ {
+			if dst[i] == ' ' {
+				dst[i] = 'T'
+				break
+			}
+		}
+		return dst, false
 	}
-	return truncateString(s, limit)
+	s, cut := truncateBytes(raw, limit)
+	return appendJSONString(dst, s), cut
+}
+
+// jsonNumber reports whether b is a number in JSON's grammar. PostgreSQL's
+// numeric output forms are, but the check keeps a surprise (a locale, a
+// future format) from ever producing invalid JSON.
+func jsonNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i == len(b) || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i == len(b) || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	return i == len(b)
 }
 
 // numericIsExact reports whether a numeric's text can be read as a JSON
 // number by a float64 consumer without losing digits: at most 15
 // significant digits and a plain decimal form.
-func numericIsExact(s string) bool {
+func numericIsExact(s []byte) bool {
 	digits := 0
 	for i, r := range s {
 		switch {
@@ -110,6 +169,71 @@ func numericIsExact(s string) bool {
 		}
 	}
 	return digits <= 15
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it
+// without HTML escaping: control characters escaped, invalid UTF-8
+// replaced by U+FFFD, and U+2028/U+2029 escaped so that the text stays
+// safe to embed in JavaScript.
+func appendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// truncateBytes cuts s to at most limit bytes on a rune boundary.
+func truncateBytes(s []byte, limit int) ([]byte, bool) {
+	if len(s) <= limit {
+		return s, false
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut], true
 }
 
 // truncateString cuts s to at most limit bytes on a rune boundary.
