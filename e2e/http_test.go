@@ -169,6 +169,8 @@ func TestHTTPAuth(t *testing.T) {
 		// Bad input with the right token: an error, and the server serves on.
 		{"malformed json", map[string]string{"Authorization": "Bearer " + tokenA}, `{"jsonrpc":"2.0","id":5,"method":`, http.StatusBadRequest, "not valid json"},
 		{"unknown session", map[string]string{"Authorization": "Bearer " + tokenA, "Mcp-Session-Id": "mcp-session-00000000-0000-0000-0000-000000000000", "Mcp-Protocol-Version": "2025-11-25"}, callTool, http.StatusNotFound, "session"},
+		// The specification: a request without the session header is 400.
+		{"no session id", map[string]string{"Authorization": "Bearer " + tokenA, "Mcp-Protocol-Version": "2025-11-25"}, callTool, http.StatusBadRequest, "Mcp-Session-Id"},
 		// A sessionless (2026-07-28) request is told which revisions work.
 		{"sessionless revision", map[string]string{"Authorization": "Bearer " + tokenA, "Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"},
 			`{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
@@ -181,6 +183,19 @@ func TestHTTPAuth(t *testing.T) {
 		}
 		if status == http.StatusUnauthorized && hdr.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: 401 without WWW-Authenticate", tc.name)
+		}
+		if status >= 400 {
+			var rpc struct {
+				JSONRPC string `json:"jsonrpc"`
+				Error   *struct {
+					Code    int    `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(body), &rpc); err != nil || rpc.JSONRPC != "2.0" || rpc.Error == nil || rpc.Error.Message == "" ||
+				!strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
+				t.Errorf("%s: error body is not JSON-RPC (%s): %s", tc.name, hdr.Get("Content-Type"), body)
+			}
 		}
 	}
 	if diff := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); diff != "" {

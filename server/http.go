@@ -276,7 +276,63 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)
 	}
-	g.next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tokenRef{tok, ts.label})))
+	jw := &jsonErrorWriter{ResponseWriter: w, noSession: r.Header.Get(mcpserver.HeaderKeySessionID) == ""}
+	defer jw.finish()
+	g.next.ServeHTTP(jw, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tokenRef{tok, ts.label})))
+}
+
+// jsonErrorWriter turns the plain-text error answers of mcp-go's transport
+// into JSON-RPC error bodies, as every other error airlock sends over HTTP
+// is, so that a client always finds a reason it can parse. A request
+// without an Mcp-Session-Id header (other than initialize) is told so
+// with 400, as the specification asks; 404 stays for a session id that
+// is unknown, ended or another token's.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	noSession bool
+	status    int // a text error being held, 0 otherwise
+	body      []byte
+}
+
+func (w *jsonErrorWriter) WriteHeader(code int) {
+	if code >= 400 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+		w.status = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *jsonErrorWriter) Write(p []byte) (int, error) {
+	if w.status != 0 {
+		if len(w.body) < 4<<10 {
+			w.body = append(w.body, p...)
+		}
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush keeps event streams streaming through the wrapper.
+func (w *jsonErrorWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok && w.status == 0 {
+		f.Flush()
+	}
+}
+
+func (w *jsonErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *jsonErrorWriter) finish() {
+	if w.status == 0 {
+		return
+	}
+	status, msg := w.status, strings.TrimSpace(string(w.body))
+	if status == http.StatusNotFound && w.noSession && msg == "Invalid session ID" {
+		status, msg = http.StatusBadRequest, "missing Mcp-Session-Id header: send initialize first and then the session id it returned with every request"
+	} else if status == http.StatusNotFound && msg == "Invalid session ID" {
+		msg = errNoSession.Error()
+	}
+	w.Header().Del("X-Content-Type-Options")
+	httpError(w.ResponseWriter, status, msg)
 }
 
 // token returns the index of the request's bearer token, or -1. Every

@@ -71,6 +71,13 @@ type Options struct {
 	// BinDir is the directory holding initdb, pg_ctl and postgres. ""
 	// means FindBinDir.
 	BinDir string
+	// SuperuserPassword, when set, makes the cluster check passwords
+	// (scram-sha-256, over TCP and the socket alike) and gives the
+	// superuser `postgres` this one; URL then carries it. Without it
+	// authentication is trust: anyone who can reach the port is anyone,
+	// which is fine for tests of one principal and wrong for tests that
+	// separate principals. It only takes effect when initdb runs.
+	SuperuserPassword string
 }
 
 // Cluster is a PostgreSQL server started by Start. Its methods are safe for
@@ -81,6 +88,8 @@ type Cluster struct {
 	dataDir string
 	owner   *serverOwner // nil: run as the current user
 	madeDir bool
+	// password is the superuser's ("" with trust authentication).
+	password string
 
 	mu       sync.Mutex
 	port     int
@@ -123,7 +132,7 @@ func start(ctx context.Context, opt Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{binDir: binDir, owner: owner}
+	c := &Cluster{binDir: binDir, owner: owner, password: opt.SuperuserPassword}
 	if err := c.prepareDir(opt.Dir); err != nil {
 		return nil, err
 	}
@@ -148,9 +157,22 @@ func start(ctx context.Context, opt Options) (*Cluster, error) {
 }
 
 // URL returns a connection URL for database dbname as the superuser
-// `postgres` over TCP: postgres://postgres@127.0.0.1:PORT/DBNAME?sslmode=disable.
+// `postgres` over TCP: postgres://postgres@127.0.0.1:PORT/DBNAME?sslmode=disable
+// (with the password when the cluster has one).
 func (c *Cluster) URL(dbname string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port(), url.PathEscape(dbname))
+	return c.LoginURL("postgres", c.password, dbname)
+}
+
+// LoginURL returns a connection URL for database dbname as role user with
+// password (none when empty) over TCP.
+func (c *Cluster) LoginURL(user, password, dbname string) string {
+	u := url.URL{Scheme: "postgres", Host: fmt.Sprintf("127.0.0.1:%d", c.Port()), Path: "/" + dbname, RawQuery: "sslmode=disable"}
+	if password != "" {
+		u.User = url.UserPassword(user, password)
+	} else {
+		u.User = url.User(user)
+	}
+	return u.String()
 }
 
 // Port returns the server's TCP port.
@@ -301,8 +323,19 @@ func (c *Cluster) prepareDir(dir string) error {
 
 func (c *Cluster) initdb(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join(c.dataDir, "PG_VERSION")); err != nil {
-		out, err := c.run(ctx, "initdb", "-D", c.dataDir, "-U", "postgres", "-A", "trust",
-			"-E", "UTF8", "--locale=C", "--no-sync")
+		args := []string{"-D", c.dataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"}
+		if c.password != "" {
+			pwfile := filepath.Join(c.dir, "pwfile")
+			if err := os.WriteFile(pwfile, []byte(c.password+"\n"), 0o600); err != nil {
+				return fmt.Errorf("initdb: write the password file: %w", err)
+			}
+			defer os.Remove(pwfile)
+			if err := c.owner.chown(pwfile); err != nil {
+				return fmt.Errorf("initdb: %w", err)
+			}
+			args = append(args[:4], "-A", "scram-sha-256", "--pwfile", pwfile, "-E", "UTF8", "--locale=C", "--no-sync")
+		}
+		out, err := c.run(ctx, "initdb", args...)
 		if err != nil {
 			return fmt.Errorf("initdb: %w\n%s", err, strings.TrimSpace(out))
 		}
