@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -233,6 +234,39 @@ func (d *doctor) missingRoles(ctx context.Context, want []string) ([]string, err
 	return missing, nil
 }
 
+func (d *doctor) scopeTables(ctx context.Context) Check {
+	problems, err := roles.Problems(ctx, d.pool, d.scope)
+	if err != nil {
+		return couldNotCheck(CheckScopeTables, err)
+	}
+	if len(problems) == 0 {
+		// Row filters are checked against the catalog by Plan.
+		_, err = roles.Plan(ctx, d.pool, d.scope, roles.Options{})
+		var fe *roles.FilterError
+		if errors.As(err, &fe) {
+			problems = append(problems, roles.Problem{Path: fe.Path(), Message: fe.Reason,
+				Fix: "fix the row_filter in " + d.opt.scopeFile()})
+		}
+	}
+	return judgeScopeTables(len(scopeTables(d.scope)), problems)
+}
+
+func judgeScopeTables(n int, problems []roles.Problem) Check {
+	c := Check{Name: CheckScopeTables, Status: OK, Detail: fmt.Sprintf("the scope's %d %s exist and fit it", n, plural(n, "table", "tables"))}
+	if len(problems) == 0 {
+		return c
+	}
+	details, fixes := make([]string, len(problems)), make([]string, 0, len(problems))
+	for i, p := range problems {
+		details[i] = p.String()
+		if p.Fix != "" && !slices.Contains(fixes, p.Fix) {
+			fixes = append(fixes, p.Fix)
+		}
+	}
+	c.Status, c.Detail, c.Fix = FAIL, strings.Join(details, "; "), strings.Join(fixes, "; ")
+	return c
+}
+
 func (d *doctor) scopeRoles(ctx context.Context) Check {
 	names := d.scopeRoleNames()
 	missing, err := d.missingRoles(ctx, names)
@@ -243,6 +277,15 @@ func (d *doctor) scopeRoles(ctx context.Context) Check {
 		return judgeScopeRoles(names, missing, 0, d.opt.scopeFile())
 	}
 	pending, err := roles.Plan(ctx, d.pool, d.scope, roles.Options{})
+	var (
+		pe *roles.ProblemsError
+		fe *roles.FilterError
+	)
+	if errors.As(err, &pe) || errors.As(err, &fe) {
+		return Check{Name: CheckScopeRoles, Status: FAIL,
+			Detail: "cannot compare the scope with the database until the scope tables check passes",
+			Fix:    "fix what the scope tables check reports, then run airlock scope apply --scope " + d.opt.scopeFile()}
+	}
 	if err != nil {
 		return Check{Name: CheckScopeRoles, Status: FAIL,
 			Detail: fmt.Sprintf("cannot compare the scope with the database: %v", err),

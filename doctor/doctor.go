@@ -40,6 +40,13 @@ const (
 	// its owner: an owner can disable row-level security and grant itself
 	// any privilege.
 	CheckTableOwner = "table owner"
+	// CheckScopeTables FAILs when a table the scope names does not exist
+	// (with the nearest name that does, and a hint when none of them
+	// exist: the URL points at the wrong database), when a row_filter
+	// does not fit its table, or when a table's own row-level security
+	// would give the scope's roles no rows: roles.Problems, in the words
+	// `airlock scope plan` uses.
+	CheckScopeTables = "scope tables"
 	// CheckScopeRoles FAILs when the scope's read role (and write role, if
 	// the scope writes) does not exist, or when roles.Plan has statements
 	// pending: the database does not enforce the scope file as it is.
@@ -112,6 +119,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Optio
 		orFail(CheckServerVersion, versionErr, func() Check { return judgeVersion(version) }),
 		orFail(CheckLoginRole, loginErr, func() Check { return judgeLogin(login, opt.scopeFile(), opt.AllowOwner) }),
 		d.tableOwner(ctx, login.display(), opt.AllowOwner),
+		d.scopeTables(ctx),
 		d.scopeRoles(ctx),
 		d.setRole(ctx, login, version.num),
 		d.prepared(ctx),

@@ -133,7 +133,7 @@ func render(checks []Check) string {
 	return b.String()
 }
 
-var allChecks = []string{CheckServerVersion, CheckLoginRole, CheckTableOwner, CheckScopeRoles,
+var allChecks = []string{CheckServerVersion, CheckLoginRole, CheckTableOwner, CheckScopeTables, CheckScopeRoles,
 	CheckSetRole, CheckPrepared, CheckTimeouts, CheckTLS, CheckDefiner, CheckBranch}
 
 // A plain development setup: the superuser's URL, no roles applied.
@@ -153,7 +153,7 @@ func TestRunSuperuser(t *testing.T) {
 		t.Fatalf("checks %v, want %v", names, allChecks)
 	}
 	want := map[string]Status{
-		CheckServerVersion: OK, CheckLoginRole: FAIL, CheckTableOwner: FAIL, CheckScopeRoles: FAIL,
+		CheckServerVersion: OK, CheckLoginRole: FAIL, CheckTableOwner: FAIL, CheckScopeTables: OK, CheckScopeRoles: FAIL,
 		CheckSetRole: FAIL, CheckPrepared: OK, CheckTimeouts: WARN, CheckTLS: OK, CheckDefiner: OK, CheckBranch: OK,
 	}
 	if got := statuses(checks); !mapsEqual(got, want) {
@@ -234,6 +234,19 @@ func TestRunDedicatedLogin(t *testing.T) {
 		{name: "no roles", mode: "replay", timeouts: true,
 			want:       map[string]Status{CheckScopeRoles: FAIL, CheckSetRole: FAIL},
 			wantDetail: map[string]string{CheckScopeRoles: "do not exist"}},
+		// A typo, or a table renamed since: the nearest name is offered.
+		{name: "missing table", mode: "replay", apply: true, grant: true, timeouts: true,
+			setup: []string{"ALTER TABLE public.orders RENAME TO orderz -- %[1]s"},
+			want:  map[string]Status{CheckScopeTables: FAIL, CheckScopeRoles: FAIL},
+			wantDetail: map[string]string{CheckScopeTables: `$.read.tables["public.orders"]: no table or view public.orders in database`,
+				CheckScopeRoles: "until the scope tables check passes"}},
+		// The table's own row-level security lets only the application's
+		// role through: every query of the scope would return nothing.
+		{name: "own row security", mode: "replay", apply: true, grant: true, timeouts: true,
+			setup: []string{"CREATE ROLE %[3]s NOLOGIN", "ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY -- %[1]s",
+				"CREATE POLICY app_only ON public.orders TO %[3]s USING (true)"},
+			want:       map[string]Status{CheckScopeTables: FAIL, CheckScopeRoles: FAIL},
+			wantDetail: map[string]string{CheckScopeTables: "public.orders has row-level security, and none of its policies lets airlock_doctor_"}},
 		{name: "drift", mode: "replay", apply: true, grant: true, timeouts: true,
 			setup:      []string{"GRANT SELECT ON public.secrets TO %[2]s"},
 			want:       map[string]Status{CheckScopeRoles: FAIL},

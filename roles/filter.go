@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/tools/sqlguard"
@@ -23,11 +23,19 @@ type filter struct {
 	Qual   *pg_query.Node
 }
 
+func (f filter) table() string { return f.Schema + "." + f.Table }
+
 // FilterError is a row filter that Plan refuses, with the table it belongs
 // to and why.
 type FilterError struct {
 	Table  string // "schema.table"
 	Reason string
+}
+
+// Path is where the filter is in the scope file, as `airlock check`
+// writes it.
+func (e *FilterError) Path() string {
+	return `$.read.tables[` + strconv.Quote(e.Table) + `].row_filter`
 }
 
 func (e *FilterError) Error() string {
@@ -118,33 +126,15 @@ func validateFilters(ctx context.Context, q querier, scope *scopes.Scope, cat *c
 	return out, nil
 }
 
-// validateFilter parses source as the WHERE clause of SELECT 1 FROM the
-// table, requires the statement to be exactly that (the text cannot close
-// the clause and append a UNION or a second statement), refuses any
-// subquery, and runs the read guard over it with only this table in scope.
+// validateFilter checks source with sqlguard.ParseRowFilter (what needs no
+// database: one boolean expression, no subquery, no other table) and then
+// runs the read guard over it with only this table in scope and the
+// catalog's columns and functions.
 func validateFilter(table string, columns []string, source string, funcs sqlguard.FunctionChecker) (filter, error) {
 	schema, rel := splitQualified(table)
-	refused := func(format string, args ...any) (filter, error) {
-		return filter{}, &FilterError{Table: table, Reason: fmt.Sprintf(format, args...)}
-	}
-	sql := "SELECT 1 FROM " + qualified(schema, rel) + " WHERE " + source
-	tree, err := pg_query.Parse(sql)
-	if err != nil {
-		return refused("not a valid SQL expression: %v", err)
-	}
-	if len(tree.Stmts) != 1 {
-		return refused("must be one boolean expression, not several statements")
-	}
-	sel := tree.Stmts[0].GetStmt().GetSelectStmt()
-	if sel == nil || sel.Op != pg_query.SetOperation_SETOP_NONE || sel.WhereClause == nil ||
-		len(sel.FromClause) != 1 || len(sel.TargetList) != 1 || sel.WithClause != nil ||
-		len(sel.GroupClause) > 0 || sel.HavingClause != nil || len(sel.SortClause) > 0 ||
-		sel.LimitCount != nil || sel.LimitOffset != nil || len(sel.LockingClause) > 0 ||
-		len(sel.WindowClause) > 0 || len(sel.DistinctClause) > 0 || sel.IntoClause != nil {
-		return refused("must be one boolean expression over the table's columns (a WHERE clause), nothing more")
-	}
-	if hasSubLink(sel.WhereClause.ProtoReflect()) {
-		return refused("contains a subquery; a row filter may only use this table's columns, constants and functions")
+	qual, r := sqlguard.ParseRowFilter(table, source)
+	if r != nil {
+		return filter{}, &FilterError{Table: table, Reason: r.Reason}
 	}
 	t := &sqlguard.Table{Schema: schema, Name: rel}
 	for _, c := range columns {
@@ -155,36 +145,14 @@ func validateFilter(table string, columns []string, source string, funcs sqlguar
 		SearchPath: []string{schema},
 		Functions:  funcs,
 	}
-	if _, err := policy.CheckRead(sql, 1); err != nil {
-		return refused("%v", err)
-	}
-	return filter{Schema: schema, Table: rel, Source: source, Qual: sel.WhereClause}, nil
-}
-
-// hasSubLink walks any parse-tree message for a SubLink (EXISTS, IN
-// (SELECT ...), ARRAY(SELECT ...), a scalar subquery).
-func hasSubLink(m protoreflect.Message) bool {
-	if _, ok := m.Interface().(*pg_query.SubLink); ok {
-		return true
-	}
-	found := false
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind {
-			return true
+	if _, err := policy.CheckRead("SELECT 1 FROM "+qualified(schema, rel)+" WHERE "+source, 1); err != nil {
+		var ref *sqlguard.Refusal
+		if errors.As(err, &ref) {
+			return filter{}, &FilterError{Table: table, Reason: ref.Reason}
 		}
-		switch {
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len() && !found; i++ {
-				found = hasSubLink(l.Get(i).Message())
-			}
-		case fd.IsMap():
-		default:
-			found = hasSubLink(v.Message())
-		}
-		return !found
-	})
-	return found
+		return filter{}, &FilterError{Table: table, Reason: err.Error()}
+	}
+	return filter{Schema: schema, Table: rel, Source: source, Qual: qual}, nil
 }
 
 // explainFilter has PostgreSQL analyze the validated filter without running

@@ -63,9 +63,13 @@ type rlsState struct {
 
 // planPolicies returns the statements that give the scope's roles exactly
 // the scope's row filters, table by table.
-func planPolicies(ctx context.Context, q querier, scope *scopes.Scope, filters []filter) ([]string, error) {
+func planPolicies(ctx context.Context, q querier, scope *scopes.Scope, filters []filter, access []policy) ([]string, error) {
 	readName, writeName := FilterPolicies(scope)
+	readAccess, writeAccess := AccessPolicies(scope)
 	want := map[string][]policy{}
+	for _, p := range access {
+		want[p.table()] = append(want[p.table()], p)
+	}
 	for _, f := range filters {
 		p := policy{Schema: f.Schema, Table: f.Table, Name: readName, Cmd: "r", Roles: []string{scope.ReadRole()}, Source: f.Source, Qual: f.Qual}
 		want[p.table()] = append(want[p.table()], p)
@@ -74,7 +78,7 @@ func planPolicies(ctx context.Context, q querier, scope *scopes.Scope, filters [
 			want[p.table()] = append(want[p.table()], p)
 		}
 	}
-	have, err := loadPolicies(ctx, q, []string{readName, writeName})
+	have, err := loadPolicies(ctx, q, []string{readName, writeName, readAccess, writeAccess})
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +167,12 @@ func createPolicy(p policy) ([]string, error) {
 	if p.Cmd == "*" {
 		cmd = "ALL"
 	}
-	tmpl := fmt.Sprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR %s TO %s USING (true)",
-		ident(p.Name), qualified(p.Schema, p.Table), cmd, ident(p.Roles[0]))
+	as := "RESTRICTIVE"
+	if p.Permissive {
+		as = "PERMISSIVE"
+	}
+	tmpl := fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR %s TO %s USING (true)",
+		ident(p.Name), qualified(p.Schema, p.Table), as, cmd, ident(p.Roles[0]))
 	tree, err := pg_query.Parse(tmpl)
 	if err != nil {
 		return nil, fmt.Errorf("plan roles: policy %s: %w", p.Name, err)

@@ -94,11 +94,13 @@ package roles
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/airlock-dev/airlock/scopes"
 )
@@ -170,12 +172,32 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 			return nil, fmt.Errorf("plan roles: cannot grant %q to itself", login)
 		}
 		if _, err := loadRole(ctx, q, login); err != nil {
+			var missing errNoRole
+			if errors.As(err, &missing) {
+				var db string
+				if err := queryOne(ctx, q, "SELECT current_database() WHERE $1::int = 1", 1, &db); err != nil {
+					return nil, err
+				}
+				return nil, fmt.Errorf("plan roles: login role %q does not exist; create it first, as an admin: CREATE ROLE %s LOGIN PASSWORD '…'; GRANT CONNECT ON DATABASE %s TO %s",
+					login, readableIdent(login), readableIdent(db), readableIdent(login))
+			}
 			return nil, err
 		}
 	}
 	cat, err := loadCatalog(ctx, q, scope)
 	if err != nil {
 		return nil, err
+	}
+	access, err := loadAccess(ctx, q, scope)
+	if err != nil {
+		return nil, err
+	}
+	problems, err := missingTables(ctx, q, scope, access)
+	if err != nil {
+		return nil, err
+	}
+	if problems = append(problems, rowSecurityProblems(scope, access)...); len(problems) > 0 {
+		return nil, &ProblemsError{Problems: problems}
 	}
 	filters, err := validateFilters(ctx, q, scope, cat)
 	if err != nil {
@@ -194,7 +216,7 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 		for _, t := range scope.Write.Tables {
 			if rule, ok := scope.TableRule(t); ok && rule.RowFilter != "" {
 				// An owner bypasses row-level security on its own table.
-				return nil, fmt.Errorf("plan roles: write table %s has a row_filter, and write.own_tables would make the write role its owner, which row-level security does not bind: drop one of the two", t)
+				return nil, fmt.Errorf("plan roles: %s", scopes.OwnTablesRowFilterConflict(t))
 			}
 		}
 	}
@@ -215,11 +237,23 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 			}
 		}
 	}
-	policyStmts, err := planPolicies(ctx, q, scope, filters)
+	policyStmts, err := planPolicies(ctx, q, scope, filters, accessPolicies(scope, filters, access))
 	if err != nil {
 		return nil, err
 	}
 	return append(out, policyStmts...), nil
+}
+
+// readableIdent is ident for commands a person will copy: unquoted when
+// PostgreSQL reads the bare name as the same identifier.
+func readableIdent(name string) string {
+	tree, err := pg_query.Parse("CREATE ROLE " + name)
+	if err == nil && len(tree.Stmts) == 1 {
+		if cr := tree.Stmts[0].Stmt.GetCreateRoleStmt(); cr != nil && cr.Role == name {
+			return name
+		}
+	}
+	return ident(name)
 }
 
 // ident quotes one identifier.

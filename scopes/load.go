@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/airlock-dev/airlock/tools/sqlguard"
 )
 
 // Bounds of write.review_ttl.
@@ -163,8 +165,21 @@ func semanticProblems(doc any) problems {
 	for key, rule := range tables {
 		rule, _ := rule.(map[string]any)
 		checkMask(&ps, jsonPath{"read", "tables", key}, rule)
+		if f, ok := rule["row_filter"].(string); ok && strings.TrimSpace(f) != "" && tableKey.MatchString(key) {
+			if _, r := sqlguard.ParseRowFilter(key, f); r != nil {
+				ps.add(jsonPath{"read", "tables", key, "row_filter"}, "%s", r.Reason)
+			}
+		}
 	}
 	write, _ := root["write"].(map[string]any)
+	if own, _ := write["own_tables"].(bool); own {
+		for i, t := range stringsIn(write["tables"]) {
+			rule, _ := tables[t].(map[string]any)
+			if f, _ := rule["row_filter"].(string); f != "" {
+				ps.add(jsonPath{"write", "tables"}.index(i), "%s", OwnTablesRowFilterConflict(t))
+			}
+		}
+	}
 	if pattern, ok := write["ticket_pattern"].(string); ok {
 		checkTicketPattern(&ps, jsonPath{"write", "ticket_pattern"}, pattern)
 	}
@@ -186,6 +201,15 @@ func semanticProblems(doc any) problems {
 	tools, _ := root["tools"].(map[string]any)
 	checkSomeToolListed(&ps, jsonPath{"tools", "disable"}, write != nil, stringsIn(tools["disable"]))
 	return ps
+}
+
+// tableKey is the shape of a read table key the schema accepts.
+var tableKey = regexp.MustCompile(`^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*$`)
+
+// OwnTablesRowFilterConflict is why a write table cannot have a row_filter
+// under write.own_tables; check and scope plan say it in the same words.
+func OwnTablesRowFilterConflict(table string) string {
+	return fmt.Sprintf("%s has a row_filter, and write.own_tables would make the write role its owner, which row-level security does not bind: drop one of the two", table)
 }
 
 func checkMask(ps *problems, at jsonPath, rule map[string]any) {

@@ -49,6 +49,10 @@ func bindArgs(req mcp.CallToolRequest, tool, schema string, dst any) *sqlguard.R
 		}
 		args = v
 	}
+	if args == nil {
+		// Absent and null arguments are both "none" (MCP makes them optional).
+		args = map[string]any{}
+	}
 	compiled, err := compiledInput(tool, schema)
 	if err != nil {
 		return &sqlguard.Refusal{Code: "bad_arguments", Reason: err.Error()}

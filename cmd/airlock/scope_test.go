@@ -114,8 +114,9 @@ func TestScopeErrors(t *testing.T) {
 			t.Errorf("scope %v: err %v, stderr %q; want %v and %q", tt.args, err, stderr, tt.wantErr, tt.wantStderr)
 		}
 	}
-	_, _, err := runScope(t, "plan", "--scope", bad, "--grant-to", "no_such_login")
-	if err == nil || !strings.Contains(err.Error(), `role "no_such_login" does not exist`) {
+	good, _ := writeScopeFile(t, url, `{"name": "NAME", "read": {"tables": {"public.customers": {}}}}`)
+	_, _, err := runScope(t, "plan", "--scope", good, "--grant-to", "no_such_login")
+	if err == nil || !strings.Contains(err.Error(), `role "no_such_login" does not exist`) || !strings.Contains(err.Error(), `CREATE ROLE no_such_login LOGIN`) {
 		t.Errorf("unknown grantee: %v", err)
 	}
 }
