@@ -41,7 +41,11 @@ func (r *run) startDatabase(ctx context.Context) error {
 		}
 		r.keepDir, opt.Dir = dir, dir
 	}
-	r.p.status("Starting a throwaway PostgreSQL")
+	if r.opt.Keep {
+		r.p.status("Starting a kept (not throwaway) PostgreSQL")
+	} else {
+		r.p.status("Starting a throwaway PostgreSQL")
+	}
 	c, err := pgcluster.Start(ctx, opt)
 	if err != nil {
 		return err
@@ -152,14 +156,61 @@ func (r *run) handOver(ctx context.Context) error {
 	if err := c.Detach(); err != nil {
 		return fmt.Errorf("keep the demo cluster: %w", err)
 	}
+	binary, err := lastingBinary(r.opt.Binary, r.opt.StateDir)
+	if err != nil {
+		return err
+	}
 	st := state{Dir: c.Dir(), BinDir: r.opt.BinDir, Port: c.Port(), URL: r.url, AgentURL: r.agentURL, Scope: r.scope,
-		Binary: r.opt.Binary, StartedAt: time.Now().UTC()}
+		Binary: binary, StartedAt: time.Now().UTC()}
 	if err := writeState(r.opt.StateDir, st); err != nil {
 		return err
 	}
 	r.kept = true
 	r.p.kept(st, r.opt.StateDir)
 	return nil
+}
+
+// keptBinary is the name of the copy of a temporary airlock binary that a
+// kept demo's printed configuration points at.
+const keptBinary = "airlock"
+
+// lastingBinary returns a path to the airlock binary that outlives this
+// process. `go run` builds into a temporary directory that Go removes when
+// the command exits, so a configuration pointing there would break at
+// once: such a binary is copied into the state directory.
+func lastingBinary(binary, stateDir string) (string, error) {
+	if !temporaryPath(binary) {
+		return binary, nil
+	}
+	in, err := os.Open(binary)
+	if err != nil {
+		return "", fmt.Errorf("keep a copy of the airlock binary: %w", err)
+	}
+	defer in.Close()
+	dst := filepath.Join(stateDir, keptBinary)
+	out, err := os.OpenFile(dst+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return "", fmt.Errorf("keep a copy of the airlock binary: %w", err)
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(dst+".tmp", dst)
+	}
+	if err != nil {
+		os.Remove(dst + ".tmp")
+		return "", fmt.Errorf("keep a copy of the airlock binary: %w", err)
+	}
+	return dst, nil
+}
+
+// temporaryPath reports whether path is where `go run` puts the binary it
+// builds (a go-build directory under the temporary directory), which Go
+// deletes when the command exits.
+func temporaryPath(path string) bool {
+	return strings.Contains(path, string(filepath.Separator)+"go-build")
 }
 
 func writeState(dir string, st state) error {
@@ -193,6 +244,7 @@ func readState(dir string) (state, error) {
 func removeState(dir string) {
 	os.Remove(filepath.Join(dir, stateFile))
 	os.Remove(filepath.Join(dir, scopeFile))
+	os.Remove(filepath.Join(dir, keptBinary))
 	os.Remove(dir)
 }
 

@@ -208,3 +208,27 @@ func TestStopKeptCluster(t *testing.T) {
 		t.Errorf("state still there after Stop: %v", err)
 	}
 }
+
+func TestLastingBinary(t *testing.T) {
+	dir := t.TempDir()
+	built := filepath.Join(dir, "go-build1234", "b001", "exe", "airlock")
+	if err := os.MkdirAll(filepath.Dir(built), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(built, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	os.MkdirAll(state, 0o700)
+	got, err := lastingBinary(built, state)
+	if err != nil || got != filepath.Join(state, keptBinary) {
+		t.Fatalf("go run binary: %q, %v", got, err)
+	}
+	if fi, err := os.Stat(got); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("copy: %v %v", fi, err)
+	}
+	lasting := filepath.Join(dir, "bin", "airlock")
+	if got, err := lastingBinary(lasting, state); err != nil || got != lasting {
+		t.Fatalf("built binary: %q, %v", got, err)
+	}
+}

@@ -206,7 +206,7 @@ func (p *printer) kept(st state, stateDir string) {
 	p.printf("(Claude Desktop, Cursor, .mcp.json):\n\n%s\n", snippet)
 	p.printf("\nor, for Claude Code:\n\n  claude mcp add --transport stdio --env %s=%s airlock-demo -- %s serve --scope %s\n",
 		urlEnv, shellQuote(st.agentURL()), shellQuote(st.Binary), shellQuote(st.Scope))
-	p.printf("\nReview its changes with the same URL in your shell:\n\n  export %s=%s\n  %s pending\n",
+	p.printf("\nReview its changes in your own shell, as the database admin (a login of its own,\nnot the agent's):\n\n  export %s=%s\n  %s pending\n",
 		urlEnv, shellQuote(st.URL), shellQuote(st.Binary))
 	p.printf("\nWhen you are done:\n\n  %s demo --stop\n", shellQuote(st.Binary))
 	p.printf("\n(state: %s)\n", stateDir)

@@ -40,27 +40,27 @@ var _ FunctionChecker = FunctionRule{}
 // volatility, grouped by why. A name ending in "*" is a prefix, one
 // starting with "*" a suffix, one with both an infix.
 var funcRuleDenylist = []struct {
-	why   string
-	names []string
+	why, hint string
+	names     []string
 }{
 	// Files on the database server: contents, listings, metadata, paths.
-	{"reads or lists files on the database server", []string{
+	{"reads or lists files on the database server", "read only the tables list_tables shows", []string{
 		"pg_read_*", "pg_ls_*", "pg_stat_file", "pg_file_*", "pg_logdir_ls", "pg_current_logfile",
 		"pg_relation_filepath", "pg_relation_filenode", "pg_filenode_relation", "pg_tablespace_location",
 	}},
 	// Large objects live outside every table and lo_import/lo_export touch
 	// server files.
-	{"reads or writes large objects or server files", []string{"lo_*", "loread", "lowrite"}},
+	{"reads or writes large objects or server files", "read only the tables list_tables shows", []string{"lo_*", "loread", "lowrite"}},
 	// Run a query given as text, or read a relation named in an argument,
 	// so the FROM check never sees what they read.
-	{"reads relations named in its arguments", []string{
+	{"reads relations named in its arguments", "name the tables in FROM, where the scope can check them", []string{
 		"*_to_xml*", "query_to_*", "cursor_to_*", "table_to_*", "schema_to_*", "database_to_*",
 		"ts_stat", "ts_rewrite", "pg_sequence_*", "pg_mcv_list_items",
 	}},
 	// Catalog and server introspection beyond the scope: object
 	// definitions, comments, statistics (which hold sample values of
 	// columns), activity of other sessions, configuration.
-	{"reveals catalog, statistics or server state outside the scope", []string{
+	{"reveals catalog, statistics or server state outside the scope", "list_tables and describe_table show what the scope lets you see of the schema", []string{
 		"pg_get_*", "pg_stat_*", "pg_describe_object", "pg_identify_object*", "obj_description", "col_description",
 		"shobj_description", "pg_show_*", "pg_hba_file_rules", "pg_ident_file_mappings", "pg_config", "pg_control_*",
 		"current_setting", "pg_settings_get_flags", "pg_prepared_*", "pg_blocking_pids", "pg_safe_snapshot_blocking_pids",
@@ -68,13 +68,13 @@ var funcRuleDenylist = []struct {
 	}},
 	// Resolve object names or probe privileges and sizes: each answers
 	// whether a table outside the scope exists and what it looks like.
-	{"reveals objects outside the scope", []string{
+	{"reveals objects outside the scope", "list_tables and describe_table show what the scope lets you see of the schema", []string{
 		"to_reg*", "has_*", "pg_has_role", "*_is_visible", "pg_relation_size", "pg_total_relation_size",
 		"pg_table_size", "pg_indexes_size", "pg_database_size", "pg_tablespace_size", "pg_partition_*",
 		"pg_index_column_has_property", "pg_index_has_property", "pg_relation_is_updatable", "pg_column_is_updatable",
 	}},
 	// Change settings or server state, or act on other sessions.
-	{"changes settings or server state", []string{
+	{"changes settings or server state", "leave settings and server state alone: airlock sets what a read needs", []string{
 		"set_config", "pg_reload_conf", "pg_rotate_logfile*", "pg_terminate_backend", "pg_cancel_backend", "pg_promote",
 		"pg_log_*", "pg_switch_wal", "pg_wal_replay_*", "pg_create_*", "pg_drop_*", "pg_copy_*", "pg_replication_*",
 		"pg_logical_*", "pg_sync_*", "pg_backup_*", "pg_start_backup", "pg_stop_backup", "pg_import_system_collations",
@@ -82,16 +82,16 @@ var funcRuleDenylist = []struct {
 		"brin_*", "gin_clean_pending_list", "pg_notify",
 	}},
 	// Locks and sleeps outlive the read and poison pooled connections.
-	{"holds locks or sleeps beyond the read", []string{"pg_advisory_*", "pg_try_advisory_*", "pg_sleep*"}},
+	{"holds locks or sleeps beyond the read", "a read must not wait or lock; query without it", []string{"pg_advisory_*", "pg_try_advisory_*", "pg_sleep*"}},
 	// Sequences and transaction ids change state that a rollback does not
 	// undo (or fail noisily in a read-only transaction).
-	{"advances sequences or assigns transaction ids", []string{
+	{"advances sequences or assigns transaction ids", "read the values from the table instead", []string{
 		"nextval", "currval", "setval", "lastval", "txid_*", "pg_current_xact_id*", "pg_export_snapshot",
 	}},
 	// Other databases and servers are outside the scope.
-	{"connects to other databases", []string{"dblink*", "postgres_fdw*"}},
+	{"connects to other databases", "query only the tables list_tables shows", []string{"dblink*", "postgres_fdw*"}},
 	// The XML parser is large attack surface for no read-only need.
-	{"processes XML", []string{"xml*", "xpath*"}},
+	{"processes XML", "use the json and jsonb functions instead", []string{"xml*", "xpath*"}},
 }
 
 // funcRuleHarmless are volatile functions allowed anyway: they only read
@@ -113,8 +113,10 @@ func (r FunctionRule) CheckFunction(schema, name string) *Refusal {
 		}
 		return refuse("function_not_allowed", funcRuleHint, "function %s.%s is not allowed", schema, name)
 	}
-	if why := funcRuleDenied(name); why != "" {
-		return refuse("function_not_allowed", funcRuleHint, "function %s is not allowed: it %s", name, why)
+	if why, hint := funcRuleDenied(name); why != "" {
+		// Denied whatever its volatility: saying "use stable functions"
+		// about a stable function would send the agent in circles.
+		return refuse("function_not_allowed", hint, "function %s is not allowed: it %s", name, why)
 	}
 	if funcRuleHarmless[name] {
 		return nil
@@ -135,16 +137,17 @@ func (r FunctionRule) CheckFunction(schema, name string) *Refusal {
 	return refuse("function_not_allowed", funcRuleHint, "unknown function %s", name)
 }
 
-// funcRuleDenied returns why name is denylisted, or "".
-func funcRuleDenied(name string) string {
+// funcRuleDenied returns why name is denylisted and what to do instead,
+// or "".
+func funcRuleDenied(name string) (why, hint string) {
 	for _, g := range funcRuleDenylist {
 		for _, pat := range g.names {
 			if funcRuleMatch(pat, name) {
-				return g.why
+				return g.why, g.hint
 			}
 		}
 	}
-	return ""
+	return "", ""
 }
 
 func funcRuleMatch(pat, name string) bool {

@@ -501,7 +501,8 @@ func TestCheckReadRefusalText(t *testing.T) {
 		{"DELETE FROM orders", "DELETE (DeleteStmt) is not allowed", readHintStatement},
 		{"SELECT 1; SELECT 2", "the SQL contains 2 statements", "send one statement per call"},
 		{"SELECT id FROM customers WHERE email = 'x'", "masked column email is used in an expression or clause", readHintMasked},
-		{"SELECT pg_sleep(1)", "function pg_sleep is not allowed: it holds locks or sleeps beyond the read", "use built-in immutable or stable functions"},
+		{"SELECT pg_sleep(1)", "function pg_sleep is not allowed: it holds locks or sleeps beyond the read", "a read must not wait or lock; query without it"},
+		{"SELECT current_setting('work_mem')", "function current_setting is not allowed: it reveals catalog, statistics or server state outside the scope", "list_tables and describe_table show what the scope lets you see of the schema"},
 		{"SELECT xmlparse(document '<a/>')", "XmlExpr is not supported", readHintSyntax},
 		{"SELEC 1", `syntax error at or near "SELEC"`, "fix the SQL and send one SELECT statement"},
 	}
