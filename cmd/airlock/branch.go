@@ -17,11 +17,13 @@ import (
 // the source, discard one. `airlock show` takes a branch id too.
 
 func cmdBranches(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("branches", "branches", stderr)
-	if err := parseNoArgs(fs, args); err != nil {
+	c := mustLookup("branches")
+	fs := c.flagSet()
+	logJSON := reviewLogFlag(fs)
+	if _, err := c.parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	store, done, err := openReview(ctx, stderr, false)
+	store, done, err := openReview(ctx, c.name, stderr, false, *logJSON)
 	if err != nil {
 		return err
 	}
@@ -113,7 +115,7 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 }
 
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return decide(ctx, "merge", "merge BRANCH_ID --reviewer NAME", false, args, stdout, stderr, reportBranchRefusal,
+	return decide(ctx, "merge", false, args, stdout, stderr, reportBranchRefusal,
 		func(store *review.Store, d decision) (string, error) {
 			res, err := store.Merge(ctx, d.id, d.reviewer)
 			if err != nil {
@@ -125,7 +127,7 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func cmdDiscard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return decide(ctx, "discard", "discard BRANCH_ID --reviewer NAME [--reason TEXT]", true, args, stdout, stderr, reportBranchRefusal,
+	return decide(ctx, "discard", true, args, stdout, stderr, reportBranchRefusal,
 		func(store *review.Store, d decision) (string, error) {
 			b, err := store.Discard(ctx, d.id, d.reviewer, d.reason)
 			if err != nil {

@@ -8,16 +8,20 @@ import (
 	"github.com/airlock-dev/airlock/scopes"
 )
 
+// checkFlags defines check's flags and returns where --scope goes.
+func checkFlags(fs *flag.FlagSet) *string {
+	return fs.String("scope", "", "the scope `FILE` (JSON) to validate")
+}
+
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scopePath := fs.String("scope", "", "scope file to validate")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := mustLookup("check")
+	fs := c.flagSet()
+	scopePath := checkFlags(fs)
+	if _, err := c.parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if *scopePath == "" {
-		fmt.Fprintln(stderr, "airlock check: --scope FILE is required")
-		return errUsage
+		return c.usageError(stderr, "--scope FILE is required")
 	}
 	scope, err := scopes.Load(*scopePath)
 	if err != nil {

@@ -13,23 +13,27 @@ import (
 	"github.com/airlock-dev/airlock/internal/pgcluster"
 )
 
+// demoOptions are demo's flags, as demoFlags defines them.
+type demoOptions struct{ keep, stop bool }
+
+func demoFlags(fs *flag.FlagSet) *demoOptions {
+	o := &demoOptions{}
+	fs.BoolVar(&o.keep, "keep", false, "leave the demo database running afterwards, and print how to connect a real agent to it")
+	fs.BoolVar(&o.stop, "stop", false, "stop a demo left running by --keep")
+	return o
+}
+
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: airlock demo [--keep | --stop]")
-		fs.PrintDefaults()
+	c := mustLookup("demo")
+	fs := c.flagSet()
+	o := demoFlags(fs)
+	if _, err := c.parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
-	keep := fs.Bool("keep", false, "leave the demo database running afterwards, and print how to connect a real agent to it")
-	stop := fs.Bool("stop", false, "stop a demo left running by --keep")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if o.keep && o.stop {
+		return c.usageError(stderr, "--keep and --stop do not go together")
 	}
-	if fs.NArg() > 0 || (*keep && *stop) {
-		fs.Usage()
-		return errUsage
-	}
-	if *stop {
+	if o.stop {
 		err := demo.Stop(ctx, "", stdout)
 		if errors.Is(err, demo.ErrNotKept) {
 			fmt.Fprintln(stdout, "No kept demo is running.")
@@ -45,7 +49,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if resolved, err := filepath.EvalSymlinks(binary); err == nil {
 		binary = resolved
 	}
-	err = demo.Run(ctx, demo.Options{Binary: binary, Out: stdout, Keep: *keep})
+	err = demo.Run(ctx, demo.Options{Binary: binary, Out: stdout, Keep: o.keep})
 	switch {
 	case errors.Is(err, pgcluster.ErrNotFound):
 		fmt.Fprintf(stderr, "airlock demo needs the PostgreSQL server (initdb, pg_ctl, postgres), which is not installed. Install it with:\n\n  %s\n",

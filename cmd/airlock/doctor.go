@@ -11,21 +11,32 @@ import (
 	"github.com/airlock-dev/airlock/scopes"
 )
 
+// doctorOptions are doctor's flags, as doctorFlags defines them.
+type doctorOptions struct {
+	scope      string
+	allowOwner bool
+}
+
+func doctorFlags(fs *flag.FlagSet) *doctorOptions {
+	o := &doctorOptions{}
+	fs.StringVar(&o.scope, "scope", "", "the scope `FILE` (JSON) airlock serve would serve")
+	fs.BoolVar(&o.allowOwner, "allow-owner", false, "accept a login role that owns the scope's tables (WARN instead of FAIL)")
+	return o
+}
+
 func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scopePath := fs.String("scope", "", "scope file (JSON)")
-	allowOwner := fs.Bool("allow-owner", false, "accept a login role that owns the scope's tables (WARN instead of FAIL)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := mustLookup("doctor")
+	fs := c.flagSet()
+	o := doctorFlags(fs)
+	if _, err := c.parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
-	if *scopePath == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "airlock doctor: usage: airlock doctor --scope FILE [--allow-owner]")
-		return errUsage
+	if o.scope == "" {
+		return c.usageError(stderr, "--scope FILE is required")
 	}
-	scope, err := scopes.Load(*scopePath)
+	scope, err := scopes.Load(o.scope)
 	if err != nil {
-		fmt.Fprint(stderr, scopeErrorText(*scopePath, err))
+		fmt.Fprint(stderr, scopeErrorText(o.scope, err))
 		return errReported
 	}
 	// Connect exactly as serve does, so the checks see what serve would.
@@ -39,7 +50,8 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// the command: every check then reports the deadline as its failure.
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	checks := doctor.Run(ctx, pool, scope, doctor.Options{AllowOwner: *allowOwner, ScopeFile: *scopePath})
+	// The fixes print commands to paste: the path goes in quoted for a shell.
+	checks := doctor.Run(ctx, pool, scope, doctor.Options{AllowOwner: o.allowOwner, ScopeFile: shellQuote(o.scope)})
 	if err := doctor.Render(stdout, checks); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}

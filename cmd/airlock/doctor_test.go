@@ -188,3 +188,49 @@ func dropDoctorRoles(t *testing.T, adminURL string, names ...string) {
 		}
 	}
 }
+
+// The commands doctor's and serve's fixes suggest name the scope file the
+// user passed, quoted for a shell, never a literal FILE to fill in.
+func TestFixesNameTheScopeFile(t *testing.T) {
+	orig, _ := writeDoctorScope(t)
+	doc, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "my scopes", "scope.json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(doctorEnv, pgtest.NewDatabase(t)) // a superuser: the login role check fails
+	quoted := "'" + path + "'"
+	for _, tt := range []struct {
+		cmd  string
+		want []string
+	}{
+		{"doctor", []string{"airlock scope apply --scope " + quoted + " --grant-to airlock_login"}},
+		{"serve", []string{"airlock doctor --scope " + quoted + " shows every check", "airlock scope apply --scope " + quoted + " --grant-to airlock_login"}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var stdout, stderr bytes.Buffer
+		code := run(ctx, []string{tt.cmd, "--scope", path}, strings.NewReader(""), &stdout, &stderr)
+		cancel()
+		out := stdout.String() + stderr.String()
+		if tt.cmd == "serve" {
+			out = stderr.String() // stdout is the MCP channel
+		}
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1\n%s", tt.cmd, code, out)
+		}
+		for _, want := range tt.want {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: output lacks %q:\n%s", tt.cmd, want, out)
+			}
+		}
+		if strings.Contains(out, "FILE") {
+			t.Errorf("%s: output has a literal FILE:\n%s", tt.cmd, out)
+		}
+	}
+}

@@ -7,11 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/migrate"
@@ -21,25 +25,30 @@ import (
 // reviewEnv names the variable holding the reviewer's database URL.
 const reviewEnv = "AIRLOCK_DATABASE_URL"
 
-// openReview connects to the reviewer's database, makes sure airlock's
-// schema exists and returns a store; close releases everything (flushing
-// the audit log first). Only commands that act need the audit log.
-func openReview(ctx context.Context, stderr io.Writer, audited bool) (store *review.Store, close func(), err error) {
+// openReview connects to the reviewer's database, checks that airlock's
+// schema is there and returns a store; close releases everything (flushing
+// the audit log first). Only commands that act need the audit log. name is
+// the command, for the lines it logs; logJSON is --log-json.
+//
+// It creates nothing: the schema comes with scope apply or serve, and a
+// database without it holds no change to review. A reviewer pointing at the
+// wrong database must hear so, not get an empty airlock schema made there.
+func openReview(ctx context.Context, name string, stderr io.Writer, audited, logJSON bool) (store *review.Store, close func(), err error) {
 	pool, err := openPool(ctx, reviewEnv, 4, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := review.EnsureSchema(ctx, pool); err != nil {
+	if err := requireSchema(ctx, pool); err != nil {
 		pool.Close()
 		return nil, nil, err
 	}
-	logger := newLogger(stderr)
+	storeLog, auditLog := reviewLoggers(name, stderr, logJSON)
 	var log *audit.Log
 	if audited {
-		log = audit.NewLog(pool, logger)
+		log = audit.NewLog(pool, auditLog)
 	}
 	store = review.NewStore(pool, log)
-	store.SetLogger(logger)
+	store.SetLogger(storeLog)
 	return store, func() {
 		if log != nil {
 			log.Close()
@@ -48,32 +57,45 @@ func openReview(ctx context.Context, stderr io.Writer, audited bool) (store *rev
 	}, nil
 }
 
-// parseInterspersed parses flags that may come before or after the
-// positional arguments ("commit ID --reviewer NAME"), which package flag
-// alone stops at.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+// reviewTables are the tables of airlock's schema the reviewer's commands
+// use (audit.Schema and review.Schema make them).
+var reviewTables = []string{"audit_log", "mask_keys", "changes", "branches"}
+
+// errNoSchema is what the reviewer's commands say on a database airlock
+// has never been set up in.
+var errNoSchema = errors.New("this database has no airlock schema, so it holds no changes or branches: " +
+	"nothing was set up here with airlock scope apply or airlock serve (is " + reviewEnv + " the database the agent's airlock serve uses?)")
+
+// requireSchema checks, in the catalog (readable by every role, whatever
+// its privileges on the schema), that airlock's tables exist.
+func requireSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	rows, _ := pool.Query(ctx, `SELECT c.relname FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'airlock' AND c.relkind IN ('r', 'p') AND c.relname = ANY($1)`, reviewTables)
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("look for airlock's schema: %w", err)
 	}
+	if len(found) == 0 {
+		return errNoSchema
+	}
+	var missing []string
+	for _, t := range reviewTables {
+		if !slices.Contains(found, t) {
+			missing = append(missing, "airlock."+t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("airlock's schema in this database lacks %s: "+
+			"airlock scope apply, or airlock serve, of this version completes it", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: airlock %s\n", usage)
-		fs.PrintDefaults()
-	}
-	return fs
+// reviewLogFlag defines --log-json, which every reviewer command takes.
+func reviewLogFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("log-json", false, "print every log line on stderr as JSON, the audit events included "+
+		"(by default only warnings and errors, as plain lines)")
 }
 
 // pendingJSON is one element of `airlock pending --json`.
@@ -92,13 +114,24 @@ type pendingJSON struct {
 	SQL              string    `json:"sql"`
 }
 
+// pendingOptions are pending's flags, as pendingFlags defines them.
+type pendingOptions struct{ json, logJSON *bool }
+
+func pendingFlags(fs *flag.FlagSet) *pendingOptions {
+	return &pendingOptions{
+		json:    fs.Bool("json", false, "print a JSON array (with each change's SQL)"),
+		logJSON: reviewLogFlag(fs),
+	}
+}
+
 func cmdPending(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("pending", "pending [--json]", stderr)
-	asJSON := fs.Bool("json", false, "print a JSON array (with each change's SQL)")
-	if err := parseNoArgs(fs, args); err != nil {
+	c := mustLookup("pending")
+	fs := c.flagSet()
+	o := pendingFlags(fs)
+	if _, err := c.parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	store, done, err := openReview(ctx, stderr, false)
+	store, done, err := openReview(ctx, c.name, stderr, false, *o.logJSON)
 	if err != nil {
 		return err
 	}
@@ -108,7 +141,7 @@ func cmdPending(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	now := time.Now()
-	if *asJSON {
+	if *o.json {
 		out := make([]pendingJSON, len(changes))
 		for i, c := range changes {
 			out[i] = pendingJSON{
@@ -137,16 +170,14 @@ func cmdPending(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("show", "show ID", stderr)
-	pos, err := parseInterspersed(fs, args)
+	cmd := mustLookup("show")
+	fs := cmd.flagSet()
+	logJSON := reviewLogFlag(fs)
+	pos, err := cmd.parse(fs, args, stdout, stderr)
 	if err != nil {
-		return errUsage
+		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
-	}
-	store, done, err := openReview(ctx, stderr, false)
+	store, done, err := openReview(ctx, cmd.name, stderr, false, *logJSON)
 	if err != nil {
 		return err
 	}
@@ -228,7 +259,7 @@ func lockText(ls []migrate.Lock) string {
 }
 
 func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return decide(ctx, "commit", "commit ID --reviewer NAME", false, args, stdout, stderr, reportRefusal,
+	return decide(ctx, "commit", false, args, stdout, stderr, reportRefusal,
 		func(store *review.Store, d decision) (string, error) {
 			c, err := store.Commit(ctx, d.id, d.reviewer)
 			if err != nil {
@@ -239,7 +270,7 @@ func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return decide(ctx, "rollback", "rollback ID --reviewer NAME [--reason TEXT]", true, args, stdout, stderr, reportRefusal,
+	return decide(ctx, "rollback", true, args, stdout, stderr, reportRefusal,
 		func(store *review.Store, d decision) (string, error) {
 			c, err := store.Rollback(ctx, d.id, d.reviewer, d.reason)
 			if err != nil {
@@ -256,14 +287,14 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // decide runs one reviewer decision (commit, rollback, merge, discard):
 // parse its arguments, open the audited store, act, and print the outcome
 // line, or let refuse explain why the store said no.
-func decide(ctx context.Context, name, usage string, withReason bool, args []string, stdout, stderr io.Writer,
+func decide(ctx context.Context, name string, withReason bool, args []string, stdout, stderr io.Writer,
 	refuse func(stdout, stderr io.Writer, cmd string, err error) error,
 	act func(*review.Store, decision) (string, error)) error {
-	d, err := parseDecision(name, usage, withReason, args, stderr)
+	d, err := parseDecision(mustLookup(name), withReason, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	store, done, err := openReview(ctx, stderr, true)
+	store, done, err := openReview(ctx, name, stderr, true, *d.logJSON)
 	if err != nil {
 		return err
 	}
@@ -276,48 +307,39 @@ func decide(ctx context.Context, name, usage string, withReason bool, args []str
 	return nil
 }
 
-// parseNoArgs parses flags for a command that takes no positional
-// arguments (pending, reap, branches).
-func parseNoArgs(fs *flag.FlagSet, args []string) error {
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return errUsage
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return errUsage
-	}
-	return nil
-}
-
 // decision is what a reviewer's decision command reads from its arguments:
 // one ID, the reviewer's name (required) and, where offered, a reason.
 type decision struct {
 	id, reviewer, reason string
+	logJSON              *bool
+}
+
+// decisionFlags defines the flags of commit and merge, and with withReason
+// those of rollback and discard.
+func decisionFlags(fs *flag.FlagSet, withReason bool) *decision {
+	d := &decision{}
+	fs.StringVar(&d.reviewer, "reviewer", "", "your `NAME`, recorded with the decision (required)")
+	if withReason {
+		fs.StringVar(&d.reason, "reason", "", "why, in `TEXT` for the agent and the audit log")
+	}
+	d.logJSON = reviewLogFlag(fs)
+	return d
 }
 
 // parseDecision parses "ID --reviewer NAME [--reason TEXT]" for the commit,
 // rollback, merge and discard commands.
-func parseDecision(name, usage string, withReason bool, args []string, stderr io.Writer) (decision, error) {
-	fs := newFlagSet(name, usage, stderr)
-	reviewer := fs.String("reviewer", "", "your name, recorded with the decision (required)")
-	var reason *string
-	if withReason {
-		reason = fs.String("reason", "", "why, for the agent and the audit log")
-	}
-	pos, err := parseInterspersed(fs, args)
+func parseDecision(c *command, withReason bool, args []string, stdout, stderr io.Writer) (decision, error) {
+	fs := c.flagSet()
+	d := decisionFlags(fs, withReason)
+	pos, err := c.parse(fs, args, stdout, stderr)
 	if err != nil {
-		return decision{}, errUsage
+		return decision{}, err
 	}
-	if len(pos) != 1 || strings.TrimSpace(*reviewer) == "" {
-		fs.Usage()
-		return decision{}, errUsage
+	if strings.TrimSpace(d.reviewer) == "" {
+		return decision{}, c.usageError(stderr, "--reviewer NAME is required: the decision is recorded with it")
 	}
-	d := decision{id: pos[0], reviewer: *reviewer}
-	if reason != nil {
-		d.reason = *reason
-	}
-	return d, nil
+	d.id = pos[0]
+	return *d, nil
 }
 
 // reportRefusal prints why a commit or rollback did not happen and returns
@@ -341,11 +363,13 @@ func reportRefusal(stdout, stderr io.Writer, cmd string, err error) error {
 }
 
 func cmdReap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("reap", "reap", stderr)
-	if err := parseNoArgs(fs, args); err != nil {
+	c := mustLookup("reap")
+	fs := c.flagSet()
+	logJSON := reviewLogFlag(fs)
+	if _, err := c.parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	store, done, err := openReview(ctx, stderr, true)
+	store, done, err := openReview(ctx, c.name, stderr, true, *logJSON)
 	if err != nil {
 		return err
 	}

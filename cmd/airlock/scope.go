@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/review"
@@ -19,40 +18,48 @@ import (
 // and ownership of the tables (or a superuser).
 const scopeEnv = "AIRLOCK_DATABASE_URL"
 
-// stringsFlag collects a repeatable flag.
-type stringsFlag []string
+// scopeOptions are scope plan's and apply's flags, as scopeFlags defines
+// them.
+type scopeOptions struct {
+	scope   string
+	grantTo stringList
+}
 
-func (f *stringsFlag) String() string { return strings.Join(*f, ",") }
-
-func (f *stringsFlag) Set(v string) error {
-	*f = append(*f, v)
-	return nil
+func scopeFlags(fs *flag.FlagSet) *scopeOptions {
+	o := &scopeOptions{}
+	fs.StringVar(&o.scope, "scope", "", "the scope `FILE` (JSON) to compile to roles")
+	fs.Var(&o.grantTo, "grant-to", "a login `ROLE` (the one in airlock serve's database URL) that may SET ROLE to the scope's roles; repeatable")
+	return o
 }
 
 // cmdScope is `airlock scope plan|apply --scope FILE [--grant-to ROLE]...`:
 // compile a scope to database roles (layer 5). plan prints the SQL that
 // apply would run; apply runs it in one transaction and prints what it ran.
 func cmdScope(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "plan" && args[0] != "apply") {
-		fmt.Fprintln(stderr, "airlock scope: want plan or apply: airlock scope plan|apply --scope FILE [--grant-to ROLE]...")
-		return errUsage
+	group := mustLookup("scope")
+	switch {
+	case len(args) == 0:
+		return group.usageError(stderr, "want plan or apply")
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
+		group.printHelp(stdout)
+		return errHelp
+	case args[0] != "plan" && args[0] != "apply":
+		return group.usageError(stderr, "want plan or apply, not %q", args[0])
 	}
 	action := args[0]
-	fs := flag.NewFlagSet("scope "+action, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scopePath := fs.String("scope", "", "scope file to compile to roles")
-	var grantTo stringsFlag
-	fs.Var(&grantTo, "grant-to", "login role that may SET ROLE to the scope's roles (repeatable)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return errUsage
+	c := mustLookup("scope " + action)
+	fs := c.flagSet()
+	o := scopeFlags(fs)
+	if _, err := c.parse(fs, args[1:], stdout, stderr); err != nil {
+		return err
 	}
-	if *scopePath == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "airlock scope %s: --scope FILE is required, and nothing else\n", action)
-		return errUsage
+	if o.scope == "" {
+		return c.usageError(stderr, "--scope FILE is required")
 	}
-	scope, err := scopes.Load(*scopePath)
+	grantTo := o.grantTo
+	scope, err := scopes.Load(o.scope)
 	if err != nil {
-		fmt.Fprint(stderr, scopeErrorText(*scopePath, err))
+		fmt.Fprint(stderr, scopeErrorText(o.scope, err))
 		return errReported
 	}
 	pool, err := openPool(ctx, scopeEnv, 2, nil)
@@ -69,7 +76,7 @@ func cmdScope(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stmts, err := run(ctx, pool, scope, opt)
 	var fe *roles.FilterError
 	if errors.As(err, &fe) {
-		fmt.Fprintf(stderr, "%s: invalid scope:\n  $.read.tables[%q].row_filter: %s\n", *scopePath, fe.Table, fe.Reason)
+		fmt.Fprintf(stderr, "%s: invalid scope:\n  $.read.tables[%q].row_filter: %s\n", o.scope, fe.Table, fe.Reason)
 		return errReported
 	}
 	if err != nil {

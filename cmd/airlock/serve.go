@@ -13,29 +13,46 @@ import (
 	"github.com/airlock-dev/airlock/server"
 )
 
+// serveOptions are serve's flags, as serveFlags defines them.
+type serveOptions struct {
+	scope, httpAddr, tlsCert, tlsKey string
+	allowOwner                       bool
+	origins                          stringList
+	rate                             float64
+	burst, inFlight                  int
+	idle                             time.Duration
+}
+
+// serveFlags defines serve's flags: cmdServe parses with it and the help
+// lists what it defines.
+func serveFlags(fs *flag.FlagSet) *serveOptions {
+	o := &serveOptions{}
+	fs.StringVar(&o.scope, "scope", "", "the scope `FILE` (JSON): the tables, columns and writes the agent gets")
+	fs.BoolVar(&o.allowOwner, "allow-owner", false, "start even when the login role is a superuser or owns the scope's tables (development only)")
+	fs.StringVar(&o.httpAddr, "http", "", "serve MCP over Streamable HTTP on `ADDR` (e.g. 127.0.0.1:8765) instead of stdio; needs "+httpTokenEnv)
+	fs.Var(&o.origins, "allow-origin", "with --http: a browser `ORIGIN` (scheme://host[:port]) allowed to call airlock; repeatable")
+	fs.Float64Var(&o.rate, "http-rate", 20, "with --http: `N` requests per second allowed per token")
+	fs.IntVar(&o.burst, "http-burst", 40, "with --http: a burst of `N` requests allowed per token")
+	fs.IntVar(&o.inFlight, "http-max-in-flight", 8, "with --http: `N` concurrent requests allowed per token")
+	fs.DurationVar(&o.idle, "http-session-idle", 30*time.Minute, "with --http: end an MCP session idle for `DURATION` (such as 30m or 2h)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "with --http: serve HTTPS with the certificate in `FILE` (PEM)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "with --http: the certificate's private key, in `FILE` (PEM)")
+	return o
+}
+
 func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scopePath := fs.String("scope", "", "scope file (JSON)")
-	allowOwner := fs.Bool("allow-owner", false, "start even when the login role is a superuser or owns the scope's tables (development only)")
-	httpAddr := fs.String("http", "", "serve MCP over Streamable HTTP on this address (e.g. 127.0.0.1:8765) instead of stdio; needs "+httpTokenEnv)
-	var origins stringList
-	fs.Var(&origins, "allow-origin", "with --http: a browser origin (scheme://host[:port]) allowed to call airlock; repeatable")
-	rate := fs.Float64("http-rate", 20, "with --http: requests per second allowed per token")
-	burst := fs.Int("http-burst", 40, "with --http: request burst allowed per token")
-	inFlight := fs.Int("http-max-in-flight", 8, "with --http: concurrent requests allowed per token")
-	idle := fs.Duration("http-session-idle", 30*time.Minute, "with --http: end an MCP session idle this long")
-	tlsCert := fs.String("tls-cert", "", "with --http: serve HTTPS with this certificate (PEM)")
-	tlsKey := fs.String("tls-key", "", "with --http: the certificate's private key (PEM)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	c := mustLookup("serve")
+	fs := c.flagSet()
+	o := serveFlags(fs)
+	if _, err := c.parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	var httpCfg *server.HTTPConfig
-	if *httpAddr != "" {
+	if o.httpAddr != "" {
 		httpCfg = &server.HTTPConfig{
-			Addr: *httpAddr, Tokens: httpTokens(os.Getenv(httpTokenEnv)), AllowedOrigins: origins,
-			RatePerSecond: *rate, Burst: *burst, MaxInFlight: *inFlight, SessionIdleTTL: *idle,
-			TLSCert: *tlsCert, TLSKey: *tlsKey,
+			Addr: o.httpAddr, Tokens: httpTokens(os.Getenv(httpTokenEnv)), AllowedOrigins: o.origins,
+			RatePerSecond: o.rate, Burst: o.burst, MaxInFlight: o.inFlight, SessionIdleTTL: o.idle,
+			TLSCert: o.tlsCert, TLSKey: o.tlsKey,
 		}
 		// Refuse before touching the database: a shared server without a
 		// token must never come up, not even for a moment.
@@ -43,17 +60,15 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "airlock serve --http: %v\n", err)
 			return errReported
 		}
-	} else if len(origins) > 0 || *tlsCert != "" || *tlsKey != "" {
-		fmt.Fprintln(stderr, "airlock serve: --allow-origin, --tls-cert and --tls-key need --http")
-		return errUsage
+	} else if len(o.origins) > 0 || o.tlsCert != "" || o.tlsKey != "" {
+		return c.usageError(stderr, "--allow-origin, --tls-cert and --tls-key need --http")
 	}
-	if *scopePath == "" {
-		fmt.Fprintln(stderr, "airlock serve: --scope FILE is required")
-		return errUsage
+	if o.scope == "" {
+		return c.usageError(stderr, "--scope FILE is required")
 	}
-	scope, err := scopes.Load(*scopePath)
+	scope, err := scopes.Load(o.scope)
 	if err != nil {
-		fmt.Fprint(stderr, scopeErrorText(*scopePath, err))
+		fmt.Fprint(stderr, scopeErrorText(o.scope, err))
 		return errReported
 	}
 	logger := newLogger(stderr)
@@ -67,15 +82,41 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer pool.Close()
 
-	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, AllowOwner: *allowOwner})
+	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, AllowOwner: o.allowOwner})
 	if err != nil {
-		return fmt.Errorf("start: %w", err)
+		return fmt.Errorf("start: %w", withScopeFile{err, o.scope})
 	}
 	defer srv.Close()
 	if httpCfg != nil {
 		return srv.ListenHTTP(ctx, *httpCfg)
 	}
 	return srv.ServeStdio(ctx, stdin, stdout)
+}
+
+// withScopeFile puts the scope's real path into the commands a startup
+// refusal suggests: server.New runs the doctor's checks without knowing the
+// path, so their fixes (and the pointer to airlock doctor) read
+// "--scope FILE", which the user would have to fill in by hand.
+type withScopeFile struct {
+	err  error
+	path string
+}
+
+func (e withScopeFile) Error() string {
+	return strings.ReplaceAll(e.err.Error(), "--scope FILE", "--scope "+shellQuote(e.path))
+}
+
+func (e withScopeFile) Unwrap() error { return e.err }
+
+// shellQuote returns s as one word a POSIX shell reads back as s, so that a
+// suggested command can be pasted as printed.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./+=:@%,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // httpTokenEnv holds serve --http's bearer tokens: one, or several
