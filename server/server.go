@@ -44,6 +44,9 @@ type Config struct {
 	// ReapInterval is how often the background reaper expires unreviewed
 	// changes (default 30s).
 	ReapInterval time.Duration
+	// ScopeFile is the scope's path, for the commands a refusal to start
+	// suggests.
+	ScopeFile string
 }
 
 // Server is one airlock MCP server bound to one scope.
@@ -76,10 +79,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		loaded <- err
 	}()
 	go sqlguard.Warm()
-	fails := doctor.StartupFailures(ctx, cfg.Pool, cfg.Scope, doctor.Options{AllowOwner: cfg.AllowOwner})
+	fails := doctor.StartupFailures(ctx, cfg.Pool, cfg.Scope, doctor.Options{AllowOwner: cfg.AllowOwner, ScopeFile: cfg.ScopeFile})
 	catalogErr := <-loaded
 	if len(fails) > 0 {
-		return nil, startupError(fails)
+		return nil, startupError(fails, cfg.ScopeFile)
 	}
 	if catalogErr != nil {
 		return nil, catalogErr
@@ -202,9 +205,12 @@ func (s *Server) Close() {
 }
 
 // startupError lists the failed setup checks with their fixes.
-func startupError(fails []doctor.Check) error {
+func startupError(fails []doctor.Check, scopeFile string) error {
+	if scopeFile == "" {
+		scopeFile = "FILE"
+	}
 	var sb strings.Builder
-	sb.WriteString("refusing to start: the database setup is not safe (airlock doctor --scope FILE shows every check):")
+	sb.WriteString("refusing to start: the database setup is not safe (airlock doctor --scope " + scopeFile + " shows every check):")
 	for _, c := range fails {
 		fmt.Fprintf(&sb, "\n  FAIL %s: %s", c.Name, c.Detail)
 		if c.Fix != "" {

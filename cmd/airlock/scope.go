@@ -74,9 +74,22 @@ func cmdScope(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		run = roles.Apply
 	}
 	stmts, err := run(ctx, pool, scope, opt)
-	var fe *roles.FilterError
-	if errors.As(err, &fe) {
-		fmt.Fprintf(stderr, "%s: invalid scope:\n  $.read.tables[%q].row_filter: %s\n", o.scope, fe.Table, fe.Reason)
+	var (
+		fe *roles.FilterError
+		pe *roles.ProblemsError
+	)
+	switch {
+	case errors.As(err, &fe):
+		fmt.Fprintf(stderr, "%s: the scope does not fit the database:\n  %s: %s\n", o.scope, fe.Path(), fe.Reason)
+		return errReported
+	case errors.As(err, &pe):
+		fmt.Fprintf(stderr, "%s: the scope does not fit the database:\n", o.scope)
+		for _, p := range pe.Problems {
+			fmt.Fprintf(stderr, "  %s: %s\n", p.Path, p.Message)
+			if p.Fix != "" {
+				fmt.Fprintf(stderr, "    fix: %s\n", p.Fix)
+			}
+		}
 		return errReported
 	}
 	if err != nil {

@@ -97,6 +97,8 @@ func TestScopeErrors(t *testing.T) {
 	t.Setenv(scopeEnv, url)
 	bad, _ := writeScopeFile(t, url, `{"name": "NAME", "read": {"tables": {
 		"public.customers": {"row_filter": "id IN (SELECT id FROM public.secrets)"}}}}`)
+	typo, _ := writeScopeFile(t, url, `{"name": "NAME", "read": {"tables": {"public.custmers": {}, "public.orders": {}}}}`)
+	unknownColumn, _ := writeScopeFile(t, url, `{"name": "NAME", "read": {"tables": {"public.customers": {"row_filter": "tenant = 1"}}}}`)
 	tests := []struct {
 		args       []string
 		wantErr    error
@@ -105,6 +107,9 @@ func TestScopeErrors(t *testing.T) {
 		{nil, errUsage, "want plan or apply"},
 		{[]string{"drop"}, errUsage, "want plan or apply"},
 		{[]string{"plan"}, errUsage, "--scope FILE is required"},
+		{[]string{"plan", "--scope", typo}, errReported, `$.read.tables["public.custmers"]: no table or view public.custmers in database`},
+		{[]string{"apply", "--scope", typo}, errReported, "did you mean public.customers?"},
+		{[]string{"plan", "--scope", unknownColumn}, errReported, `$.read.tables["public.customers"].row_filter: column "tenant" does not exist`},
 		{[]string{"apply", "--scope", bad}, errReported, `$.read.tables["public.customers"].row_filter: contains a subquery`},
 		{[]string{"plan", "--scope", pgtest.Testdata("scopes", "invalid", "bad_mode.json")}, errReported, "invalid scope"},
 	}

@@ -82,9 +82,9 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer pool.Close()
 
-	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, AllowOwner: o.allowOwner})
+	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, AllowOwner: o.allowOwner, ScopeFile: shellQuote(o.scope)})
 	if err != nil {
-		return fmt.Errorf("start: %w", withScopeFile{err, o.scope})
+		return fmt.Errorf("start: %w", err)
 	}
 	defer srv.Close()
 	if httpCfg != nil {
@@ -92,21 +92,6 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	return srv.ServeStdio(ctx, stdin, stdout)
 }
-
-// withScopeFile puts the scope's real path into the commands a startup
-// refusal suggests: server.New runs the doctor's checks without knowing the
-// path, so their fixes (and the pointer to airlock doctor) read
-// "--scope FILE", which the user would have to fill in by hand.
-type withScopeFile struct {
-	err  error
-	path string
-}
-
-func (e withScopeFile) Error() string {
-	return strings.ReplaceAll(e.err.Error(), "--scope FILE", "--scope "+shellQuote(e.path))
-}
-
-func (e withScopeFile) Unwrap() error { return e.err }
 
 // shellQuote returns s as one word a POSIX shell reads back as s, so that a
 // suggested command can be pasted as printed.
