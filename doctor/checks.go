@@ -72,10 +72,10 @@ func (l loginFacts) display() string {
 
 // grantee is the role the fixes should grant the scope's roles to: not a
 // superuser or BYPASSRLS login, which the login role check tells the user
-// to replace with airlock_login.
+// to replace with airlock_agent.
 func (l loginFacts) grantee() string {
 	if l.super || l.bypassRLS {
-		return "airlock_login"
+		return "airlock_agent"
 	}
 	return l.display()
 }
@@ -100,9 +100,9 @@ func judgeLogin(l loginFacts, scopeFile string, allowOwner bool) Check {
 		c.Status = WARN
 		c.Detail += " (allowed by --allow-owner)"
 	}
-	c.Fix = "create a dedicated login role: CREATE ROLE airlock_login LOGIN PASSWORD '…'; " +
-		"then airlock scope apply --scope " + scopeFile + " --grant-to airlock_login, " +
-		"and put airlock_login in the database URL"
+	c.Fix = "create a dedicated login role: CREATE ROLE airlock_agent LOGIN PASSWORD '…'; " +
+		"then airlock scope apply --scope " + scopeFile + " --grant-to airlock_agent, " +
+		"and put airlock_agent in the database URL"
 	return c
 }
 

@@ -25,9 +25,9 @@ func TestJudge(t *testing.T) {
 		{"plain login", judgeLogin(loginFacts{name: "app"}, "s.json", false), OK, "app is neither", ""},
 		{"superuser", judgeLogin(loginFacts{name: "postgres", super: true}, "s.json", false), FAIL,
 			"postgres is a superuser: RLS and grants do not bind it",
-			"CREATE ROLE airlock_login LOGIN PASSWORD '…'; then airlock scope apply --scope s.json --grant-to airlock_login"},
+			"CREATE ROLE airlock_agent LOGIN PASSWORD '…'; then airlock scope apply --scope s.json --grant-to airlock_agent"},
 		{"bypassrls", judgeLogin(loginFacts{name: "etl", bypassRLS: true}, "FILE", false), FAIL,
-			"etl has BYPASSRLS", "--grant-to airlock_login"},
+			"etl has BYPASSRLS", "--grant-to airlock_agent"},
 
 		{"no definers", judgeDefiners(nil), OK, "no SECURITY DEFINER", ""},
 		{"a definer", judgeDefiners([]string{"public.evil_write"}), WARN, "public.evil_write", "REVOKE EXECUTE"},
@@ -53,7 +53,7 @@ func TestJudge(t *testing.T) {
 		{"set role, not member", judgeSetRole(loginFacts{name: "app"}, []string{"r", "w"}, nil, []string{"w"}, "s.json"), FAIL,
 			"app cannot SET ROLE to w", "--grant-to app"},
 		{"set role, superuser", judgeSetRole(loginFacts{name: "postgres", super: true}, []string{"r"}, []string{"r"}, nil, "s.json"), FAIL,
-			"cannot SET ROLE to r", "--grant-to airlock_login"},
+			"cannot SET ROLE to r", "--grant-to airlock_agent"},
 		{"set role, login unknown", judgeSetRole(loginFacts{}, []string{"r"}, nil, []string{"r"}, "s.json"), FAIL,
 			"LOGIN cannot SET ROLE to r", "--grant-to LOGIN"},
 

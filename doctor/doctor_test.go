@@ -161,8 +161,8 @@ func TestRunSuperuser(t *testing.T) {
 	}
 	login := find(t, checks, CheckLoginRole)
 	if !strings.Contains(login.Detail, "postgres is a superuser: RLS and grants do not bind it") ||
-		!strings.Contains(login.Fix, "CREATE ROLE airlock_login LOGIN PASSWORD") ||
-		!strings.Contains(login.Fix, "airlock scope apply --scope s.json --grant-to airlock_login") {
+		!strings.Contains(login.Fix, "CREATE ROLE airlock_agent LOGIN PASSWORD") ||
+		!strings.Contains(login.Fix, "airlock scope apply --scope s.json --grant-to airlock_agent") {
 		t.Errorf("login role check: %+v", login)
 	}
 	if roles := find(t, checks, CheckScopeRoles); !strings.Contains(roles.Fix, "airlock scope apply --scope s.json") {

@@ -92,8 +92,8 @@ func TestDoctorSuperuser(t *testing.T) {
 	for _, want := range []string{
 		"OK    server version",
 		"FAIL  login role             postgres is a superuser: RLS and grants do not bind it",
-		"fix: create a dedicated login role: CREATE ROLE airlock_login LOGIN PASSWORD",
-		"airlock scope apply --scope " + path + " --grant-to airlock_login",
+		"fix: create a dedicated login role: CREATE ROLE airlock_agent LOGIN PASSWORD",
+		"airlock scope apply --scope " + path + " --grant-to airlock_agent",
 		"FAIL  scope roles",
 		"failed,",
 	} {
@@ -210,8 +210,8 @@ func TestFixesNameTheScopeFile(t *testing.T) {
 		cmd  string
 		want []string
 	}{
-		{"doctor", []string{"airlock scope apply --scope " + quoted + " --grant-to airlock_login"}},
-		{"serve", []string{"airlock doctor --scope " + quoted + " shows every check", "airlock scope apply --scope " + quoted + " --grant-to airlock_login"}},
+		{"doctor", []string{"airlock scope apply --scope " + quoted + " --grant-to airlock_agent"}},
+		{"serve", []string{"airlock doctor --scope " + quoted + " shows every check", "airlock scope apply --scope " + quoted + " --grant-to airlock_agent"}},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		var stdout, stderr bytes.Buffer
