@@ -29,8 +29,8 @@ import (
 
 // FuzzReadOnlyExec is the database-backed property of the read guard:
 // whatever CheckRead accepts under a real scope (testdata/scopes/readonly.json
-// over the seed database, with the policy loaded through Catalog as the
-// server loads it) is one SELECT (or EXPLAIN of one) over in-scope
+// plus public.wide, over the seed database and testdata/wide.sql, with the
+// policy loaded through Catalog as the server loads it) is one SELECT (or EXPLAIN of one) over in-scope
 // relations, and running it the way query_readonly does (extended protocol,
 // BEGIN READ ONLY, the SET LOCAL limits, always rolled back) never fails
 // with an error that means it tried to write, lock or leave the
@@ -39,7 +39,8 @@ import (
 // let through something the scope does not grant. Afterwards the connection
 // must hold no session-level advisory lock. Other errors (division by zero,
 // bad casts, timeouts) are fine. The seed corpus, shared in content with
-// FuzzCheckRead's, is testdata/fuzz/FuzzReadOnlyExec.
+// FuzzCheckRead's but for the wide_* inputs over public.wide, is
+// testdata/fuzz/FuzzReadOnlyExec.
 //
 // Every process that runs the target (each fuzz worker runs TestMain, so
 // each has its own cluster) builds its database, roles and connection once,
@@ -101,6 +102,10 @@ func (fx *readFuzz) build(ctx context.Context) error {
 	scope.Read.StatementTimeoutMS = readFuzzStatementTimeoutMS
 	scope.Read.LockTimeoutMS = 100
 	scope.Read.MaxRows = readFuzzMaxRows
+	// Every column type of wide.sql, so that inputs reach the casts,
+	// operators and functions of jsonb, arrays, enums, composites,
+	// intervals and the rest.
+	scope.Read.Tables["public.wide"] = scopes.TableRule{}
 	fx.scope = scope
 
 	// The pgtest_ prefix keeps the database out of other tests'
@@ -133,13 +138,17 @@ func readFuzzSuffix() string {
 }
 
 // readFuzzCreateDatabase creates database name from template0 and loads
-// testdata/seed.sql into it. pgtest.NewDatabase cannot be used: it ties the
+// testdata/seed.sql and testdata/wide.sql into it. pgtest.NewDatabase cannot be used: it ties the
 // database's life to a testing.TB, and the fuzz function's *testing.T ends
 // with each input.
 func readFuzzCreateDatabase(ctx context.Context, admin, name string) (string, error) {
-	seed, err := os.ReadFile(pgtest.Testdata("seed.sql"))
-	if err != nil {
-		return "", err
+	var seeds []string
+	for _, name := range []string{"seed.sql", "wide.sql"} {
+		b, err := os.ReadFile(pgtest.Testdata(name))
+		if err != nil {
+			return "", err
+		}
+		seeds = append(seeds, string(b))
 	}
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
@@ -162,8 +171,10 @@ func readFuzzCreateDatabase(ctx context.Context, admin, name string) (string, er
 	defer db.Close(context.Background())
 	// Exec without arguments uses the simple protocol, which runs the whole
 	// script.
-	if _, err := db.Exec(ctx, string(seed)); err != nil {
-		return "", fmt.Errorf("load seed: %w", err)
+	for _, seed := range seeds {
+		if _, err := db.Exec(ctx, seed); err != nil {
+			return "", fmt.Errorf("load seed: %w", err)
+		}
 	}
 	return u.String(), nil
 }

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -69,6 +70,15 @@ func appendCell(dst []byte, oid uint32, raw []byte, limit int) (out []byte, cut 
 		return appendJSONString(dst, raw), false
 	case oidJSON, oidJSONB:
 		if len(raw) <= limit && utf8.Valid(raw) && json.Valid(raw) {
+			if oid == oidJSON {
+				// json keeps its input's whitespace, newlines included,
+				// and a row must stay one line of the text rendering.
+				// Compacting leaves every token as written.
+				buf := bytes.NewBuffer(dst)
+				if json.Compact(buf, raw) == nil {
+					return buf.Bytes(), false
+				}
+			}
 			return append(dst, raw...), false
 		}
 	case oidBytea:
@@ -95,6 +105,11 @@ func appendCell(dst []byte, oid uint32, raw []byte, limit int) (out []byte, cut 
 		}
 		return appendJSONString(dst, raw), false // infinity and friends
 	case oidTimestamp:
+		if bytes.HasSuffix(raw, []byte(" BC")) {
+			// ISO 8601 has no era suffix: PostgreSQL's text, as
+			// timestamptz gives for the years RFC 3339 cannot write.
+			return appendJSONString(dst, raw), false
+		}
 		start := len(dst)
 		dst = appendJSONString(dst, raw)
 		for i := start; i < len(dst); i++ {

@@ -79,6 +79,28 @@ func TestAppendCellCopies(t *testing.T) {
 	}
 }
 
+// TestAppendCellJSONOneLine: PostgreSQL's json keeps its input's
+// whitespace, newlines included, and each row must stay one line of the
+// text rendering. Compacting must leave every token as written: escapes,
+// duplicate keys, key order, numbers.
+func TestAppendCellJSONOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		oid     uint32
+		in, out string
+	}{
+		{oidJSON, "{\"k\": 1,  \"k\" : \"dup\",\n\t\"arr\": [ 1, 2 ,3 ],\r\n \"esc\": \"caf\\u00e9 \\n\", \"n\": 1.50e+300}",
+			`{"k":1,"k":"dup","arr":[1,2,3],"esc":"caf\u00e9 \n","n":1.50e+300}`},
+		{oidJSON, "\t\"str\"\n", `"str"`},
+		{oidJSON, " 42 ", `42`},
+		{oidJSONB, `{"a": [1, 2], "b": "x y"}`, `{"a": [1, 2], "b": "x y"}`},
+	} {
+		got, cut := appendCell([]byte("["), tc.oid, []byte(tc.in), 1<<20)
+		if string(got) != "["+tc.out || cut {
+			t.Errorf("oid %d, %q: got %s (cut %v), want [%s", tc.oid, tc.in, got, cut, tc.out)
+		}
+	}
+}
+
 // TestUnencodableResultIsAnswered: a result whose structured content
 // cannot be encoded becomes an isError answer naming the failure, never a
 // dropped response.

@@ -86,7 +86,8 @@ FROM generate_series(1, %[4]d) g;
 
 // scopeFiles are the two scopes the driver writes: the default caps (what
 // a scope that says nothing about limits gets) and the largest caps the
-// scope schema allows, for SELECT * on the big table.
+// scope schema allows, for SELECT * on the big table. The max scope also
+// reads the wide table, whose 10,000 rows fit its caps whole.
 var scopeFiles = map[string]string{
 	"default": `{
   "name": "bench",
@@ -98,7 +99,7 @@ var scopeFiles = map[string]string{
   "name": "bench-max",
   "database": {"url_env": "AIRLOCK_DATABASE_URL"},
   "read": {
-    "tables": {"public.big": {}},
+    "tables": {"public.big": {}, "public.wide": {}},
     "max_rows": 100000,
     "max_bytes": 67108864,
     "statement_timeout_ms": 60000
@@ -210,9 +211,20 @@ func setUp(ctx context.Context, opt options, bin string) (_ *benchEnv, err error
 	if err := exec1(ctx, e.adminURL, seed); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
+	progress("seeding testdata/wide.sql (10,000 rows of every common type)")
+	// public.wide is the tests' table of every common type (10,000 rows,
+	// jsonb up to 10 KB): the same rows the value tests check, to profile
+	// wide answers with -hold.
+	wide, err := wideSeed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := exec1(ctx, e.adminURL, wide); err != nil {
+		return nil, fmt.Errorf("seed testdata/wide.sql: %w", err)
+	}
 	// VACUUM cannot share the seed's implicit transaction. It sets the
 	// visibility map, so the index scans are index-only where they can be.
-	if err := exec1(ctx, e.adminURL, "VACUUM ANALYZE customers, orders, big"); err != nil {
+	if err := exec1(ctx, e.adminURL, "VACUUM ANALYZE customers, orders, big, wide"); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
 	login := pgx.Identifier{loginRole}.Sanitize()
@@ -244,6 +256,20 @@ func setUp(ctx context.Context, opt options, bin string) (_ *benchEnv, err error
 	}
 	progress("set up in %v", time.Since(t0).Round(time.Millisecond))
 	return e, nil
+}
+
+// wideSeed reads testdata/wide.sql from the module the driver runs in.
+func wideSeed(ctx context.Context) (string, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		// -bin does not help here: the seed is a file of the module.
+		return "", fmt.Errorf("seed testdata/wide.sql: run the driver inside the airlock module")
+	}
+	b, err := os.ReadFile(filepath.Join(root, "testdata", "wide.sql"))
+	if err != nil {
+		return "", fmt.Errorf("seed: %w", err)
+	}
+	return string(b), nil
 }
 
 // airlock runs a one-shot airlock command with url in the environment.
