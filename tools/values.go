@@ -70,16 +70,13 @@ func appendCell(dst []byte, oid uint32, raw []byte, limit int) (out []byte, cut 
 		return appendJSONString(dst, raw), false
 	case oidJSON, oidJSONB:
 		if len(raw) <= limit && utf8.Valid(raw) && json.Valid(raw) {
-			if oid == oidJSON {
-				// json keeps its input's whitespace, newlines included,
-				// and a row must stay one line of the text rendering.
-				// Compacting leaves every token as written.
-				buf := bytes.NewBuffer(dst)
-				if json.Compact(buf, raw) == nil {
-					return buf.Bytes(), false
-				}
+			if out, ok := appendJSONValue(dst, raw); ok {
+				return out, false
 			}
-			return append(dst, raw...), false
+			// A number beyond float64's range would make the whole answer
+			// unreadable to clients that decode numbers as float64 (the
+			// mcp-go client, JavaScript): the value goes as its text.
+			return appendJSONString(dst, raw), false
 		}
 	case oidBytea:
 		// Text output of bytea is \x followed by hex (bytea_output=hex is
@@ -122,6 +119,55 @@ func appendCell(dst []byte, oid uint32, raw []byte, limit int) (out []byte, cut 
 	}
 	s, cut := truncateBytes(raw, limit)
 	return appendJSONString(dst, s), cut
+}
+
+// appendJSONValue appends a valid JSON document (json or jsonb output) to
+// dst in one pass: whitespace between tokens dropped (json keeps its
+// input's, newlines included, and a row must stay one line of the text
+// rendering), U+2028 and U+2029 escaped inside strings as every other
+// string airlock writes is, and every token otherwise as PostgreSQL wrote
+// it. ok is false, and dst unchanged, when a number does not fit a float64.
+func appendJSONValue(dst, raw []byte) (out []byte, ok bool) {
+	start := len(dst)
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '"':
+			j := i + 1
+			for j < len(raw) && raw[j] != '"' {
+				if raw[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			str := raw[i : j+1]
+			for k := 0; k < len(str); k++ {
+				if str[k] == 0xE2 && k+2 < len(str) && str[k+1] == 0x80 && (str[k+2] == 0xA8 || str[k+2] == 0xA9) {
+					dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[str[k+2]-0xA0])
+					k += 2
+					continue
+				}
+				dst = append(dst, str[k])
+			}
+			i = j + 1
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i + 1
+			for j < len(raw) && (raw[j] == '.' || raw[j] == 'e' || raw[j] == 'E' || raw[j] == '+' || raw[j] == '-' || (raw[j] >= '0' && raw[j] <= '9')) {
+				j++
+			}
+			if _, err := strconv.ParseFloat(string(raw[i:j]), 64); err != nil {
+				return dst[:start], false
+			}
+			dst = append(dst, raw[i:j]...)
+			i = j
+		default:
+			dst = append(dst, c)
+			i++
+		}
+	}
+	return dst, true
 }
 
 // jsonNumber reports whether b is a number in JSON's grammar. PostgreSQL's

@@ -92,7 +92,7 @@ func TestAppendCellJSONOneLine(t *testing.T) {
 			`{"k":1,"k":"dup","arr":[1,2,3],"esc":"caf\u00e9 \n","n":1.50e+300}`},
 		{oidJSON, "\t\"str\"\n", `"str"`},
 		{oidJSON, " 42 ", `42`},
-		{oidJSONB, `{"a": [1, 2], "b": "x y"}`, `{"a": [1, 2], "b": "x y"}`},
+		{oidJSONB, `{"a": [1, 2], "b": "x y"}`, `{"a":[1,2],"b":"x y"}`},
 	} {
 		got, cut := appendCell([]byte("["), tc.oid, []byte(tc.in), 1<<20)
 		if string(got) != "["+tc.out || cut {
