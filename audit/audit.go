@@ -63,7 +63,20 @@ CREATE INDEX IF NOT EXISTS audit_log_at ON airlock.audit_log (at);
 CREATE TABLE IF NOT EXISTS airlock.mask_keys (
 	scope text PRIMARY KEY,
 	key   bytea NOT NULL
-);`
+);
+-- The login that wrote each row, set by the database: whoever can append
+-- to the log cannot write another login's name (docs/architecture.md,
+-- Principals).
+ALTER TABLE airlock.audit_log ADD COLUMN IF NOT EXISTS login name NOT NULL DEFAULT session_user;
+CREATE OR REPLACE FUNCTION airlock.stamp_audit_login() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	NEW.login := session_user;
+	RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS audit_log_login ON airlock.audit_log;
+CREATE TRIGGER audit_log_login BEFORE INSERT ON airlock.audit_log
+	FOR EACH ROW EXECUTE FUNCTION airlock.stamp_audit_login();`
 
 // EnsureSchema creates airlock's schema and tables when missing. A
 // transaction-scoped advisory lock serializes concurrent starters, since
@@ -73,13 +86,9 @@ CREATE TABLE IF NOT EXISTS airlock.mask_keys (
 // without CREATE on the database (the least-privilege setup, where an admin
 // ran `airlock scope apply`) can start.
 func EnsureSchema(ctx context.Context, pool *pgxpool.Pool, ddl ...string) error {
-	var ready bool
-	err := pool.QueryRow(ctx, `SELECT pg_catalog.to_regclass('airlock.audit_log') IS NOT NULL
-		AND pg_catalog.to_regclass('airlock.mask_keys') IS NOT NULL
-		AND pg_catalog.to_regclass('airlock.changes') IS NOT NULL
-		AND pg_catalog.to_regclass('airlock.branches') IS NOT NULL`).Scan(&ready)
+	ready, err := SchemaReady(ctx, pool)
 	if err != nil {
-		return fmt.Errorf("check airlock schema: %w", err)
+		return err
 	}
 	if ready {
 		return nil
@@ -88,7 +97,7 @@ func EnsureSchema(ctx context.Context, pool *pgxpool.Pool, ddl ...string) error 
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(7262911)"); err != nil {
 			return err
 		}
-		for _, d := range append([]string{Schema}, ddl...) {
+		for _, d := range append(append([]string{Schema}, ddl...), "COMMENT ON SCHEMA airlock IS '"+SchemaVersion+"'") {
 			if _, err := tx.Exec(ctx, d); err != nil {
 				return fmt.Errorf("create airlock schema: %w", err)
 			}
@@ -97,22 +106,24 @@ func EnsureSchema(ctx context.Context, pool *pgxpool.Pool, ddl ...string) error 
 	})
 }
 
-// GrantSchema lets a login role use airlock's own tables: append to the
-// audit log, read and create masking keys, record changes and branches. It
-// is what a least-privilege login role needs besides the scope's roles.
-func GrantSchema(ctx context.Context, pool *pgxpool.Pool, role string) error {
-	r := pgx.Identifier{role}.Sanitize()
-	stmts := []string{
-		"GRANT USAGE ON SCHEMA airlock TO " + r,
-		"GRANT SELECT, INSERT ON airlock.audit_log, airlock.mask_keys TO " + r,
-		"GRANT SELECT, INSERT, UPDATE ON airlock.changes, airlock.branches TO " + r,
+// SchemaVersion is the comment on the airlock schema that says its tables,
+// triggers and columns are this version's. A schema without it (none, or
+// an older one) is brought up to date by EnsureSchema, which needs the
+// rights of the admin who runs `airlock scope apply`.
+const SchemaVersion = "airlock schema 2"
+
+// SchemaReady reports whether airlock's schema exists at this version. It
+// creates nothing.
+func SchemaReady(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}) (bool, error) {
+	var ready bool
+	err := q.QueryRow(ctx, `SELECT coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace') = $1, false)
+		FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'airlock'`, SchemaVersion).Scan(&ready)
+	if err != nil {
+		return false, fmt.Errorf("check airlock schema: %w", err)
 	}
-	for _, st := range stmts {
-		if _, err := pool.Exec(ctx, st); err != nil {
-			return fmt.Errorf("grant airlock schema to %s: %w", role, err)
-		}
-	}
-	return nil
+	return ready, nil
 }
 
 // Log writes events to slog at once and to the database in batches.

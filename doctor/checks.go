@@ -70,16 +70,6 @@ func (l loginFacts) display() string {
 	return l.name
 }
 
-// grantee is the role the fixes should grant the scope's roles to: not a
-// superuser or BYPASSRLS login, which the login role check tells the user
-// to replace with airlock_agent.
-func (l loginFacts) grantee() string {
-	if l.super || l.bypassRLS {
-		return "airlock_agent"
-	}
-	return l.display()
-}
-
 func judgeLogin(l loginFacts, scopeFile string, allowOwner bool) Check {
 	c := Check{Name: CheckLoginRole, Status: OK, Detail: l.name + " is neither a superuser nor BYPASSRLS"}
 	var what string
@@ -316,49 +306,6 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-func (d *doctor) setRole(ctx context.Context, login loginFacts, versionNum int) Check {
-	names := d.scopeRoleNames()
-	missing, err := d.missingRoles(ctx, names)
-	if err != nil {
-		return couldNotCheck(CheckSetRole, err)
-	}
-	// From PostgreSQL 16 a membership can be granted WITH SET FALSE, which
-	// makes the member unable to SET ROLE; 'SET' asks exactly that.
-	priv := "MEMBER"
-	if versionNum >= 160000 {
-		priv = "SET"
-	}
-	var denied []string
-	for _, name := range names {
-		if slices.Contains(missing, name) {
-			continue
-		}
-		var ok bool
-		if err := d.pool.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(current_user, $1, $2)`, name, priv).Scan(&ok); err != nil {
-			return couldNotCheck(CheckSetRole, fmt.Errorf("check membership in %s: %w", name, err))
-		}
-		if !ok {
-			denied = append(denied, name)
-		}
-	}
-	return judgeSetRole(login, names, missing, denied, d.opt.scopeFile())
-}
-
-func judgeSetRole(login loginFacts, names, missing, denied []string, scopeFile string) Check {
-	c := Check{Name: CheckSetRole, Status: OK, Detail: login.display() + " can SET ROLE to " + strings.Join(names, ", ")}
-	fix := "airlock scope apply --scope " + scopeFile + " --grant-to " + login.grantee()
-	switch {
-	case len(missing) > 0:
-		c.Status, c.Fix = FAIL, fix
-		c.Detail = fmt.Sprintf("cannot SET ROLE to %s: %s not exist", strings.Join(missing, ", "),
-			plural(len(missing), "it does", "they do"))
-	case len(denied) > 0:
-		c.Status, c.Fix = FAIL, fix
-		c.Detail = fmt.Sprintf("%s cannot SET ROLE to %s: it is not a member", login.display(), strings.Join(denied, ", "))
-	}
-	return c
 }
 
 func (d *doctor) prepared(ctx context.Context) Check {

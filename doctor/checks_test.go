@@ -4,6 +4,13 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/airlock-dev/airlock/roles"
+)
+
+var (
+	agentFacts   = principalFacts{login: "app", read: true, readExists: true, writeExists: true, writeNeeded: true, agents: true}
+	serviceFacts = principalFacts{login: "svc", read: true, write: true, readExists: true, writeExists: true, writeNeeded: true, services: true}
 )
 
 // The judgements are pure: these tables cover the outcomes a test server
@@ -47,15 +54,36 @@ func TestJudge(t *testing.T) {
 		{"drift", judgeScopeRoles([]string{"r"}, nil, 3, "s.json"), FAIL,
 			"drift between the scope file and the database: 3 statements pending", "airlock scope plan --scope s.json"},
 
-		{"can set role", judgeSetRole(loginFacts{name: "app"}, []string{"r"}, nil, nil, "s.json"), OK, "app can SET ROLE to r", ""},
-		{"set role, role missing", judgeSetRole(loginFacts{name: "app"}, []string{"r"}, []string{"r"}, nil, "s.json"), FAIL,
+		// Each principal needs its roles.
+		{"agent reaches read", judgeRoles(agentFacts, AsAgent, "s.json", "r", "w"), OK, "app can SET ROLE to r", ""},
+		{"agent, read missing", judgeRoles(principalFacts{login: "app", writeNeeded: true}, AsAgent, "s.json", "r", "w"), FAIL,
 			"r: it does not exist", "airlock scope apply --scope s.json --grant-to app"},
-		{"set role, not member", judgeSetRole(loginFacts{name: "app"}, []string{"r", "w"}, nil, []string{"w"}, "s.json"), FAIL,
-			"app cannot SET ROLE to w", "--grant-to app"},
-		{"set role, superuser", judgeSetRole(loginFacts{name: "postgres", super: true}, []string{"r"}, []string{"r"}, nil, "s.json"), FAIL,
-			"cannot SET ROLE to r", "--grant-to airlock_agent"},
-		{"set role, login unknown", judgeSetRole(loginFacts{}, []string{"r"}, nil, []string{"r"}, "s.json"), FAIL,
-			"LOGIN cannot SET ROLE to r", "--grant-to LOGIN"},
+		{"service, not in write", judgeRoles(agentFacts, AsService, "s.json", "r", "w"), FAIL,
+			"app cannot SET ROLE to w", "--service app"},
+		{"service reaches both", judgeRoles(serviceFacts, AsService, "s.json", "r", "w"), OK, "svc can SET ROLE to r, w", ""},
+		{"reviewer reaches write", judgeRoles(principalFacts{login: "alice", write: true, writeExists: true, readExists: true, writeNeeded: true, reviewers: true},
+			AsReviewer, "s.json", "r", "w"), OK, "alice can SET ROLE to w", ""},
+
+		// Which principal, and is it used as the one it is.
+		{"agent login", judgePrincipal(agentFacts, AsAgent, "s.json", false), OK, "app is the agent login", ""},
+		{"agent login that can write", judgePrincipal(principalFacts{login: "app", read: true, write: true, readExists: true, writeExists: true},
+			AsAgent, "s.json", false), FAIL, "can SET ROLE to the write role: an agent that reads this login", "--grant-to app"},
+		{"service as agent", judgePrincipal(serviceFacts, AsAgent, "s.json", false), FAIL, "can SET ROLE to the write role", "--grant-to svc"},
+		{"service login", judgePrincipal(serviceFacts, AsService, "s.json", false), OK, "svc is the service login", ""},
+		{"agent as service", judgePrincipal(agentFacts, AsService, "s.json", false), FAIL, "app is also an agent or reviewer login", "--service SERVICE_LOGIN"},
+		{"unregistered reader as service", judgePrincipal(principalFacts{login: "app", read: true}, AsService, "s.json", false), FAIL,
+			"is used as the service login", "--service app"},
+		{"two groups", judgePrincipal(principalFacts{login: "x", read: true, write: true, agents: true, services: true}, AsService, "s.json", false), FAIL,
+			"more than one of airlock_agents", "REVOKE"},
+		{"local", judgePrincipal(principalFacts{login: "dev", read: true, write: true}, AsLocal, "s.json", false), WARN,
+			"an agent with a shell that reads this login's URL can write", "airlock serve --http"},
+		{"superuser principal", judgePrincipal(principalFacts{login: "postgres", super: true}, AsAgent, "s.json", false), FAIL,
+			"is a superuser: it is every principal", "--grant-to AGENT_LOGIN --service SERVICE_LOGIN --reviewer YOUR_LOGIN"},
+		{"none", judgePrincipal(principalFacts{login: "nobody"}, "", "s.json", false), FAIL, "none of the scope's principals", "--grant-to nobody"},
+
+		{"agent reaches nothing", judgeAgentReach("app", nil, "s.json"), OK, "can do nothing past", ""},
+		{"agent reaches large objects", judgeAgentReach("app", []roles.Exposure{{What: "EXECUTE on lo_create(oid)", Fix: "REVOKE EXECUTE ON FUNCTION lo_create(oid) FROM PUBLIC"}}, "s.json"), FAIL,
+			"an agent holding app could, with plain SQL: EXECUTE on lo_create(oid)", "--harden"},
 
 		{"no write section", judgePrepared("", 0), OK, "not needed", ""},
 

@@ -35,6 +35,12 @@ const (
 	// CheckLoginRole FAILs when the login role is a superuser or has
 	// BYPASSRLS: neither grants nor row-level security bind it.
 	CheckLoginRole = "login role"
+	// CheckPrincipal says which principal the login is (agent, service,
+	// reviewer, or a one-process development login) and FAILs when it is a
+	// superuser, none of them, two of them, or used as another: above all
+	// when serve over stdio, where the agent can read it, runs with a
+	// login that reaches the write role (docs/architecture.md, Principals).
+	CheckPrincipal = "principal"
 	// CheckTableOwner FAILs (WARN with Options.AllowOwner) when the login
 	// role owns one of the scope's read or write tables or is a member of
 	// its owner: an owner can disable row-level security and grant itself
@@ -51,9 +57,17 @@ const (
 	// the scope writes) does not exist, or when roles.Plan has statements
 	// pending: the database does not enforce the scope file as it is.
 	CheckScopeRoles = "scope roles"
-	// CheckSetRole FAILs when the login role cannot SET ROLE to the scope's
-	// roles (not a member; from PostgreSQL 16, a membership WITH SET FALSE).
+	// CheckSetRole FAILs when the login role cannot SET ROLE to the roles
+	// its principal needs: the read role for an agent, the read and write
+	// roles for the service, the write role for a reviewer (not a member;
+	// from PostgreSQL 16, a membership WITH SET FALSE).
 	CheckSetRole = "set role"
+	// CheckAgentReach FAILs, for an agent login, on everything it could do
+	// with plain SQL past the scope's read role: write privileges granted
+	// to PUBLIC or to it, large objects, advisory locks, temporary tables,
+	// pg_notify, SECURITY DEFINER functions the scope does not list, CREATE
+	// on a schema (roles.Exposures), each with the REVOKE that closes it.
+	CheckAgentReach = "agent reach"
 	// CheckPrepared FAILs when the write mode is prepared and the server
 	// has max_prepared_transactions = 0; OK ("not needed") otherwise.
 	CheckPrepared = "prepared transactions"
@@ -98,6 +112,10 @@ type Options struct {
 	// ScopeFile is the scope's path, used in the fixes' commands; "FILE"
 	// when empty.
 	ScopeFile string
+	// As is the principal the login is used as (AsAgent, AsService,
+	// AsReviewer, AsLocal); empty means the doctor finds out from its
+	// memberships.
+	As string
 }
 
 func (o Options) scopeFile() string {
@@ -115,13 +133,19 @@ func Run(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Optio
 	d := &doctor{pool: pool, scope: scope, opt: opt}
 	login, loginErr := d.loginFacts(ctx)
 	version, versionErr := d.versionFacts(ctx)
+	facts, factsErr := d.principalFacts(ctx, version.num)
+	as := d.as(facts)
 	return []Check{
 		orFail(CheckServerVersion, versionErr, func() Check { return judgeVersion(version) }),
 		orFail(CheckLoginRole, loginErr, func() Check { return judgeLogin(login, opt.scopeFile(), opt.AllowOwner) }),
+		orFail(CheckPrincipal, factsErr, func() Check { return judgePrincipal(facts, as, opt.scopeFile(), opt.AllowOwner) }),
 		d.tableOwner(ctx, login.display(), opt.AllowOwner),
 		d.scopeTables(ctx),
 		d.scopeRoles(ctx),
-		d.setRole(ctx, login, version.num),
+		orFail(CheckSetRole, factsErr, func() Check {
+			return judgeRoles(facts, as, opt.scopeFile(), scope.ReadRole(), scope.WriteRole())
+		}),
+		orFail(CheckAgentReach, factsErr, func() Check { return d.agentReach(ctx, facts, as) }),
 		d.prepared(ctx),
 		d.timeouts(ctx, login.display()),
 		d.tls(ctx),

@@ -133,8 +133,8 @@ func render(checks []Check) string {
 	return b.String()
 }
 
-var allChecks = []string{CheckServerVersion, CheckLoginRole, CheckTableOwner, CheckScopeTables, CheckScopeRoles,
-	CheckSetRole, CheckPrepared, CheckTimeouts, CheckTLS, CheckDefiner, CheckBranch}
+var allChecks = []string{CheckServerVersion, CheckLoginRole, CheckPrincipal, CheckTableOwner, CheckScopeTables, CheckScopeRoles,
+	CheckSetRole, CheckAgentReach, CheckPrepared, CheckTimeouts, CheckTLS, CheckDefiner, CheckBranch}
 
 // A plain development setup: the superuser's URL, no roles applied.
 func TestRunSuperuser(t *testing.T) {
@@ -153,8 +153,8 @@ func TestRunSuperuser(t *testing.T) {
 		t.Fatalf("checks %v, want %v", names, allChecks)
 	}
 	want := map[string]Status{
-		CheckServerVersion: OK, CheckLoginRole: FAIL, CheckTableOwner: FAIL, CheckScopeTables: OK, CheckScopeRoles: FAIL,
-		CheckSetRole: FAIL, CheckPrepared: OK, CheckTimeouts: WARN, CheckTLS: OK, CheckDefiner: OK, CheckBranch: OK,
+		CheckServerVersion: OK, CheckLoginRole: FAIL, CheckPrincipal: FAIL, CheckTableOwner: FAIL, CheckScopeTables: OK, CheckScopeRoles: FAIL,
+		CheckSetRole: FAIL, CheckAgentReach: OK, CheckPrepared: OK, CheckTimeouts: WARN, CheckTLS: OK, CheckDefiner: OK, CheckBranch: OK,
 	}
 	if got := statuses(checks); !mapsEqual(got, want) {
 		t.Errorf("statuses %v, want %v\n%s", got, want, render(checks))
@@ -173,7 +173,7 @@ func TestRunSuperuser(t *testing.T) {
 	for _, c := range StartupFailures(ctx, pool, scope, Options{}) {
 		failed = append(failed, c.Name)
 	}
-	if want := []string{CheckLoginRole, CheckTableOwner, CheckScopeRoles, CheckSetRole}; !slices.Equal(failed, want) {
+	if want := []string{CheckLoginRole, CheckPrincipal, CheckTableOwner, CheckScopeRoles, CheckSetRole}; !slices.Equal(failed, want) {
 		t.Errorf("StartupFailures = %v, want %v", failed, want)
 	}
 }
@@ -206,33 +206,47 @@ func TestRunDedicatedLogin(t *testing.T) {
 		// quoted spare role name.
 		setup      []string
 		allowOwner bool
+		// soft: apply without --harden.
+		soft bool
 		want       map[string]Status // checks not listed must be OK
 		wantDetail map[string]string // substrings
 	}{
 		{name: "all ok, replay", mode: "replay", apply: true, grant: true, timeouts: true},
 		{name: "all ok, prepared", mode: "prepared", apply: true, grant: true, timeouts: true},
 		{name: "all ok, read only", apply: true, grant: true, timeouts: true},
-		{name: "no timeouts", mode: "replay", apply: true, grant: true,
-			want: map[string]Status{CheckTimeouts: WARN}},
+		// scope apply gives an agent login the scope's read limits.
+		{name: "no timeouts of its own", mode: "replay", apply: true, grant: true},
+		// What PUBLIC may do by default is the agent's too until --harden.
+		{name: "not hardened", mode: "replay", apply: true, grant: true, timeouts: true, soft: true,
+			want:       map[string]Status{CheckAgentReach: FAIL},
+			wantDetail: map[string]string{CheckAgentReach: "EXECUTE on lo_create(oid)"}},
+		{name: "a table writable by PUBLIC", mode: "replay", apply: true, grant: true, timeouts: true,
+			setup:      []string{"GRANT UPDATE ON public.invoices TO PUBLIC -- %[1]s"},
+			want:       map[string]Status{CheckAgentReach: FAIL},
+			wantDetail: map[string]string{CheckAgentReach: "UPDATE on public.invoices"}},
+		{name: "an agent login that can write", mode: "replay", apply: true, grant: true, timeouts: true,
+			setup:      []string{"GRANT %[4]s TO %[1]s"},
+			want:       map[string]Status{CheckPrincipal: FAIL, CheckAgentReach: FAIL},
+			wantDetail: map[string]string{CheckPrincipal: "can SET ROLE to the write role"}},
 		{name: "owns a scope table", mode: "replay", apply: true, grant: true, timeouts: true,
 			setup:      []string{"ALTER TABLE public.orders OWNER TO %[1]s"},
-			want:       map[string]Status{CheckTableOwner: FAIL},
+			want:       map[string]Status{CheckTableOwner: FAIL, CheckAgentReach: FAIL},
 			wantDetail: map[string]string{CheckTableOwner: "public.orders (owner "}},
 		{name: "owns a scope table, allowed", mode: "replay", apply: true, grant: true, timeouts: true, allowOwner: true,
 			setup: []string{"ALTER TABLE public.orders OWNER TO %[1]s"},
-			want:  map[string]Status{CheckTableOwner: WARN}},
+			want:  map[string]Status{CheckTableOwner: WARN, CheckAgentReach: FAIL}},
 		{name: "member of the owner", mode: "replay", apply: true, grant: true, timeouts: true,
 			setup: []string{"CREATE ROLE %[3]s NOLOGIN", "ALTER TABLE public.customers OWNER TO %[3]s", "GRANT %[3]s TO %[1]s"},
-			want:  map[string]Status{CheckTableOwner: FAIL}},
+			want:  map[string]Status{CheckTableOwner: FAIL, CheckAgentReach: FAIL}},
 		{name: "bypassrls", mode: "replay", apply: true, grant: true, timeouts: true,
 			setup:      []string{"ALTER ROLE %[1]s BYPASSRLS"},
 			want:       map[string]Status{CheckLoginRole: FAIL},
 			wantDetail: map[string]string{CheckLoginRole: "has BYPASSRLS"}},
 		{name: "not granted", mode: "replay", apply: true, timeouts: true,
-			want:       map[string]Status{CheckSetRole: FAIL},
+			want:       map[string]Status{CheckPrincipal: FAIL, CheckSetRole: FAIL},
 			wantDetail: map[string]string{CheckSetRole: "cannot SET ROLE to airlock_doctor_"}},
 		{name: "no roles", mode: "replay", timeouts: true,
-			want:       map[string]Status{CheckScopeRoles: FAIL, CheckSetRole: FAIL},
+			want:       map[string]Status{CheckPrincipal: FAIL, CheckScopeRoles: FAIL, CheckSetRole: FAIL},
 			wantDetail: map[string]string{CheckScopeRoles: "do not exist"}},
 		// A typo, or a table renamed since: the nearest name is offered.
 		{name: "missing table", mode: "replay", apply: true, grant: true, timeouts: true,
@@ -272,7 +286,7 @@ func TestRunDedicatedLogin(t *testing.T) {
 				mustExec(t, ctx, admin, "ALTER ROLE "+q(login)+" SET idle_in_transaction_session_timeout = '60s'")
 			}
 			if tt.apply {
-				var opt roles.Options
+				opt := roles.Options{Harden: !tt.soft}
 				if tt.grant {
 					opt.GrantTo = []string{login}
 				}
@@ -281,7 +295,7 @@ func TestRunDedicatedLogin(t *testing.T) {
 				}
 			}
 			for _, s := range tt.setup {
-				mustExec(t, ctx, admin, fmt.Sprintf(s, q(login), q(scope.ReadRole()), q(spare)))
+				mustExec(t, ctx, admin, fmt.Sprintf(s, q(login), q(scope.ReadRole()), q(spare), q(scope.WriteRole())))
 			}
 
 			pool := newPool(t, ctx, asUser(t, adminURL, login))

@@ -67,7 +67,7 @@ func startAirlockCmd(t testing.TB, url, scope string) (*client.Client, *exec.Cmd
 		t.Fatalf("scope apply: %v\n%s", err, out)
 	}
 	var cmd *exec.Cmd
-	tr := transport.NewStdioWithOptions(binary, env, []string{"serve", "--scope", scope, "--allow-owner"},
+	tr := transport.NewStdioWithOptions(binary, env, []string{"serve", "--scope", scope, "--allow-owner", "--local-writes"},
 		transport.WithCommandStderrWriter(stderrSink(t)),
 		transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
 			cmd = exec.CommandContext(ctx, command, args...)
@@ -178,7 +178,7 @@ func TestRawWire(t *testing.T) {
 	if out, err := apply.CombinedOutput(); err != nil {
 		t.Fatalf("scope apply: %v\n%s", err, out)
 	}
-	cmd := exec.Command(binary, "serve", "--scope", scope, "--allow-owner")
+	cmd := exec.Command(binary, "serve", "--scope", scope, "--allow-owner", "--local-writes")
 	cmd.Env = append(os.Environ(), "AIRLOCK_DATABASE_URL="+url)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

@@ -64,7 +64,7 @@ func applyScope(t testing.TB, url, scope string) string {
 // when the test ends.
 func startWire(t testing.TB, url, scopePath string) *wire {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--scope", scopePath, "--allow-owner")
+	cmd := exec.Command(binary, "serve", "--scope", scopePath, "--allow-owner", "--local-writes")
 	cmd.Env = append(os.Environ(), "AIRLOCK_DATABASE_URL="+url)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr

@@ -70,7 +70,134 @@ CREATE TABLE IF NOT EXISTS airlock.branches (
 	reason     text,
 	dropped    boolean NOT NULL DEFAULT false
 );
-CREATE INDEX IF NOT EXISTS branches_live ON airlock.branches (scope) WHERE status = 'live';`
+CREATE INDEX IF NOT EXISTS branches_live ON airlock.branches (scope) WHERE status = 'live';
+-- The scopes an admin applied, as applied: what a reviewer's commit checks
+-- the stored statements against and runs them as (docs/architecture.md,
+-- Approvals). Only the admin who runs airlock scope apply writes here.
+CREATE TABLE IF NOT EXISTS airlock.scopes (
+	name       text PRIMARY KEY,
+	document   jsonb NOT NULL,
+	version    text NOT NULL,
+	read_role  name NOT NULL,
+	write_role name,
+	applied_at timestamptz NOT NULL DEFAULT now(),
+	applied_by name NOT NULL DEFAULT session_user
+);
+-- Who applied a change or made a branch: the login the database saw, set
+-- by the database (the triggers below), never by the writer.
+ALTER TABLE airlock.changes ADD COLUMN IF NOT EXISTS applied_by name NOT NULL DEFAULT session_user;
+ALTER TABLE airlock.branches ADD COLUMN IF NOT EXISTS created_by name NOT NULL DEFAULT session_user;
+` + decisionGuard
+
+// decisionGuard is the database's own rule on decisions (docs/architecture.md,
+// Approvals). A recorded change or branch is immutable but for its
+// status, decision fields and (branches) dropped flag. Expiry, and the
+// last step of a decision already taken (committing to committed), may be
+// done by any login with UPDATE; a decision may not be taken by the login
+// that applied the change or made the branch, by a member of it, nor by
+// any agent or service login (members of airlock_agents or
+// airlock_services). A superuser is exempt: nothing binds one (it could
+// drop the trigger), and doctor FAILs when an agent or service login is one.
+const decisionGuard = `
+CREATE OR REPLACE FUNCTION airlock.may_decide(applier name) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+	who name := session_user;
+BEGIN
+	IF (SELECT rolsuper FROM pg_roles WHERE rolname = who) THEN
+		RETURN NULL;
+	END IF;
+	IF who = applier OR EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = applier AND pg_has_role(who, r.oid, 'MEMBER')) THEN
+		RETURN format('%I applied it (or can act as %I, who did)', who, applier);
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('airlock_agents', 'airlock_services') AND pg_has_role(who, g.oid, 'MEMBER')) THEN
+		RETURN format('%I is an agent or service login', who);
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION airlock.guard_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+	why text;
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		NEW.applied_by := session_user;
+		IF NEW.status <> 'pending' OR NEW.reviewer IS NOT NULL OR NEW.decided_at IS NOT NULL THEN
+			RAISE EXCEPTION 'airlock: a change is recorded pending and undecided' USING ERRCODE = '42501';
+		END IF;
+		RETURN NEW;
+	END IF;
+	IF (NEW.id, NEW.ticket, NEW.summary, NEW.sql, NEW.sql_fingerprint, NEW.statements, NEW.scope, NEW.session,
+		NEW.mode, NEW.gid, NEW.report, NEW.effects, NEW.fingerprint, NEW.options, NEW.created_at,
+		NEW.branch_id, NEW.applied_by)
+		IS DISTINCT FROM (OLD.id, OLD.ticket, OLD.summary, OLD.sql, OLD.sql_fingerprint, OLD.statements, OLD.scope, OLD.session,
+		OLD.mode, OLD.gid, OLD.report, OLD.effects, OLD.fingerprint, OLD.options, OLD.created_at,
+		OLD.branch_id, OLD.applied_by) THEN
+		RAISE EXCEPTION 'airlock: change %: a recorded change cannot be altered, only decided', OLD.id USING ERRCODE = '42501';
+	END IF;
+	-- Shortening a review window is harmless; extending one is a decision
+	-- nobody may take.
+	IF NEW.expires_at > OLD.expires_at THEN
+		RAISE EXCEPTION 'airlock: change %: its review window cannot be extended', OLD.id USING ERRCODE = '42501';
+	END IF;
+	IF NEW.status = OLD.status THEN
+		RETURN NEW;
+	END IF;
+	IF OLD.status NOT IN ('pending', 'committing') THEN
+		RAISE EXCEPTION 'airlock: change % is already %', OLD.id, OLD.status USING ERRCODE = '42501';
+	END IF;
+	IF (OLD.status = 'pending' AND NEW.status = 'expired') OR (OLD.status = 'committing' AND NEW.status = 'committed') THEN
+		RETURN NEW;
+	END IF;
+	why := airlock.may_decide(OLD.applied_by);
+	IF why IS NOT NULL THEN
+		RAISE EXCEPTION 'airlock: change %: % may not decide on it: %', OLD.id, session_user, why
+			USING ERRCODE = '42501', HINT = 'decide as a reviewer login of your own (airlock scope apply --reviewer LOGIN)';
+	END IF;
+	RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS changes_guard ON airlock.changes;
+CREATE TRIGGER changes_guard BEFORE INSERT OR UPDATE ON airlock.changes
+	FOR EACH ROW EXECUTE FUNCTION airlock.guard_change();
+CREATE OR REPLACE FUNCTION airlock.guard_branch() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+	why text;
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		NEW.created_by := session_user;
+		IF NEW.status <> 'live' OR NEW.reviewer IS NOT NULL OR NEW.decided_at IS NOT NULL THEN
+			RAISE EXCEPTION 'airlock: a branch is recorded live and undecided' USING ERRCODE = '42501';
+		END IF;
+		RETURN NEW;
+	END IF;
+	IF (NEW.id, NEW.session, NEW.scope, NEW.database, NEW.strategy, NEW.tables, NEW.created_at, NEW.created_by)
+		IS DISTINCT FROM (OLD.id, OLD.session, OLD.scope, OLD.database, OLD.strategy, OLD.tables, OLD.created_at, OLD.created_by) THEN
+		RAISE EXCEPTION 'airlock: branch %: a recorded branch cannot be altered, only decided', OLD.id USING ERRCODE = '42501';
+	END IF;
+	IF NEW.expires_at > OLD.expires_at THEN
+		RAISE EXCEPTION 'airlock: branch %: its lifetime cannot be extended', OLD.id USING ERRCODE = '42501';
+	END IF;
+	IF NEW.status = OLD.status THEN
+		RETURN NEW;
+	END IF;
+	IF OLD.status <> 'live' THEN
+		RAISE EXCEPTION 'airlock: branch % is already %', OLD.id, OLD.status USING ERRCODE = '42501';
+	END IF;
+	IF NEW.status = 'expired' THEN
+		RETURN NEW;
+	END IF;
+	why := airlock.may_decide(OLD.created_by);
+	IF why IS NOT NULL THEN
+		RAISE EXCEPTION 'airlock: branch %: % may not decide on it: %', OLD.id, session_user, why
+			USING ERRCODE = '42501', HINT = 'decide as a reviewer login of your own (airlock scope apply --reviewer LOGIN)';
+	END IF;
+	RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS branches_guard ON airlock.branches;
+CREATE TRIGGER branches_guard BEFORE INSERT OR UPDATE ON airlock.branches
+	FOR EACH ROW EXECUTE FUNCTION airlock.guard_branch();
+REVOKE ALL ON FUNCTION airlock.may_decide(name) FROM PUBLIC;`
 
 // EnsureSchema creates airlock's schema, the audit tables and
 // airlock.changes when missing. Safe to call concurrently and repeatedly.

@@ -208,7 +208,7 @@ func accessPolicies(scope *scopes.Scope, filters []filter, access map[string]tab
 		}
 		if !covers(a.readCmds, "r") {
 			out = append(out, policy{Schema: f.Schema, Table: f.Table, Name: readName, Cmd: "r", Permissive: true,
-				Roles: []string{scope.ReadRole()}, Source: "true", Qual: qual})
+				Roles: readers(scope), Source: "true", Qual: qual})
 		}
 		if w := scope.Write; w != nil && w.WritesTable(f.table()) && !w.OwnTables {
 			need := false

@@ -131,10 +131,32 @@ func readableColumns(scope *scopes.Scope, cat *catalog, table string) []string {
 // readGrants is everything the read role should hold.
 func readGrants(scope *scopes.Scope, cat *catalog) grantSet {
 	g := grantSet{}
-	for table := range scope.Read.Tables {
-		g.addSelect(scope, table, readableColumns(scope, cat, table))
-	}
+	g.addReads(scope, cat)
 	return g
+}
+
+// addReads grants SELECT on what the scope reads: a table's readable
+// columns, or for a table with masked columns its masked view only
+// (docs/architecture.md, Masking).
+func (g grantSet) addReads(scope *scopes.Scope, cat *catalog) {
+	for table, rule := range scope.Read.Tables {
+		if len(rule.Mask) == 0 {
+			g.addSelect(scope, table, readableColumns(scope, cat, table))
+		}
+	}
+	g.addViews(scope, cat)
+}
+
+// unmaskedColumns is readableColumns without the masked columns.
+func unmaskedColumns(scope *scopes.Scope, cat *catalog, table string) []string {
+	rule, _ := scope.TableRule(table)
+	var out []string
+	for _, c := range readableColumns(scope, cat, table) {
+		if !slices.Contains(rule.Mask, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // writeGrants is everything the write role should hold: nothing when the
@@ -145,9 +167,7 @@ func writeGrants(scope *scopes.Scope, cat *catalog) grantSet {
 	if w == nil {
 		return g
 	}
-	for table := range scope.Read.Tables {
-		g.addSelect(scope, table, readableColumns(scope, cat, table))
-	}
+	g.addReads(scope, cat)
 	for _, table := range w.Tables {
 		cols, exists := cat.columns[table]
 		schema, rel := splitQualified(table)
@@ -175,7 +195,8 @@ func writeGrants(scope *scopes.Scope, cat *catalog) grantSet {
 		}
 		if w.Allows("update") || w.Allows("delete") {
 			if _, isRead := scope.TableRule(table); isRead {
-				cols = readableColumns(scope, cat, table)
+				// Never a masked column: a migration could copy it out.
+				cols = unmaskedColumns(scope, cat, table)
 			}
 			g.addSelect(scope, table, cols)
 		}

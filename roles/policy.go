@@ -24,6 +24,15 @@ func FilterPolicies(scope *scopes.Scope) (read, write string) {
 	return base + "_filter", base + "_write_filter"
 }
 
+// readers are the roles a table's read policies apply to, sorted as
+// pg_policy lists them: the read role, and the mask role, which reads the
+// table for its masked view.
+func readers(scope *scopes.Scope) []string {
+	out := []string{scope.ReadRole(), scope.MaskRole()}
+	slices.Sort(out)
+	return out
+}
+
 // policy is one airlock filter policy, wanted or present.
 type policy struct {
 	Schema, Table, Name string
@@ -71,7 +80,7 @@ func planPolicies(ctx context.Context, q querier, scope *scopes.Scope, filters [
 		want[p.table()] = append(want[p.table()], p)
 	}
 	for _, f := range filters {
-		p := policy{Schema: f.Schema, Table: f.Table, Name: readName, Cmd: "r", Roles: []string{scope.ReadRole()}, Source: f.Source, Qual: f.Qual}
+		p := policy{Schema: f.Schema, Table: f.Table, Name: readName, Cmd: "r", Roles: readers(scope), Source: f.Source, Qual: f.Qual}
 		want[p.table()] = append(want[p.table()], p)
 		if scope.Write != nil {
 			p.Name, p.Cmd, p.Roles = writeName, "*", []string{scope.WriteRole()}
@@ -171,8 +180,12 @@ func createPolicy(p policy) ([]string, error) {
 	if p.Permissive {
 		as = "PERMISSIVE"
 	}
+	to := make([]string, len(p.Roles))
+	for i, r := range p.Roles {
+		to[i] = ident(r)
+	}
 	tmpl := fmt.Sprintf("CREATE POLICY %s ON %s AS %s FOR %s TO %s USING (true)",
-		ident(p.Name), qualified(p.Schema, p.Table), as, cmd, ident(p.Roles[0]))
+		ident(p.Name), qualified(p.Schema, p.Table), as, cmd, strings.Join(to, ", "))
 	tree, err := pg_query.Parse(tmpl)
 	if err != nil {
 		return nil, fmt.Errorf("plan roles: policy %s: %w", p.Name, err)

@@ -94,7 +94,6 @@ package roles
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -107,10 +106,21 @@ import (
 
 // Options are the parts of a plan that do not come from the scope file.
 type Options struct {
-	// GrantTo lists existing login roles that are made members of the
-	// scope's roles (GRANT role TO login) so that they can SET ROLE to them:
-	// typically the role in airlock serve's database URL.
+	// GrantTo lists the agent logins: existing login roles made members of
+	// the read role only (and of airlock_agents), with the scope's read
+	// limits as their defaults. An agent login that is a member of the
+	// write role stops being one.
 	GrantTo []string
+	// Service lists the service logins: members of the read and write
+	// roles, of airlock_services, and of the agent logins (whose overlong
+	// sessions the service ends).
+	Service []string
+	// Reviewers lists the reviewer logins: members of the write role
+	// (every approved statement runs as it) and of airlock_reviewers.
+	Reviewers []string
+	// Harden also revokes from PUBLIC, database-wide, what any login could
+	// otherwise do past the scope (see Exposures).
+	Harden bool
 }
 
 // lockKey is the advisory lock Apply holds, so that two applies on one
@@ -167,22 +177,12 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 	if readRole == writeRole {
 		return nil, fmt.Errorf("plan roles: read and write role are both %q; they need different privileges", readRole)
 	}
-	for _, login := range opt.GrantTo {
-		if login == readRole || login == writeRole {
-			return nil, fmt.Errorf("plan roles: cannot grant %q to itself", login)
-		}
-		if _, err := loadRole(ctx, q, login); err != nil {
-			var missing errNoRole
-			if errors.As(err, &missing) {
-				var db string
-				if err := queryOne(ctx, q, "SELECT current_database() WHERE $1::int = 1", 1, &db); err != nil {
-					return nil, err
-				}
-				return nil, fmt.Errorf("plan roles: login role %q does not exist; create it first, as an admin: CREATE ROLE %s LOGIN PASSWORD '…'; GRANT CONNECT ON DATABASE %s TO %s",
-					login, readableIdent(login), readableIdent(db), readableIdent(login))
-			}
-			return nil, err
-		}
+	ps, err := principals(opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLogins(ctx, q, scope, ps); err != nil {
+		return nil, err
 	}
 	cat, err := loadCatalog(ctx, q, scope)
 	if err != nil {
@@ -204,8 +204,23 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 		return nil, err
 	}
 
-	var out []string
-	roleStmts, err := planRole(ctx, q, readRole, readGrants(scope, cat), opt.GrantTo, true, nil)
+	// Masking comes first: the views must exist (owned by the mask role,
+	// which must hold its grants) before the read and write roles are
+	// granted them.
+	mask, err := loadMaskState(ctx, q, scope)
+	if err != nil {
+		return nil, err
+	}
+	out := planMaskSchema(scope, cat, mask)
+	roleStmts, err := planRole(ctx, q, scope.MaskRole(), maskGrants(scope, cat), nil, true, mask.owned(scope))
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, roleStmts...)
+	viewStmts, viewDrops := planMaskViews(scope, cat, mask)
+	out = append(out, viewStmts...)
+
+	roleStmts, err = planRole(ctx, q, readRole, readGrants(scope, cat), opt.logins("agent", "service"), true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +235,7 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 			}
 		}
 	}
-	roleStmts, err = planRole(ctx, q, writeRole, writeGrants(scope, cat), opt.GrantTo, scope.Write != nil, mayOwn)
+	roleStmts, err = planRole(ctx, q, writeRole, writeGrants(scope, cat), opt.logins("service", "reviewer"), scope.Write != nil, mayOwn)
 	if err != nil {
 		return nil, err
 	}
@@ -237,11 +252,25 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 			}
 		}
 	}
+	out = append(out, viewDrops...)
 	policyStmts, err := planPolicies(ctx, q, scope, filters, accessPolicies(scope, filters, access))
 	if err != nil {
 		return nil, err
 	}
-	return append(out, policyStmts...), nil
+	out = append(out, policyStmts...)
+	principalStmts, err := planPrincipals(ctx, q, scope, opt)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, principalStmts...)
+	if opt.Harden {
+		hardenStmts, err := planHarden(ctx, q, scope)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hardenStmts...)
+	}
+	return out, nil
 }
 
 // readableIdent is ident for commands a person will copy: unquoted when

@@ -167,14 +167,21 @@ func TestApplyGrantsExactlyTheScope(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	s := e.scope(supportRead, supportWrite)
-	login := ident(e.name + "_login")
-	e.exec("CREATE ROLE " + login + " LOGIN")
-	t.Cleanup(func() { e.pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+login) })
-
-	ran := e.applyConverged(s, Options{GrantTo: []string{e.name + "_login"}})
+	agent, service, reviewer := e.name+"_login", e.name+"_service", e.name+"_reviewer"
+	for _, l := range []string{agent, service, reviewer} {
+		e.exec("CREATE ROLE " + ident(l) + " LOGIN")
+		t.Cleanup(func() {
+			e.pool.Exec(context.Background(), "DROP OWNED BY "+ident(l))
+			e.pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+ident(l))
+		})
+	}
+	ran := e.applyConverged(s, Options{GrantTo: []string{agent}, Service: []string{service}, Reviewers: []string{reviewer}})
 	for _, want := range []string{
 		"CREATE ROLE " + ident(s.ReadRole()) + " NOLOGIN NOINHERIT",
-		"GRANT SELECT (email, id, name, tenant_id) ON TABLE public.customers TO " + ident(s.ReadRole()),
+		// The masked table is read through its view; only the mask role
+		// reads the table's masked column.
+		"GRANT SELECT (email, id, name, tenant_id) ON TABLE public.customers TO " + ident(s.MaskRole()),
+		"GRANT SELECT ON TABLE " + s.MaskSchema() + ".public.customers TO " + ident(s.ReadRole()),
 		"GRANT INSERT, SELECT, UPDATE ON TABLE public.orders TO " + ident(s.WriteRole()),
 		"GRANT USAGE ON SEQUENCE public.orders_id_seq TO " + ident(s.WriteRole()),
 	} {
@@ -182,17 +189,42 @@ func TestApplyGrantsExactlyTheScope(t *testing.T) {
 			t.Errorf("apply did not run %q; it ran:\n%s", want, strings.Join(ran, "\n"))
 		}
 	}
-	var member bool
-	if err := e.pool.QueryRow(e.ctx, "SELECT pg_has_role($1, $2, 'MEMBER') AND pg_has_role($1, $3, 'MEMBER')",
-		e.name+"_login", s.ReadRole(), s.WriteRole()).Scan(&member); err != nil || !member {
-		t.Errorf("login is not a member of both roles: %v %v", member, err)
+	// Each principal reaches exactly its roles (docs/architecture.md,
+	// Principals): the agent the read role only.
+	for _, m := range []struct {
+		login, role string
+		want        bool
+	}{
+		{agent, s.ReadRole(), true}, {agent, s.WriteRole(), false}, {agent, AgentsGroup, true}, {agent, ServicesGroup, false},
+		{service, s.ReadRole(), true}, {service, s.WriteRole(), true}, {service, ServicesGroup, true}, {service, agent, true},
+		{reviewer, s.WriteRole(), true}, {reviewer, s.ReadRole(), false}, {reviewer, ReviewersGroup, true}, {reviewer, AgentsGroup, false},
+	} {
+		var member bool
+		if err := e.pool.QueryRow(e.ctx, "SELECT pg_has_role($1, $2, 'MEMBER')", m.login, m.role).Scan(&member); err != nil || member != m.want {
+			t.Errorf("%s member of %s: %v (%v), want %v", m.login, m.role, member, err, m.want)
+		}
 	}
 
 	read, write := s.ReadRole(), s.WriteRole()
-	e.mustAs(read, "SELECT count(*) FROM (SELECT id, tenant_id, name, email FROM public.customers) c")
-	e.mustAs(read, "SELECT count(*) FROM public.customers")
+	view := ident(s.MaskSchema()) + `."public.customers"`
+	e.mustAs(read, "SELECT count(*) FROM (SELECT id, tenant_id, name, email FROM "+view+") c")
 	e.mustAs(read, "SELECT count(*) FROM (SELECT * FROM public.orders) o")
+	// Every email comes back hashed, equal emails to equal hashes, NULL as NULL.
+	if n := e.mustAs(read, "SELECT count(*) FROM "+view+" WHERE email IS NOT NULL AND email !~ '^masked:[0-9a-f]{24}$'"); n != 0 {
+		t.Errorf("%d emails come back unmasked", n)
+	}
+	var distinctRaw, distinctMasked int64
+	e.pool.QueryRow(e.ctx, "SELECT count(DISTINCT email) FROM public.customers").Scan(&distinctRaw)
+	distinctMasked = e.mustAs(read, "SELECT count(DISTINCT email) FROM "+view)
+	if distinctRaw != distinctMasked || distinctRaw == 0 {
+		t.Errorf("%d distinct emails, %d distinct hashes", distinctRaw, distinctMasked)
+	}
 	for _, role := range []string{read, write} {
+		// Neither the masked column nor the key, so no hash of a guess.
+		e.deniedAs(role, "SELECT count(email) FROM public.customers")
+		e.deniedAs(role, "SELECT count(*) FROM public.customers")
+		e.deniedAs(role, "SELECT count(*) FROM "+ident(s.MaskSchema())+".mask_key")
+
 		e.deniedAs(role, "SELECT count(ssn) FROM public.customers")
 		e.deniedAs(role, "SELECT count(*) FROM public.customers WHERE phone IS NULL")
 		e.deniedAs(role, "SELECT count(*) FROM (SELECT * FROM public.customers) c")
@@ -265,7 +297,7 @@ func TestPlanConvergesAfterEdits(t *testing.T) {
 	edited := e.scope(`{"tables": {"public.customers": {"columns": ["id", "tenant_id", "email"], "mask": ["email"]}}}`, supportWrite)
 	stmts = e.plan(edited)
 	for _, want := range []string{
-		"REVOKE SELECT (name) ON TABLE public.customers FROM " + read,
+		"REVOKE SELECT (name) ON TABLE public.customers FROM " + ident(s.MaskRole()),
 		"REVOKE SELECT ON TABLE public.orders FROM " + read,
 	} {
 		if !contains(stmts, want) {
@@ -277,9 +309,12 @@ func TestPlanConvergesAfterEdits(t *testing.T) {
 		t.Errorf("plan revokes the write role's orders privileges:\n%s", strings.Join(stmts, "\n"))
 	}
 	e.applyConverged(edited, Options{})
-	e.deniedAs(edited.ReadRole(), "SELECT count(name) FROM public.customers")
+	view := ident(edited.MaskSchema()) + `."public.customers"`
+	if _, err := e.as(edited.ReadRole(), "SELECT count(name) FROM "+view); err == nil {
+		t.Errorf("the view still has the column name")
+	}
 	e.deniedAs(edited.ReadRole(), "SELECT count(*) FROM public.orders")
-	e.mustAs(edited.ReadRole(), "SELECT count(email) FROM public.customers")
+	e.mustAs(edited.ReadRole(), "SELECT count(email) FROM "+view)
 
 	// The write section goes: the write role keeps existing with nothing.
 	readOnly := e.scope(`{"tables": {"public.customers": {"columns": ["id", "tenant_id", "email"], "mask": ["email"]}}}`, "")
@@ -302,7 +337,7 @@ func TestRowFilter(t *testing.T) {
 	for _, want := range []string{
 		"ALTER TABLE public.customers ENABLE ROW LEVEL SECURITY",
 		"CREATE POLICY airlock_passthrough ON public.customers AS PERMISSIVE FOR ALL TO PUBLIC USING (true) WITH CHECK (true)",
-		"CREATE POLICY " + readPolicy + " ON public.customers AS RESTRICTIVE FOR SELECT TO " + ident(s.ReadRole()) + " USING (tenant_id = 2)",
+		"CREATE POLICY " + readPolicy + " ON public.customers AS RESTRICTIVE FOR SELECT TO " + ident(s.MaskRole()) + ", " + ident(s.ReadRole()) + " USING (tenant_id = 2)",
 		"CREATE POLICY " + writePolicy + " ON public.customers AS RESTRICTIVE TO " + ident(s.WriteRole()) + " USING (tenant_id = 2)",
 		"COMMENT ON POLICY " + readPolicy + " ON public.customers IS 'tenant_id = 2'",
 	} {

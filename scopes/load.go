@@ -65,7 +65,12 @@ func Parse(data []byte) (*Scope, error) {
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
-	return decodeScope(data, doc)
+	sc, err := decodeScope(data, doc)
+	if err != nil {
+		return nil, err
+	}
+	sc.source = bytes.Clone(data)
+	return sc, nil
 }
 
 // syntaxProblem reports where data stops being JSON, or nil.

@@ -1,6 +1,7 @@
 package scopes
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -53,6 +54,11 @@ func TestLoadSupport(t *testing.T) {
 			OwnTables:          true,
 		},
 	}
+	raw, _ := os.ReadFile(filepath.Join(testdata, "support.json"))
+	if !bytes.Equal(got.Source(), raw) || len(got.Version()) != 16 {
+		t.Errorf("Source/Version: %q %q", got.Source(), got.Version())
+	}
+	got.source = nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(support.json) =\n%+v\nwant\n%+v", got, want)
 	}

@@ -41,7 +41,9 @@ var allTools = []string{
 	ToolChangeStatus,
 }
 
-func isWriteTool(name string) bool {
+// IsWriteTool reports whether the tool called name is one of the write
+// tools, which need the scope's write role.
+func IsWriteTool(name string) bool {
 	return name == ToolMigrateDryRun || name == ToolApplyMigration || name == ToolChangeStatus
 }
 
@@ -53,7 +55,7 @@ func (s *Scope) ToolEnabled(name string) bool {
 	if !slices.Contains(allTools, name) || slices.Contains(s.Tools.Disable, name) {
 		return false
 	}
-	return s.Write != nil || !isWriteTool(name)
+	return s.Write != nil || !IsWriteTool(name)
 }
 
 // EnabledTools returns the names of the tools listed to the agent, always
@@ -147,4 +149,17 @@ func (s *Scope) WriteRole() string {
 		return s.Write.Role
 	}
 	return "airlock_" + strings.ReplaceAll(s.Name, "-", "_") + "_write"
+}
+
+// MaskRole returns the name of the role that owns the scope's masked views
+// and alone may read the masked columns and the masking key:
+// airlock_<name>_mask (docs/architecture.md, Masking).
+func (s *Scope) MaskRole() string {
+	return "airlock_" + strings.ReplaceAll(s.Name, "-", "_") + "_mask"
+}
+
+// MaskSchema returns the schema that holds the scope's masked views and
+// masking key: airlock_<name>.
+func (s *Scope) MaskSchema() string {
+	return "airlock_" + strings.ReplaceAll(s.Name, "-", "_")
 }

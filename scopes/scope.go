@@ -4,6 +4,8 @@
 package scopes
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"time"
 )
@@ -48,6 +50,25 @@ type Scope struct {
 	// listed then.
 	Write *Write `json:"write,omitempty"`
 	Tools Tools  `json:"tools"`
+
+	// source is the file the scope was parsed from.
+	source []byte
+}
+
+// Source returns the document the scope was parsed from (nil for a scope
+// built in code). `airlock scope apply` records it in the database, where
+// a reviewer's commit checks stored statements against the scope as
+// applied (docs/architecture.md, Approvals).
+func (s *Scope) Source() []byte { return s.source }
+
+// Version identifies the scope's document: the first 16 hex digits of the
+// SHA-256 of its source. A scope built in code has version "".
+func (s *Scope) Version() string {
+	if s.source == nil {
+		return ""
+	}
+	sum := sha256.Sum256(s.source)
+	return hex.EncodeToString(sum[:8])
 }
 
 // Database says where the connection string comes from. The URL itself is

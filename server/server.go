@@ -47,6 +47,12 @@ type Config struct {
 	// ScopeFile is the scope's path, for the commands a refusal to start
 	// suggests.
 	ScopeFile string
+	// As is the principal this server is (doctor.AsAgent over stdio,
+	// doctor.AsService over HTTP, doctor.AsLocal for --local-writes); ""
+	// lets doctor find out, and lists every tool (in-process tests). An
+	// agent-side server lists the read tools only: its login cannot write
+	// (docs/architecture.md, Transports and sessions).
+	As string
 }
 
 // Server is one airlock MCP server bound to one scope.
@@ -79,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		loaded <- err
 	}()
 	go sqlguard.Warm()
-	fails := doctor.StartupFailures(ctx, cfg.Pool, cfg.Scope, doctor.Options{AllowOwner: cfg.AllowOwner, ScopeFile: cfg.ScopeFile})
+	fails := doctor.StartupFailures(ctx, cfg.Pool, cfg.Scope, doctor.Options{AllowOwner: cfg.AllowOwner, ScopeFile: cfg.ScopeFile, As: cfg.As})
 	catalogErr := <-loaded
 	if len(fails) > 0 {
 		return nil, startupError(fails, cfg.ScopeFile)
@@ -88,11 +94,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, catalogErr
 	}
 	if err := audit.EnsureSchema(ctx, cfg.Pool, review.Schema); err != nil {
-		return nil, err
-	}
-	key, err := tools.LoadMaskKey(ctx, cfg.Pool, cfg.Scope.Name)
-	if err != nil {
-		return nil, err
+		// A least-privilege login cannot create it: the admin's
+		// airlock scope apply does.
+		return nil, fmt.Errorf("airlock's own schema is missing or older than this airlock, and this login cannot bring it up to date (run airlock scope apply --scope %s as an admin): %w", scopeFileOr(cfg.ScopeFile), err)
 	}
 	env := &tools.Env{
 		Pool:      cfg.Pool,
@@ -101,15 +105,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Audit:     audit.NewLog(cfg.Pool, cfg.Logger),
 		Log:       cfg.Logger,
 		Session:   uuid.NewString(),
-		MaskKey:   key,
 		ReadRole:  cfg.Scope.ReadRole(),
 		WriteRole: cfg.Scope.WriteRole(),
 	}
-	if cfg.Scope.Write == nil {
+	// An agent-side server writes nothing, so it neither records changes
+	// nor reaps them: its login may not touch airlock.changes.
+	writes := cfg.Scope.Write != nil && cfg.As != doctor.AsAgent
+	if !writes {
 		env.WriteRole = ""
 	}
 	s := &Server{cfg: cfg, env: env}
-	if cfg.Scope.Write != nil {
+	if writes {
 		s.store = review.NewStore(cfg.Pool, env.Audit)
 		s.store.SetLogger(cfg.Logger)
 		// The reaper outlives the call to New but not the server.
@@ -140,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		mcpserver.WithRecovery(),
 		// Arguments are validated by each tool against its input schema,
 		// with messages an agent can act on (tools.bindArgs).
-		mcpserver.WithInstructions(instructions(cfg.Scope)),
+		mcpserver.WithInstructions(instructions(cfg.Scope, cfg.As)),
 	}
 	if cfg.ValidateOutput {
 		opts = append(opts, mcpserver.WithOutputSchemaValidation())
@@ -153,6 +159,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cfg.Logger.Info("airlock ready", "scope", cfg.Scope.Name, "session", env.Session, "tools", s.names,
 		"missing_tables", env.Catalog.Missing())
+	if cfg.As == doctor.AsAgent && cfg.Scope.Write != nil {
+		cfg.Logger.Info("the write tools are not listed: this agent-side process holds the agent login, which cannot write; " +
+			"migrations go through the airlock service (airlock serve --http, reached with a bearer token or airlock connect)")
+	}
 	return s, nil
 }
 
@@ -163,6 +173,11 @@ func (s *Server) toolSet() []tools.Tool {
 	scope := s.cfg.Scope
 	var set []tools.Tool
 	for _, name := range scope.EnabledTools() {
+		if s.cfg.As == doctor.AsAgent && scopes.IsWriteTool(name) {
+			// This process holds the agent login, which cannot write:
+			// the service lists the write tools.
+			continue
+		}
 		switch name {
 		case scopes.ToolQueryReadonly:
 			set = append(set, tools.NewQueryReadonly(s.env))
@@ -204,6 +219,13 @@ func (s *Server) Close() {
 	s.env.Audit.Close()
 }
 
+func scopeFileOr(f string) string {
+	if f == "" {
+		return "FILE"
+	}
+	return f
+}
+
 // startupError lists the failed setup checks with their fixes.
 func startupError(fails []doctor.Check, scopeFile string) error {
 	if scopeFile == "" {
@@ -243,10 +265,12 @@ func checkWriteMode(cfg Config) error {
 	return fmt.Errorf(`write.mode %q is not supported by this version of airlock: use "replay", "prepared" or "branch"`, w.Mode)
 }
 
-func instructions(scope *scopes.Scope) string {
+func instructions(scope *scopes.Scope, as string) string {
 	s := "airlock gives you scoped, audited access to a PostgreSQL database (scope " + scope.Name + "). " +
 		"Start with list_tables and describe_table; query with query_readonly (one SELECT per call, values as params). "
-	if scope.Write != nil {
+	if scope.Write != nil && as == doctor.AsAgent {
+		s += "This connection is read-only: changes are made through the airlock service, which a human runs with its own credentials (ask them for its URL and a token). "
+	} else if scope.Write != nil {
 		s += "Changes go through migrate_dry_run first, then apply_migration_with_ticket, which holds the change until a human reviewer commits it; get_change_status tells you the outcome. "
 		if scope.Write.Mode == review.ModeBranch {
 			s += "In this scope your first apply creates your own branch database: your changes are committed there at once and every tool then reads your branch, so you see your own work; a reviewer later merges the branch into the real database or discards it. "

@@ -124,6 +124,11 @@ func loadPolicy(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope) (*
 		if t == nil || t.Schema != schema || t.Name != rel {
 			rule, _ = scope.TableRule(schema + "." + rel)
 			t = &sqlguard.Table{Schema: schema, Name: rel, Restricted: rule.Restricted()}
+			if len(rule.Mask) > 0 {
+				// Read through the view that hashes the masked columns:
+				// the read role holds no grant on the table itself.
+				t.ReadSchema, t.ReadName = scope.MaskSchema(), t.QualifiedName()
+			}
 			tables[t.QualifiedName()] = t
 		}
 		t.Columns = append(t.Columns, sqlguard.Column{Name: col, Access: guardAccess(rule.ColumnAccess(col))})

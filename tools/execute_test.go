@@ -37,7 +37,7 @@ func benchEnv(t testing.TB, url string) *Env {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	return &Env{Pool: pool, Scope: scope, Audit: audit.NewLog(nil, logger), Log: logger, MaskKey: []byte("k")}
+	return &Env{Pool: pool, Scope: scope, Audit: audit.NewLog(nil, logger), Log: logger}
 }
 
 // TestTransactionLayerAlone proves layer 4 without the guard: statements

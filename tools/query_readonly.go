@@ -324,10 +324,6 @@ func (q *QueryReadonly) readRows(ctx context.Context, rr *pgconn.ResultReader, p
 			if i > 0 {
 				row = append(row, ',')
 			}
-			if masked[i] {
-				row = appendMask(row, q.env.MaskKey, raw)
-				continue
-			}
 			var cut bool
 			row, cut = appendCell(row, fields[i].DataTypeOID, raw, read.MaxCellBytes)
 			if cut {

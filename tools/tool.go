@@ -43,8 +43,6 @@ type Env struct {
 	// Actor names the agent in the audit log ("agent" when empty); over
 	// HTTP it carries the token the session authenticated with.
 	Actor string
-	// MaskKey keys the hash that replaces masked values.
-	MaskKey []byte
 	// ReadRole and WriteRole are the scope's database roles, assumed with
 	// SET LOCAL ROLE right after BEGIN so that PostgreSQL's own privileges
 	// bound what a statement can do even if the guard missed something.

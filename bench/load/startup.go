@@ -58,9 +58,8 @@ var startupSteps = []struct {
 	{"pool connect", "pgxpool.NewWithConfig + Ping as the login role (TCP, startup, auth), as openPool does", true},
 	{"doctor checks", "doctor.StartupFailures: the safety checks serve refuses to start without", true},
 	{"audit.EnsureSchema", "one query: are airlock's tables there", true},
-	{"mask key", "tools.LoadMaskKey: insert-or-read the scope's key", true},
 	{"catalog load", "tools.Catalog.Policy: the scope's tables and columns from pg_catalog", true},
-	{"server.New again, warm", "server.New with everything above warm: doctor, schema, key, catalog, tool set (not in the sum)", false},
+	{"server.New again, warm", "server.New with everything above warm: doctor, schema, catalog, tool set (not in the sum)", false},
 	{"initialize + first call in-process", "initialize and the first query_readonly through an in-process MCP client (guard cold for this SQL, type names)", true},
 	{"second call in-process, warm", "the same tool again, for comparison (not in the sum)", false},
 	{"doctor checks, warm", "doctor.StartupFailures again on warm connections (not in the sum)", false},
@@ -153,10 +152,6 @@ func probe(ctx context.Context) ([]startupStep, error) {
 		return nil, err
 	}
 	lap("audit.EnsureSchema")
-	if _, err := tools.LoadMaskKey(ctx, pool, scope.Name); err != nil {
-		return nil, err
-	}
-	lap("mask key")
 	if _, err := tools.NewCatalog(pool, scope, logger).Policy(ctx); err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
@@ -21,14 +20,18 @@ const scopeEnv = "AIRLOCK_DATABASE_URL"
 // scopeOptions are scope plan's and apply's flags, as scopeFlags defines
 // them.
 type scopeOptions struct {
-	scope   string
-	grantTo stringList
+	scope                       string
+	grantTo, service, reviewers stringList
+	harden                      bool
 }
 
 func scopeFlags(fs *flag.FlagSet) *scopeOptions {
 	o := &scopeOptions{}
 	fs.StringVar(&o.scope, "scope", "", "the scope `FILE` (JSON) to compile to roles")
-	fs.Var(&o.grantTo, "grant-to", "a login `ROLE` (the one in airlock serve's database URL) that may SET ROLE to the scope's roles; repeatable")
+	fs.Var(&o.grantTo, "grant-to", "an agent `LOGIN`: the one an agent-side airlock serve (stdio) connects as; it gets the read role only; repeatable")
+	fs.Var(&o.service, "service", "a service `LOGIN`: the one airlock serve --http connects as; it gets the read and write roles; repeatable")
+	fs.Var(&o.reviewers, "reviewer", "a reviewer `LOGIN`: a human's own, for airlock commit, rollback, merge and discard; repeatable")
+	fs.BoolVar(&o.harden, "harden", false, "also revoke from PUBLIC, database-wide, what any login could otherwise do past the scope (large objects, advisory locks, temporary tables, pg_notify, SECURITY DEFINER functions the scope does not list); see airlock doctor")
 	return o
 }
 
@@ -56,7 +59,6 @@ func cmdScope(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.scope == "" {
 		return c.usageError(stderr, "--scope FILE is required")
 	}
-	grantTo := o.grantTo
 	scope, err := scopes.Load(o.scope)
 	if err != nil {
 		fmt.Fprint(stderr, scopeErrorText(o.scope, err))
@@ -68,7 +70,15 @@ func cmdScope(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer pool.Close()
 
-	opt := roles.Options{GrantTo: grantTo}
+	if action == "apply" {
+		// airlock's own schema is created here, by the admin, so that no
+		// principal ever needs CREATE on the database, and before the roles
+		// are planned, which grant each principal its part of it.
+		if err := review.EnsureSchema(ctx, pool); err != nil {
+			return err
+		}
+	}
+	opt := roles.Options{GrantTo: o.grantTo, Service: o.service, Reviewers: o.reviewers, Harden: o.harden}
 	run := roles.Plan
 	if action == "apply" {
 		run = roles.Apply
@@ -94,18 +104,6 @@ func cmdScope(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err != nil {
 		return err
-	}
-	if action == "apply" {
-		// airlock's own schema is created here, by the admin, so that a
-		// least-privilege login role never needs CREATE on the database.
-		if err := audit.EnsureSchema(ctx, pool, review.Schema); err != nil {
-			return err
-		}
-		for _, login := range grantTo {
-			if err := audit.GrantSchema(ctx, pool, login); err != nil {
-				return err
-			}
-		}
 	}
 	if len(stmts) == 0 {
 		names := scope.ReadRole()

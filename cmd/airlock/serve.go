@@ -9,6 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/airlock-dev/airlock/doctor"
+	"github.com/airlock-dev/airlock/internal/dbconn"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/server"
 )
@@ -21,6 +25,8 @@ type serveOptions struct {
 	rate                             float64
 	burst, inFlight                  int
 	idle                             time.Duration
+	localWrites                      bool
+	urlFile, tokenFile               string
 }
 
 // serveFlags defines serve's flags: cmdServe parses with it and the help
@@ -37,6 +43,9 @@ func serveFlags(fs *flag.FlagSet) *serveOptions {
 	fs.DurationVar(&o.idle, "http-session-idle", 30*time.Minute, "with --http: end an MCP session idle for `DURATION` (such as 30m or 2h)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "with --http: serve HTTPS with the certificate in `FILE` (PEM)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "with --http: the certificate's private key, in `FILE` (PEM)")
+	fs.BoolVar(&o.localWrites, "local-writes", false, "over stdio: also list the write tools, with one login that reads and writes (a demo or a development database only: an agent with a shell can then write)")
+	fs.StringVar(&o.urlFile, "database-url-file", "", "read the database URL from `FILE` (one line, readable by its owner only) instead of the environment: the service's credential, out of the agent's reach")
+	fs.StringVar(&o.tokenFile, "http-token-file", "", "with --http: read the bearer tokens from `FILE` (one a line, readable by its owner only) instead of "+httpTokenEnv)
 	return o
 }
 
@@ -49,8 +58,20 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	var httpCfg *server.HTTPConfig
 	if o.httpAddr != "" {
+		tokens := httpTokens(os.Getenv(httpTokenEnv))
+		if o.tokenFile != "" {
+			text, err := readSecretFile(o.tokenFile)
+			if err != nil {
+				fmt.Fprintf(stderr, "airlock serve --http: %v\n", err)
+				return errReported
+			}
+			tokens = httpTokens(strings.ReplaceAll(text, "\n", ","))
+		}
+		if o.localWrites {
+			return c.usageError(stderr, "--local-writes is for stdio; over --http the service always lists the write tools")
+		}
 		httpCfg = &server.HTTPConfig{
-			Addr: o.httpAddr, Tokens: httpTokens(os.Getenv(httpTokenEnv)), AllowedOrigins: o.origins,
+			Addr: o.httpAddr, Tokens: tokens, AllowedOrigins: o.origins,
 			RatePerSecond: o.rate, Burst: o.burst, MaxInFlight: o.inFlight, SessionIdleTTL: o.idle,
 			TLSCert: o.tlsCert, TLSKey: o.tlsKey,
 		}
@@ -60,8 +81,8 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "airlock serve --http: %v\n", err)
 			return errReported
 		}
-	} else if len(o.origins) > 0 || o.tlsCert != "" || o.tlsKey != "" {
-		return c.usageError(stderr, "--allow-origin, --tls-cert and --tls-key need --http")
+	} else if len(o.origins) > 0 || o.tlsCert != "" || o.tlsKey != "" || o.tokenFile != "" {
+		return c.usageError(stderr, "--allow-origin, --tls-cert, --tls-key and --http-token-file need --http")
 	}
 	if o.scope == "" {
 		return c.usageError(stderr, "--scope FILE is required")
@@ -72,17 +93,42 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return errReported
 	}
 	logger := newLogger(stderr)
-	pool, err := openPool(ctx, scope.URLEnv(), 8, map[string]string{
+	params := map[string]string{
 		// airlock's own catalog reads (list_tables, describe_table) must
 		// not queue behind a prepared change's ACCESS EXCLUSIVE lock.
 		"lock_timeout": "5000",
-	})
+	}
+	var pool *pgxpool.Pool
+	if o.urlFile != "" {
+		url, rerr := readSecretFile(o.urlFile)
+		if rerr != nil {
+			fmt.Fprintf(stderr, "airlock serve: %v\n", rerr)
+			return errReported
+		}
+		pool, err = dbconn.Open(ctx, "the file "+o.urlFile, url, dbconn.Options{MaxConns: 8, Params: params})
+	} else {
+		pool, err = openPool(ctx, scope.URLEnv(), 8, params)
+	}
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
-	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, AllowOwner: o.allowOwner, ScopeFile: shellQuote(o.scope)})
+	// Which principal this process is (docs/architecture.md, Transports):
+	// over HTTP the service; over stdio agent-side, holding the agent
+	// login, unless --local-writes makes it one process that does both.
+	as := doctor.AsAgent
+	switch {
+	case httpCfg != nil:
+		as = doctor.AsService
+	case o.localWrites:
+		as = doctor.AsLocal
+		if scope.Write != nil {
+			logger.Warn("serve --local-writes: this process lists the write tools and its login reads and writes; an agent with a shell can read this login's URL from its configuration or this process's environment and write with psql. For a demo or a development database only: for anything that matters, run the service (airlock serve --http) and give the agent an agent login")
+		}
+	}
+	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, AllowOwner: o.allowOwner,
+		ScopeFile: shellQuote(o.scope), As: as})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
@@ -91,6 +137,34 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return srv.ListenHTTP(ctx, *httpCfg)
 	}
 	return srv.ServeStdio(ctx, stdin, stdout)
+}
+
+// readSecretFile reads a credential file (a database URL, bearer tokens):
+// its first non-empty lines, trimmed. A file others can read is refused: a
+// credential in reach of another OS user is in reach of an agent running
+// as one.
+func readSecretFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s can be read by other users (mode %04o): chmod 600 %s, so that only the service's own OS user can", path, fi.Mode().Perm(), shellQuote(path))
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return strings.Join(lines, "\n"), nil
 }
 
 // shellQuote returns s as one word a POSIX shell reads back as s, so that a

@@ -88,7 +88,7 @@ func init() {
 			run: func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdCheck(args, stdout, stderr)
 			}},
-		{name: "scope", args: "plan|apply --scope FILE [--grant-to ROLE]...",
+		{name: "scope", args: "plan|apply --scope FILE [--grant-to LOGIN]... [--service LOGIN]... [--reviewer LOGIN]... [--harden]",
 			summary: "compile the scope to NOLOGIN database roles",
 			about: "Compile a scope to the database roles (NOLOGIN) and row-level security policies that enforce it " +
 				"inside PostgreSQL. plan prints the SQL; apply runs it in one transaction and creates airlock's own schema.",
@@ -96,18 +96,19 @@ func init() {
 			flags: func(fs *flag.FlagSet) { scopeFlags(fs) },
 			env:   []envVar{envAdminURL},
 			run:   wrapRun(cmdScope)},
-		{name: "scope plan", args: "--scope FILE [--grant-to ROLE]...",
+		{name: "scope plan", args: "--scope FILE [--grant-to LOGIN]... [--service LOGIN]... [--reviewer LOGIN]... [--harden]",
 			summary: "print the SQL that makes the database's roles match the scope (changes nothing)",
 			about: "Print the SQL statements that would make the database roles and policies match the scope. " +
 				"Nothing is changed; run airlock scope apply to run them.",
 			flags: func(fs *flag.FlagSet) { scopeFlags(fs) },
 			env:   []envVar{envAdminURL},
 			run:   scopeAction("plan")},
-		{name: "scope apply", args: "--scope FILE [--grant-to ROLE]...",
+		{name: "scope apply", args: "--scope FILE [--grant-to LOGIN]... [--service LOGIN]... [--reviewer LOGIN]... [--harden]",
 			summary: "run that SQL in one transaction, and create airlock's own schema",
 			about: "Run the statements airlock scope plan prints, in one transaction, create airlock's own schema " +
-				"(so that a least-privilege login never needs CREATE), and let each --grant-to login SET ROLE to the scope's roles " +
-				"and use airlock's tables. It prints what it ran.",
+				"(so that no principal ever needs CREATE), and give each named login its principal's rights: an agent login " +
+				"(--grant-to) the read role only, a service login (--service) the read and write roles, a reviewer login " +
+				"(--reviewer) the write role and the right to decide. It prints what it ran.",
 			flags: func(fs *flag.FlagSet) { scopeFlags(fs) },
 			env:   []envVar{envAdminURL},
 			run:   scopeAction("apply")},

@@ -125,7 +125,7 @@ func TestUsageErrors(t *testing.T) {
 		what string // the first line's tail
 	}{
 		{[]string{"serve"}, "serve", "--scope FILE is required"},
-		{[]string{"serve", "--tls-cert", "c.pem"}, "serve", "--allow-origin, --tls-cert and --tls-key need --http"},
+		{[]string{"serve", "--tls-cert", "c.pem"}, "serve", "--allow-origin, --tls-cert, --tls-key and --http-token-file need --http"},
 		{[]string{"serve", "--scope", "s.json", "--allow-owner", "false"}, "serve", `unexpected argument "false"`},
 		{[]string{"serve", "--http-rate", "fast"}, "serve", `invalid value "fast" for flag --http-rate: parse error`},
 		{[]string{"check"}, "check", "--scope FILE is required"},

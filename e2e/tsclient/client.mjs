@@ -54,7 +54,7 @@ async function call(step, name, args) {
 
 const transport = new StdioClientTransport({
   command: binary,
-  args: ['serve', '--scope', scope, '--allow-owner'],
+  args: ['serve', '--scope', scope, '--allow-owner', '--local-writes'],
   // Only the SDK's default variables (PATH, HOME, ...) are inherited; the
   // URL is passed on explicitly, as an MCP config's "env" would.
   env: { AIRLOCK_DATABASE_URL: process.env.AIRLOCK_DATABASE_URL },

@@ -41,6 +41,12 @@ type Table struct {
 	// table, so that * and whole-row references could expose more than the
 	// allowed columns.
 	Restricted bool
+	// ReadSchema and ReadName, when set, are the relation reads of this
+	// table are rewritten to: for a table with masked columns, the scope's
+	// view that hashes them (docs/architecture.md, Masking). The rewrite
+	// keeps the table's name as the reference's alias, so the query's
+	// column references read as written.
+	ReadSchema, ReadName string
 }
 
 // QualifiedName is schema.name.

@@ -1015,6 +1015,14 @@ func (c *readChecker) rangeVar(rv *pg_query.RangeVar, lv *readLevel) (*readItem,
 	}
 	rv.Schemaname = t.Schema
 	rv.Relname = t.Name
+	if t.ReadName != "" {
+		// Read the masked view in the table's place, under the name the
+		// query uses for the table.
+		if rv.Alias == nil {
+			rv.Alias = &pg_query.Alias{Aliasname: refname}
+		}
+		rv.Schemaname, rv.Relname = t.ReadSchema, t.ReadName
+	}
 	c.tables[t.QualifiedName()] = true
 	it := &readItem{refname: refname, table: t}
 	if rv.Alias == nil {
@@ -1033,7 +1041,18 @@ func (c *readChecker) rangeVar(rv *pg_query.RangeVar, lv *readLevel) (*readItem,
 
 func (c *readChecker) resolveTable(schema, name string) *Table {
 	if schema != "" {
-		return c.policy.Tables[schema+"."+name]
+		if t := c.policy.Tables[schema+"."+name]; t != nil {
+			return t
+		}
+		if c.verifying {
+			// The rewrite's own view names, checked a second time.
+			for _, t := range c.policy.Tables {
+				if t.ReadName != "" && t.ReadSchema == schema && t.ReadName == name {
+					return t
+				}
+			}
+		}
+		return nil
 	}
 	path := c.policy.SearchPath
 	if len(path) == 0 {
@@ -1352,8 +1371,10 @@ func readCandidates(qual []string, lv *readLevel) []*readItem {
 				}
 			case 2:
 				// PostgreSQL accepts schema.table only for an unaliased
-				// table; matching aliased ones too is stricter.
-				if it.table != nil && it.table.Schema == qual[0] && it.table.Name == qual[1] {
+				// table; matching aliased ones too is stricter. A table
+				// read through its masked view is aliased by the rewrite,
+				// so only its bare name or alias can qualify a column.
+				if it.table != nil && it.table.Schema == qual[0] && it.table.Name == qual[1] && it.table.ReadName == "" {
 					out = append(out, it)
 				}
 			}

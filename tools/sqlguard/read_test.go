@@ -694,3 +694,38 @@ func readAssertInvariants(t *testing.T, p *Policy, sql string, plan *ReadPlan) {
 		}
 	}
 }
+
+// TestCheckReadMaskedView: reads of a table with masked columns go to the
+// scope's view in its place, under the name the query gives the table, and
+// the rewritten text passes the guard a second time.
+func TestCheckReadMaskedView(t *testing.T) {
+	t.Parallel()
+	p := readTestPolicy()
+	p.Tables["public.customers"].ReadSchema = "airlock_s"
+	p.Tables["public.customers"].ReadName = "public.customers"
+	for _, tc := range []struct{ sql, want, code string }{
+		{"SELECT email FROM customers", `SELECT email FROM airlock_s."public.customers" customers LIMIT 11`, ""},
+		{"SELECT c.email, c.name FROM public.customers c WHERE c.id = 1", `SELECT c.email, c.name FROM airlock_s."public.customers" c WHERE c.id = 1 LIMIT 11`, ""},
+		{"SELECT customers.name FROM customers JOIN orders ON orders.customer_id = customers.id",
+			`SELECT customers.name FROM airlock_s."public.customers" customers JOIN public.orders ON orders.customer_id = customers.id LIMIT 11`, ""},
+		{"SELECT count(*) FROM orders o WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = o.customer_id)",
+			`SELECT count(*) FROM public.orders o WHERE EXISTS (SELECT 1 FROM airlock_s."public.customers" c WHERE c.id = o.customer_id) LIMIT 11`, ""},
+		// The view is not a table of the scope to the agent.
+		{`SELECT email FROM airlock_s."public.customers"`, "", "table_not_in_scope"},
+		// The rewrite aliases the view, so a schema-qualified column cannot
+		// name it.
+		{"SELECT public.customers.name FROM customers", "", "unknown_reference"},
+	} {
+		plan, err := p.CheckRead(tc.sql, 10)
+		if tc.code != "" {
+			var r *Refusal
+			if !errors.As(err, &r) || r.Code != tc.code {
+				t.Errorf("%s: %v, want %s", tc.sql, err, tc.code)
+			}
+			continue
+		}
+		if err != nil || plan.SQL != tc.want {
+			t.Errorf("%s:\n got %v %v\nwant %s", tc.sql, plan, err, tc.want)
+		}
+	}
+}
