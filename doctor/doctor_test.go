@@ -207,7 +207,7 @@ func TestRunDedicatedLogin(t *testing.T) {
 		setup      []string
 		allowOwner bool
 		// soft: apply without --harden.
-		soft bool
+		soft       bool
 		want       map[string]Status // checks not listed must be OK
 		wantDetail map[string]string // substrings
 	}{
