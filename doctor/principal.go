@@ -29,10 +29,13 @@ const (
 
 // principalFacts is what the catalog says the login can act as.
 type principalFacts struct {
-	login                       string
-	super                       bool
-	read, write                 bool // can SET ROLE to the scope's read / write role
-	agents, services, reviewers bool // member of the principal groups
+	login       string
+	super       bool
+	read, write bool // can SET ROLE to the scope's read / write role
+	// member of the principal groups, directly: scope apply puts each
+	// named login in one (a service is also a member of the agent logins,
+	// and so of airlock_agents through them, to end their sessions)
+	agents, services, reviewers bool
 	readExists, writeExists     bool
 	writeNeeded                 bool
 }
@@ -41,9 +44,12 @@ const principalSQL = `
 SELECT r.rolname, r.rolsuper,
 	coalesce((SELECT pg_catalog.pg_has_role(current_user, g.oid, $3) FROM pg_catalog.pg_roles g WHERE g.rolname = $1), false),
 	coalesce((SELECT pg_catalog.pg_has_role(current_user, g.oid, $3) FROM pg_catalog.pg_roles g WHERE g.rolname = $2), false),
-	coalesce((SELECT pg_catalog.pg_has_role(current_user, g.oid, 'MEMBER') FROM pg_catalog.pg_roles g WHERE g.rolname = 'airlock_agents'), false),
-	coalesce((SELECT pg_catalog.pg_has_role(current_user, g.oid, 'MEMBER') FROM pg_catalog.pg_roles g WHERE g.rolname = 'airlock_services'), false),
-	coalesce((SELECT pg_catalog.pg_has_role(current_user, g.oid, 'MEMBER') FROM pg_catalog.pg_roles g WHERE g.rolname = 'airlock_reviewers'), false),
+	EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+		WHERE m.member = r.oid AND g.rolname = 'airlock_agents'),
+	EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+		WHERE m.member = r.oid AND g.rolname = 'airlock_services'),
+	EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+		WHERE m.member = r.oid AND g.rolname = 'airlock_reviewers'),
 	EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1),
 	EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2)
 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`
@@ -229,6 +235,10 @@ func (d *doctor) agentReach(ctx context.Context, f principalFacts, as string) Ch
 	if f.super {
 		c.Status, c.Detail = FAIL, f.login+" is a superuser: it can do anything"
 		c.Fix = "give the agent a login of its own: airlock scope apply --scope " + d.opt.scopeFile() + " --grant-to AGENT_LOGIN"
+		if d.opt.AllowOwner {
+			c.Status = WARN
+			c.Detail += " (allowed by --allow-owner)"
+		}
 		return c
 	}
 	exposed, err := roles.Exposures(ctx, d.pool, d.scope, f.login)

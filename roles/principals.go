@@ -263,13 +263,14 @@ func revokeDirectAirlock(ctx context.Context, q querier, login string) ([]string
 }
 
 // agentSettings are the per-database defaults an agent login's sessions
-// start with: the scope's read limits, and read-only transactions. A
-// session can change them (PostgreSQL has no way to forbid SET), which is
-// why the service's watchdog ends sessions that run or idle past them.
+// start with: the scope's read limits. A session can change them
+// (PostgreSQL has no way to forbid SET), which is why the service's
+// watchdog ends sessions that run or idle past them. (Read-only
+// transactions by default would add nothing a session could not undo, and
+// the agent login holds no write privilege to begin with.)
 func agentSettings(scope *scopes.Scope) []string {
 	r := scope.Read
 	return []string{
-		"default_transaction_read_only=on",
 		fmt.Sprintf("idle_in_transaction_session_timeout=%dms", r.StatementTimeoutMS+5000),
 		fmt.Sprintf("lock_timeout=%dms", r.LockTimeoutMS),
 		fmt.Sprintf("statement_timeout=%dms", r.StatementTimeoutMS),

@@ -55,7 +55,7 @@ func runDemo(t *testing.T, bin, cacheDir string, args ...string) (int, string, s
 
 var (
 	clusterDirRE = regexp.MustCompile(`PostgreSQL \.\.\. port \d+, in (\S+) `)
-	scopeRE      = regexp.MustCompile(`serve --scope (\S+) \.\.\.`)
+	scopeRE      = regexp.MustCompile(`serve --scope (\S+) --http`)
 )
 
 // checkTour asserts that the tour showed its key moments.
@@ -71,6 +71,10 @@ func checkTour(t *testing.T, out string) {
 		"is PENDING human review",
 		"reviewer $ airlock pending",
 		"reviewer $ airlock show ",
+		// The agent's own login, with plain SQL and the reviewer's CLI.
+		"ERROR:  permission denied for table orders",
+		"ERROR:  permission denied for table customers",
+		"refused: airlock_demo_agent may not review changes: it is an agent login",
 		"committed: change",
 		"): committed.",
 		`["shipped",6000,6000]`,

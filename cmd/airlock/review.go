@@ -299,6 +299,14 @@ func decide(ctx context.Context, name string, withReason bool, args []string, st
 		return err
 	}
 	defer done()
+	if err := store.CheckReviewer(ctx); err != nil {
+		var nr *review.NotReviewerError
+		if errors.As(err, &nr) {
+			fmt.Fprintf(stdout, "refused: %s\n", text(nr.Error()))
+			return errReported
+		}
+		return err
+	}
 	msg, err := act(store, d)
 	if err != nil {
 		return refuse(stdout, stderr, name, err)

@@ -1,12 +1,15 @@
 package demo
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -23,35 +26,92 @@ const urlEnv = "AIRLOCK_DATABASE_URL"
 // callTimeout bounds one tool call or reviewer command.
 const callTimeout = 30 * time.Second
 
-// agent is the scripted agent's MCP connection to `airlock serve`.
+// agent is the scripted agent's MCP connection to the airlock service.
 type agent struct {
-	c      *client.Client
-	stderr *tail
+	c       *client.Client
+	service *exec.Cmd
+	stderr  *tail
+	exited  chan error
 }
 
-// startAgent runs `binary serve --scope scope` with the database URL in its
-// environment, as an MCP host would, and initializes the session.
-func startAgent(ctx context.Context, binary, scope, url string) (*agent, error) {
-	a := &agent{stderr: &tail{max: 8 << 10}}
-	tr := transport.NewStdioWithOptions(binary, []string{urlEnv + "=" + url}, []string{"serve", "--scope", scope},
-		// The server's stderr is its JSON audit log: worth keeping for an
-		// error message, not worth showing on the tour.
-		transport.WithCommandStderrWriter(a.stderr))
-	// The server lives as long as ctx: an interrupt stops it.
-	if err := tr.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start airlock serve: %w", err)
+// startAgent runs the airlock service, `binary serve --scope scope --http`
+// on a free loopback port, with the service login's URL and the bearer
+// token in files only this user can read (in dir), as the service's own OS
+// user would hold them; then it connects to it as the agent does: over
+// HTTP, with the token and nothing else.
+func startAgent(ctx context.Context, binary, scope, dir, serviceURL, token string) (*agent, string, error) {
+	urlFile, tokenFile := filepath.Join(dir, "service-url"), filepath.Join(dir, "agent-token")
+	for file, content := range map[string]string{urlFile: serviceURL, tokenFile: token} {
+		if err := os.WriteFile(file, []byte(content+"\n"), 0o600); err != nil {
+			return nil, "", fmt.Errorf("write %s: %w", file, err)
+		}
 	}
-	a.c = client.NewClient(tr)
+	a := &agent{stderr: &tail{max: 8 << 10}, exited: make(chan error, 1)}
+	// The service lives as long as ctx: an interrupt stops it.
+	a.service = exec.CommandContext(ctx, binary, "serve", "--scope", scope, "--http", "127.0.0.1:0",
+		"--database-url-file", urlFile, "--http-token-file", tokenFile)
+	a.service.Env = os.Environ()
+	a.service.Cancel = func() error { return a.service.Process.Signal(os.Interrupt) }
+	a.service.WaitDelay = 10 * time.Second
+	stderr, err := a.service.StderrPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := a.service.Start(); err != nil {
+		return nil, "", fmt.Errorf("start airlock serve --http: %w", err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		// The service's stderr is its JSON log: the line with its URL
+		// says it is listening; the rest is kept for an error message.
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sent := false
+		for sc.Scan() {
+			line := sc.Bytes()
+			a.stderr.Write(append(line, '\n'))
+			var rec struct {
+				URL string `json:"url"`
+			}
+			if !sent && json.Unmarshal(line, &rec) == nil && rec.URL != "" {
+				found <- rec.URL
+				sent = true
+			}
+		}
+		a.exited <- a.service.Wait()
+	}()
+	var endpoint string
+	select {
+	case endpoint = <-found:
+	case err := <-a.exited:
+		return nil, "", fmt.Errorf("airlock serve --http stopped: %v%s", err, a.stderr.quote())
+	case <-time.After(callTimeout):
+		a.stop()
+		return nil, "", fmt.Errorf("airlock serve --http did not start listening%s", a.stderr.quote())
+	case <-ctx.Done():
+		a.stop()
+		return nil, "", ctx.Err()
+	}
+	c, err := client.NewStreamableHttpClient(endpoint, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
+	if err != nil {
+		a.stop()
+		return nil, "", err
+	}
+	a.c = c
 	ictx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	if err := c.Start(ictx); err != nil {
+		a.stop()
+		return nil, "", fmt.Errorf("connect to the airlock service: %w", err)
+	}
 	init := mcp.InitializeRequest{}
 	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
 	init.Params.ClientInfo = mcp.Implementation{Name: "airlock-demo", Version: "1"}
-	if _, err := a.c.Initialize(ictx, init); err != nil {
-		a.c.Close()
-		return nil, fmt.Errorf("initialize the MCP session: %w%s", err, a.stderr.quote())
+	if _, err := c.Initialize(ictx, init); err != nil {
+		a.close()
+		return nil, "", fmt.Errorf("initialize the MCP session: %w%s", err, a.stderr.quote())
 	}
-	return a, nil
+	return a, endpoint, nil
 }
 
 // arg is one tool argument; a slice of them keeps the printed order.
@@ -80,8 +140,32 @@ func (a *agent) call(ctx context.Context, tool string, args ...arg) (*mcp.CallTo
 	return res, nil
 }
 
+// close ends the MCP session and stops the service, which flushes its
+// audit log as it exits.
 func (a *agent) close() error {
-	return a.c.Close()
+	var err error
+	if a.c != nil {
+		err = a.c.Close()
+	}
+	if serr := a.stop(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (a *agent) stop() error {
+	if a.service == nil || a.service.Process == nil {
+		return nil
+	}
+	_ = a.service.Process.Signal(os.Interrupt)
+	select {
+	case err := <-a.exited:
+		a.exited <- err
+		return err
+	case <-time.After(15 * time.Second):
+		_ = a.service.Process.Kill()
+		return errors.New("the airlock service did not stop within 15 s of SIGINT")
+	}
 }
 
 // resultText is a result's text content.

@@ -29,7 +29,15 @@ const (
 // the seed.
 func (r *run) startDatabase(ctx context.Context) error {
 	start := time.Now()
-	opt := pgcluster.Options{BinDir: r.opt.BinDir, MaxPreparedTransactions: pgcluster.DefaultMaxPreparedTransactions}
+	// Passwords are checked, as on a real server: with trust
+	// authentication any login could be any other, and the principals
+	// would separate nothing.
+	password, err := newSecret()
+	if err != nil {
+		return err
+	}
+	opt := pgcluster.Options{BinDir: r.opt.BinDir, MaxPreparedTransactions: pgcluster.DefaultMaxPreparedTransactions,
+		SuperuserPassword: password}
 	if r.opt.Keep {
 		// Run makes the directory, rather than pgcluster, to give it the
 		// name Stop checks for. It sits in the temporary directory: when
@@ -134,14 +142,15 @@ func (r *run) writeScope() error {
 
 // state is what a kept demo leaves in its state file for Stop.
 type state struct {
-	Dir       string    `json:"dir"`
-	BinDir    string    `json:"bin_dir"`
-	Port      int       `json:"port"`
-	URL       string    `json:"url"`
-	AgentURL  string    `json:"agent_url"`
-	Scope     string    `json:"scope"`
-	Binary    string    `json:"binary"`
-	StartedAt time.Time `json:"started_at"`
+	Dir         string    `json:"dir"`
+	BinDir      string    `json:"bin_dir"`
+	Port        int       `json:"port"`
+	URL         string    `json:"url"`
+	AgentURL    string    `json:"agent_url"`
+	ReviewerURL string    `json:"reviewer_url"`
+	Scope       string    `json:"scope"`
+	Binary      string    `json:"binary"`
+	StartedAt   time.Time `json:"started_at"`
 }
 
 // handOver detaches the tour's cluster from this process, so that it keeps
@@ -160,8 +169,8 @@ func (r *run) handOver(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st := state{Dir: c.Dir(), BinDir: r.opt.BinDir, Port: c.Port(), URL: r.url, AgentURL: r.agentURL, Scope: r.scope,
-		Binary: binary, StartedAt: time.Now().UTC()}
+	st := state{Dir: c.Dir(), BinDir: r.opt.BinDir, Port: c.Port(), URL: r.url, AgentURL: r.logins.agent,
+		ReviewerURL: r.logins.reviewer, Scope: r.scope, Binary: binary, StartedAt: time.Now().UTC()}
 	if err := writeState(r.opt.StateDir, st); err != nil {
 		return err
 	}
@@ -245,6 +254,8 @@ func removeState(dir string) {
 	os.Remove(filepath.Join(dir, stateFile))
 	os.Remove(filepath.Join(dir, scopeFile))
 	os.Remove(filepath.Join(dir, keptBinary))
+	os.Remove(filepath.Join(dir, "service-url"))
+	os.Remove(filepath.Join(dir, "agent-token"))
 	os.Remove(dir)
 }
 

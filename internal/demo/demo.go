@@ -138,12 +138,14 @@ type run struct {
 	keepDir string // the cluster directory Run made for a kept demo
 	tmpDir  string // the scope file of an unkept demo
 	agent   *agent
-	url     string // the admin's (and reviewer's) connection
-	// agentURL is what airlock serve logs in with: the least-privilege
-	// login role.
-	agentURL string
-	scope    string
-	kept     bool // the hand-over succeeded: the cluster outlives Run
+	url     string // the admin's connection
+	// logins are the principals' connections (docs/architecture.md,
+	// Principals).
+	logins logins
+	// token is the agent's bearer token for the service.
+	token string
+	scope string
+	kept  bool // the hand-over succeeded: the cluster outlives Run
 }
 
 func (r *run) play(ctx context.Context) error {
@@ -158,14 +160,19 @@ func (r *run) play(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	r.p.status("Starting the MCP server: airlock serve --scope %s", r.scope)
-	a, err := startAgent(ctx, r.opt.Binary, r.scope, r.agentURL)
+	r.p.status("Starting the airlock service: airlock serve --scope %s --http 127.0.0.1:0 (its login's URL in a file only you can read)", r.scope)
+	token, err := newSecret()
+	if err != nil {
+		return err
+	}
+	r.token = token
+	a, endpoint, err := startAgent(ctx, r.opt.Binary, r.scope, filepath.Dir(r.scope), r.logins.service, token)
 	if err != nil {
 		return err
 	}
 	r.agent = a
-	r.p.done("ready", time.Since(start))
-	t := &tour{p: r.p, agent: a, binary: r.opt.Binary, url: r.url}
+	r.p.done(endpoint+"; the agent connects with a bearer token and nothing else", time.Since(start))
+	t := &tour{p: r.p, agent: a, binary: r.opt.Binary, url: r.url, logins: r.logins}
 	if err := t.play(ctx); err != nil {
 		return err
 	}

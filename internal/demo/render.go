@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -199,16 +200,22 @@ func (p *printer) kept(st state, stateDir string) {
 		Args    []string          `json:"args"`
 		Env     map[string]string `json:"env"`
 	}
-	server := mcpServer{Command: st.Binary, Args: []string{"serve", "--scope", st.Scope}, Env: map[string]string{urlEnv: st.agentURL()}}
+	server := mcpServer{Command: st.Binary, Args: []string{"serve", "--scope", st.Scope}, Env: map[string]string{urlEnv: st.AgentURL}}
 	snippet, _ := json.MarshalIndent(map[string]any{"mcpServers": map[string]any{"airlock-demo": server}}, "", "  ")
+	bin := shellQuote(st.Binary)
 	p.printf("\nThe demo database is still running (port %d, data in %s).\n", st.Port, st.Dir)
-	p.printf("\nTo give a real agent the same tools, add this to your MCP client's config\n")
-	p.printf("(Claude Desktop, Cursor, .mcp.json):\n\n%s\n", snippet)
+	p.printf("\nTo give a real agent the read tools, add this to your MCP client's config\n")
+	p.printf("(Claude Desktop, Cursor, .mcp.json). It holds the agent's own login, which\ncan read the scope and nothing more, whatever the agent does with it:\n\n%s\n", snippet)
 	p.printf("\nor, for Claude Code:\n\n  claude mcp add --transport stdio --env %s=%s airlock-demo -- %s serve --scope %s\n",
-		urlEnv, shellQuote(st.agentURL()), shellQuote(st.Binary), shellQuote(st.Scope))
-	p.printf("\nReview its changes in your own shell, as the database admin (a login of its own,\nnot the agent's):\n\n  export %s=%s\n  %s pending\n",
-		urlEnv, shellQuote(st.URL), shellQuote(st.Binary))
-	p.printf("\nWhen you are done:\n\n  %s demo --stop\n", shellQuote(st.Binary))
+		urlEnv, shellQuote(st.AgentURL), bin, shellQuote(st.Scope))
+	p.printf("\nFor the write tools, run the airlock service in a terminal of its own (it\nholds the service login, in a file only you can read) and point the agent at it:\n\n")
+	p.printf("  %s serve --scope %s --http 127.0.0.1:8765 \\\n      --database-url-file %s --http-token-file %s\n",
+		bin, shellQuote(st.Scope), shellQuote(filepath.Join(stateDir, "service-url")), shellQuote(filepath.Join(stateDir, "agent-token")))
+	p.printf("  claude mcp add --transport http airlock-demo http://127.0.0.1:8765/mcp \\\n      --header \"Authorization: Bearer $(cat %s)\"\n",
+		shellQuote(filepath.Join(stateDir, "agent-token")))
+	p.printf("\nReview its changes in your own shell, with the reviewer's login (not the\nagent's, not the service's: the database refuses their decisions):\n\n  export %s=%s\n  %s pending\n",
+		urlEnv, shellQuote(st.ReviewerURL), bin)
+	p.printf("\nWhen you are done:\n\n  %s demo --stop\n", bin)
 	p.printf("\n(state: %s)\n", stateDir)
 }
 
@@ -276,13 +283,4 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-// agentURL is the URL airlock serve should use: the least-privilege login
-// (a state file from an older build has only the admin's URL).
-func (st state) agentURL() string {
-	if st.AgentURL != "" {
-		return st.AgentURL
-	}
-	return st.URL
 }

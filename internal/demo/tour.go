@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -41,7 +42,8 @@ type tour struct {
 	p      *printer
 	agent  *agent
 	binary string
-	url    string
+	url    string // the admin's, for the audit log
+	logins logins
 	n      int
 }
 
@@ -69,7 +71,7 @@ func (t *tour) call(ctx context.Context, wantRefusal bool, maxLines int, tool st
 }
 
 func (t *tour) review(ctx context.Context, maxLines int, args ...string) (string, error) {
-	out, err := reviewer(ctx, t.binary, t.url, args...)
+	out, err := reviewer(ctx, t.binary, t.logins.reviewer, args...)
 	if err != nil {
 		return "", err
 	}
@@ -86,6 +88,9 @@ func (t *tour) play(ctx context.Context) error {
 	}
 	id, err := t.migrate(ctx)
 	if err != nil {
+		return err
+	}
+	if err := t.agentCredential(ctx, id); err != nil {
 		return err
 	}
 	if err := t.reviewChange(ctx, id); err != nil {
@@ -258,4 +263,72 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// agentCredential shows what the agent can do with the one database
+// credential in its reach, its own login (in its MCP configuration, or the
+// environment of an airlock it starts): with plain SQL nothing past the
+// scope's read rights, and no way to approve its own change.
+func (t *tour) agentCredential(ctx context.Context, id string) error {
+	t.step("The agent's own credential", "A coding agent has a shell and reads files: assume it has its own "+
+		"database login. PostgreSQL itself refuses it anything past reading the scope, masked columns stay "+
+		"hashed, and the change it submitted can only be decided by a reviewer's login.")
+	for _, sql := range []string{
+		"DELETE FROM orders",
+		"SELECT email FROM customers LIMIT 1",
+		"SET ROLE airlock_demo_support_agent_write",
+	} {
+		t.p.printf("\n%sagent $ psql \"$AGENT_URL\" -c %s\n", indent, shellQuote(sql))
+		msg, err := asAgent(ctx, t.logins.agent, sql)
+		if err != nil {
+			return err
+		}
+		t.p.block(indent+"  ", indent+"  ", []string{msg}, 0)
+	}
+	args := []string{"commit", id, "--reviewer", "agent"}
+	t.p.printf("\n%sagent $ AIRLOCK_DATABASE_URL=\"$AGENT_URL\" airlock %s\n", indent, strings.Join(args, " "))
+	out, err := reviewer(ctx, t.binary, t.logins.agent, args...)
+	if err == nil {
+		return fmt.Errorf("the agent's login committed change %s:\n%s", id, out)
+	}
+	lines := strings.Split(strings.TrimSpace(oneParagraph(err.Error())), "\n")
+	t.p.block(indent+"  ", indent+"  ", lines, 3)
+	return nil
+}
+
+// asAgent runs sql as the agent's login, in a transaction that is rolled
+// back whatever happens, and returns PostgreSQL's refusal. A statement that
+// runs is the demo's failure.
+func asAgent(ctx context.Context, url, sql string) (string, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return "", fmt.Errorf("connect as the agent's login: %w", err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(context.Background())
+	_, err = tx.Exec(ctx, sql)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return "", fmt.Errorf("the agent's login ran %q: %v", sql, err)
+	}
+	return "ERROR:  " + pe.Message, nil
+}
+
+// oneParagraph drops the "airlock commit: exit status 1" wrapper lines of a
+// failed command, keeping what it printed.
+func oneParagraph(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "airlock commit") && strings.Contains(l, "exit status") {
+			continue
+		}
+		if l = strings.TrimSpace(l); l != "" {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
