@@ -241,7 +241,7 @@ func setUp(ctx context.Context, opt options, bin string) (_ *benchEnv, err error
 			return nil, err
 		}
 		e.scopes[name] = path
-		if err := e.airlock(ctx, e.adminURL, "scope", "apply", "--scope", path, "--grant-to", loginRole); err != nil {
+		if err := e.airlock(ctx, e.adminURL, "scope", "apply", "--scope", path, "--grant-to", loginRole, "--harden"); err != nil {
 			return nil, err
 		}
 	}
