@@ -76,7 +76,8 @@ BEGIN
 END $$;
 DROP TRIGGER IF EXISTS audit_log_login ON airlock.audit_log;
 CREATE TRIGGER audit_log_login BEFORE INSERT ON airlock.audit_log
-	FOR EACH ROW EXECUTE FUNCTION airlock.stamp_audit_login();`
+	FOR EACH ROW EXECUTE FUNCTION airlock.stamp_audit_login();
+REVOKE ALL ON FUNCTION airlock.stamp_audit_login() FROM PUBLIC;`
 
 // EnsureSchema creates airlock's schema and tables when missing. A
 // transaction-scoped advisory lock serializes concurrent starters, since

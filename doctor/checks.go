@@ -452,7 +452,7 @@ FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ANY($1)) AS r
 WHERE p.prosecdef
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'airlock')
   AND pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')
 ORDER BY 1`
 

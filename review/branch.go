@@ -552,6 +552,9 @@ func (s *Store) merge(ctx context.Context, id, reviewer string) (*MergeResult, e
 		return res, fmt.Errorf("merge branch %s: it has no pending changes to merge", b.ID)
 	}
 	plan, opt, expected := mergePlan(res.Changes)
+	if opt.Role, err = writeRole(ctx, s.pool, b.Scope); err != nil {
+		return res, err
+	}
 
 	bpool, err := s.OpenBranch(ctx, b)
 	if err != nil {
@@ -679,9 +682,6 @@ func mergePlan(changes []*Change) (*sqlguard.MigrationPlan, migrate.Options, mig
 	for _, c := range changes {
 		plan.Statements = append(plan.Statements, slices.Clone(c.Statements)...)
 		expected.RowsAffected = append(expected.RowsAffected, c.Effects.RowsAffected...)
-		if c.Options.Role == "" {
-			opt.Role = ""
-		}
 		opt.StatementTimeout = max(opt.StatementTimeout, c.Options.StatementTimeout)
 		fps = append(fps, c.SQLFingerprint)
 	}

@@ -126,9 +126,13 @@ func (s *Store) replay(ctx context.Context, id, reviewer string) (row, error) {
 	if r.Status != StatusPending || r.overdue {
 		return r, errNotOpen
 	}
-	_, err = migrate.Run(ctx, pc.Conn(), r.Plan(), r.Options, migrate.EndCommitIfSame, migrate.RunArg{
+	opt := r.Options
+	if opt.Role, err = writeRole(ctx, pc, r.Scope); err != nil {
+		return r, err
+	}
+	_, err = migrate.Run(ctx, pc.Conn(), r.Plan(), opt, migrate.EndCommitIfSame, migrate.RunArg{
 		Expected:     &r.Effects,
-		BeforeCommit: markCommitted(id, reviewer, r.Options.Role != ""),
+		BeforeCommit: markCommitted(id, reviewer, true),
 	})
 	return r, err
 }

@@ -395,9 +395,11 @@ func TestScopeRole(t *testing.T) {
 			e.exec("GRANT SELECT, UPDATE ON public.orders TO " + scopeRole)
 			e.exec("GRANT USAGE ON SCHEMA airlock TO " + reviewerRole)
 			e.exec("GRANT SELECT, UPDATE ON airlock.changes TO " + reviewerRole)
+			e.exec("GRANT SELECT ON airlock.scopes TO " + reviewerRole)
 
 			sum := e.queryInt("SELECT sum(total)::bigint FROM orders")
 			c := e.newChange("UPDATE orders SET total = total + 1 WHERE id <= 10", "support", mode, migrate.Options{Role: scopeRole})
+			e.register("support", scopeRole)
 			if err := e.store.Record(e.ctx, c); err != nil {
 				t.Fatal(err)
 			}

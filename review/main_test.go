@@ -99,8 +99,32 @@ func (e *env) newChange(sql, scope, mode string, opt migrate.Options) *Change {
 	}
 	c := NewChange(plan, rep, opt)
 	c.Ticket, c.Summary, c.SQL, c.Scope, c.Session = "OPS-1", "test change", sql, scope, "session-1"
+	e.registerIfMissing(scope, "postgres")
 	c.Mode, c.GID, c.TTL = mode, arg.GID, time.Hour
 	return c
+}
+
+// register records scope in airlock.scopes, as airlock scope apply would,
+// with writeRole as the role its changes are committed as. These tests run
+// as the superuser and give it that role, so that the store's own
+// mechanics are what they test; server, cmd and e2e tests commit as real
+// write roles.
+func (e *env) register(scope, writeRole string) {
+	e.t.Helper()
+	if _, err := e.pool.Exec(e.ctx, `INSERT INTO airlock.scopes (name, document, version, read_role, write_role)
+		VALUES ($1, '{}', 'test', $2, $3) ON CONFLICT (name) DO UPDATE SET write_role = EXCLUDED.write_role`,
+		scope, "airlock_"+scope+"_read", writeRole); err != nil {
+		e.t.Fatalf("register scope %s: %v", scope, err)
+	}
+}
+
+// registerIfMissing is register for a scope not registered yet.
+func (e *env) registerIfMissing(scope, writeRole string) {
+	e.t.Helper()
+	if _, err := e.pool.Exec(e.ctx, `INSERT INTO airlock.scopes (name, document, version, read_role, write_role)
+		VALUES ($1, '{}', 'test', $2, $3) ON CONFLICT (name) DO NOTHING`, scope, "airlock_"+scope+"_read", writeRole); err != nil {
+		e.t.Fatalf("register scope %s: %v", scope, err)
+	}
 }
 
 // record makes and records a change.

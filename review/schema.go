@@ -197,7 +197,9 @@ END $$;
 DROP TRIGGER IF EXISTS branches_guard ON airlock.branches;
 CREATE TRIGGER branches_guard BEFORE INSERT OR UPDATE ON airlock.branches
 	FOR EACH ROW EXECUTE FUNCTION airlock.guard_branch();
-REVOKE ALL ON FUNCTION airlock.may_decide(name) FROM PUBLIC;`
+REVOKE ALL ON FUNCTION airlock.may_decide(name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION airlock.guard_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION airlock.guard_branch() FROM PUBLIC;`
 
 // EnsureSchema creates airlock's schema, the audit tables and
 // airlock.changes when missing. Safe to call concurrently and repeatedly.

@@ -125,7 +125,15 @@ func airlockGrants(group string) grantSet {
 // fresh database shows the grants only once it exists.
 func airlockSchemaReady(ctx context.Context, q querier) (bool, error) {
 	var ok bool
-	err := queryOne(ctx, q, `SELECT pg_catalog.to_regclass('airlock.scopes') IS NOT NULL
+	// Looked up only where the login may look: a name in a schema it has
+	// no USAGE on is a permission error, which would abort Apply's
+	// transaction and fail doctor's plan for an unprivileged login.
+	err := queryOne(ctx, q, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n
+		WHERE n.nspname = 'airlock' AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')) AND $1::int = 1`, 1, &ok)
+	if err != nil || !ok {
+		return false, err
+	}
+	err = queryOne(ctx, q, `SELECT pg_catalog.to_regclass('airlock.scopes') IS NOT NULL
 		AND pg_catalog.to_regclass('airlock.changes') IS NOT NULL WHERE $1::int = 1`, 1, &ok)
 	return ok, err
 }
@@ -329,6 +337,7 @@ func planAgentLimits(ctx context.Context, q querier, scope *scopes.Scope, login 
 // reviewer's commit reads the write role it runs a change as and the rules
 // it checks the change against.
 func planRegistry(ctx context.Context, q querier, scope *scopes.Scope) ([]string, error) {
+	// Called only once airlockSchemaReady found the schema usable.
 	var readable bool
 	if err := queryOne(ctx, q, "SELECT pg_catalog.has_table_privilege('airlock.scopes', 'SELECT') WHERE $1::int = 1", 1, &readable); err != nil {
 		return nil, err

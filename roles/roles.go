@@ -101,6 +101,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/scopes"
 )
 
@@ -121,6 +122,9 @@ type Options struct {
 	// Harden also revokes from PUBLIC, database-wide, what any login could
 	// otherwise do past the scope (see Exposures).
 	Harden bool
+	// NoAirlockSchema leaves airlock's own schema out: Apply on a branch
+	// database, where nothing is recorded.
+	NoAirlockSchema bool
 }
 
 // lockKey is the advisory lock Apply holds, so that two applies on one
@@ -146,6 +150,14 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Opti
 // unqualified functions resolve in pg_catalog, as the guard assumed), and
 // returns what it ran. On any error nothing is changed.
 func Apply(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Options) ([]string, error) {
+	if !opt.NoAirlockSchema {
+		// airlock's own schema is made here, by the admin, so that no
+		// principal ever needs CREATE on the database, and first: the plan
+		// grants each principal its part of it and registers the scope.
+		if err := review.EnsureSchema(ctx, pool); err != nil {
+			return nil, fmt.Errorf("apply roles: %w", err)
+		}
+	}
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("apply roles: %w", err)

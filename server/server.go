@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			// theirs on the branch when it is made and after every DDL
 			// change (a template copy starts with the source's).
 			env.Branching = &tools.Branching{Store: s.store, Prepare: func(ctx context.Context, pool *pgxpool.Pool) error {
-				_, err := roles.Apply(ctx, pool, cfg.Scope, roles.Options{})
+				_, err := roles.Apply(ctx, pool, cfg.Scope, roles.Options{NoAirlockSchema: true})
 				return err
 			}}
 		}

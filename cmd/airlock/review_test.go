@@ -43,6 +43,12 @@ func newReviewDB(t *testing.T) *reviewDB {
 	if err := review.EnsureSchema(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
+	// The scope as airlock scope apply registers it; these tests review as
+	// the superuser, which may run a change as itself.
+	if _, err := pool.Exec(ctx, `INSERT INTO airlock.scopes (name, document, version, read_role, write_role)
+		VALUES ('support', '{}', 'test', 'airlock_support_read', 'postgres')`); err != nil {
+		t.Fatal(err)
+	}
 	return &reviewDB{t: t, ctx: ctx, url: url, store: review.NewStore(pool, nil)}
 }
 

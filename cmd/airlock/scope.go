@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
 )
@@ -70,14 +69,6 @@ func cmdScope(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer pool.Close()
 
-	if action == "apply" {
-		// airlock's own schema is created here, by the admin, so that no
-		// principal ever needs CREATE on the database, and before the roles
-		// are planned, which grant each principal its part of it.
-		if err := review.EnsureSchema(ctx, pool); err != nil {
-			return err
-		}
-	}
 	opt := roles.Options{GrantTo: o.grantTo, Service: o.service, Reviewers: o.reviewers, Harden: o.harden}
 	run := roles.Plan
 	if action == "apply" {
