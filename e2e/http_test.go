@@ -31,6 +31,12 @@ const (
 // flags and returns the MCP endpoint's URL, read from the server's log.
 func startHTTP(t *testing.T, url, scope, tokens string, extra ...string) string {
 	t.Helper()
+	return startHTTPOn(t, url, scope, tokens, "127.0.0.1:0", extra...)
+}
+
+// startHTTPOn is startHTTP listening on addr.
+func startHTTPOn(t *testing.T, url, scope, tokens, addr string, extra ...string) string {
+	t.Helper()
 	if !filepath.IsAbs(scope) {
 		scope = pgtest.Testdata("scopes", scope)
 	}
@@ -40,7 +46,7 @@ func startHTTP(t *testing.T, url, scope, tokens string, extra ...string) string 
 	if out, err := apply.CombinedOutput(); err != nil {
 		t.Fatalf("scope apply: %v\n%s", err, out)
 	}
-	args := append([]string{"serve", "--scope", scope, "--allow-owner", "--http", "127.0.0.1:0"}, extra...)
+	args := append([]string{"serve", "--scope", scope, "--allow-owner", "--http", addr}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
@@ -92,8 +98,14 @@ func startHTTP(t *testing.T, url, scope, tokens string, extra ...string) string 
 	return ""
 }
 
-// httpClient is an initialized MCP client on endpoint with token.
+// httpClient is an initialized MCP client on endpoint with token, on the
+// revision with sessions (2025-11-25).
 func httpClient(t *testing.T, endpoint, token string) *client.Client {
+	return httpClientOn(t, endpoint, token, mcp.ProtocolVersion20251125)
+}
+
+// httpClientOn is httpClient on protocol revision version.
+func httpClientOn(t *testing.T, endpoint, token, version string) *client.Client {
 	t.Helper()
 	c, err := client.NewStreamableHttpClient(endpoint, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
 	if err != nil {
@@ -105,6 +117,7 @@ func httpClient(t *testing.T, endpoint, token string) *client.Client {
 		t.Fatal(err)
 	}
 	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = version
 	init.Params.ClientInfo = mcp.Implementation{Name: "e2e-http", Version: "1"}
 	if _, err := c.Initialize(ctx, init); err != nil {
 		t.Fatalf("initialize over HTTP: %v", err)
@@ -171,10 +184,13 @@ func TestHTTPAuth(t *testing.T) {
 		{"unknown session", map[string]string{"Authorization": "Bearer " + tokenA, "Mcp-Session-Id": "mcp-session-00000000-0000-0000-0000-000000000000", "Mcp-Protocol-Version": "2025-11-25"}, callTool, http.StatusNotFound, "session"},
 		// The specification: a request without the session header is 400.
 		{"no session id", map[string]string{"Authorization": "Bearer " + tokenA, "Mcp-Protocol-Version": "2025-11-25"}, callTool, http.StatusBadRequest, "Mcp-Session-Id"},
-		// A sessionless (2026-07-28) request is told which revisions work.
+		// A sessionless (2026-07-28) request is served without a session.
 		{"sessionless revision", map[string]string{"Authorization": "Bearer " + tokenA, "Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"},
-			`{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
-			http.StatusBadRequest, "2025-11-25"},
+			`{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`,
+			http.StatusOK, `"query_readonly"`},
+		{"sessionless, no token", map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"},
+			`{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`,
+			http.StatusUnauthorized, "bearer token"},
 	}
 	for _, tc := range cases {
 		status, body, hdr := post(t, endpoint, tc.header, tc.body)
@@ -425,4 +441,40 @@ func TestHTTPShutdownWithOpenStream(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}()
+}
+
+// TestHTTPSessionless: on revision 2026-07-28, which has no MCP sessions,
+// an airlock session (audit id, branch) belongs to the bearer token: two
+// connections with one token share it, another token has its own, and a
+// 2025-11-25 session of the same token is a session of its own.
+func TestHTTPSessionless(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	scope := branchScopeFile(t, "http-sessionless")
+	endpoint := startHTTP(t, url, scope, tokenA+","+tokenB)
+
+	a1 := httpClientOn(t, endpoint, tokenA, mcp.ProtocolVersion20260728)
+	a2 := httpClientOn(t, endpoint, tokenA, mcp.ProtocolVersion20260728)
+	b := httpClientOn(t, endpoint, tokenB, mcp.ProtocolVersion20260728)
+	legacy := httpClient(t, endpoint, tokenA)
+	if a1.GetSessionId() != "" {
+		t.Fatalf("a 2026-07-28 client got an MCP session id %q", a1.GetSessionId())
+	}
+
+	const q = "SELECT count(*) AS n FROM orders WHERE status = 'cancelled' AND id <= 5"
+	applyChange(t, a1, "OPS-51", "UPDATE orders SET status = 'cancelled' WHERE id <= 5")
+	for name, c := range map[string]*client.Client{"token A again": a2, "token A's first connection": a1} {
+		if res := call(t, c, "query_readonly", map[string]any{"sql": q}); res.IsError || !strings.Contains(resultText(res), "[5]") {
+			t.Fatalf("%s does not see the token's branch: %s", name, resultText(res))
+		}
+	}
+	for name, c := range map[string]*client.Client{"token B": b, "token A's 2025-11-25 session": legacy} {
+		if res := call(t, c, "query_readonly", map[string]any{"sql": q}); res.IsError || strings.Contains(resultText(res), "[5]") {
+			t.Fatalf("%s sees token A's branch: %s", name, resultText(res))
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the audit writer batches
+	if n := count(t, url, "SELECT count(DISTINCT session) FROM airlock.audit_log WHERE tool = 'query_readonly'"); n != 3 {
+		t.Fatalf("%d audit sessions for the reads, want 3 (token A's, token B's, the 2025-11-25 session)", n)
+	}
 }

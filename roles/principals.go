@@ -217,19 +217,23 @@ func planPrincipals(ctx context.Context, q querier, scope *scopes.Scope, opt Opt
 // privileges exactly want once airlock's schema exists (before, it keeps
 // what it has), its members only ever added.
 func planGroup(ctx context.Context, q querier, group string, want grantSet, members []string, exact bool) ([]string, error) {
-	if exact {
-		return planRole(ctx, q, group, want, members, true, nil)
-	}
 	if _, err := loadRole(ctx, q, group); err != nil {
 		var missing errNoRole
 		if !errors.As(err, &missing) {
 			return nil, err
 		}
-		out := []string{fmt.Sprintf("CREATE ROLE %s NOLOGIN NOINHERIT", ident(group))}
+		// The groups are the cluster's, not this database's: another
+		// database's scope apply may be making the same one right now,
+		// which its unique index makes us wait for and then refuse.
+		out := []string{fmt.Sprintf(`DO $group$ BEGIN CREATE ROLE %s NOLOGIN NOINHERIT; `+
+			`EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $group$`, ident(group))}
 		for _, m := range members {
 			out = append(out, fmt.Sprintf("GRANT %s TO %s", ident(group), ident(m)))
 		}
-		return out, nil
+		return append(out, grantStatements("GRANT", "TO", ident(group), want)...), nil
+	}
+	if exact {
+		return planRole(ctx, q, group, want, members, true, nil)
 	}
 	var out []string
 	have, err := queryStrings(ctx, q, membersSQL, group)

@@ -13,11 +13,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"golang.org/x/time/rate"
 )
@@ -127,10 +127,9 @@ func (s *Server) HTTPHandler(cfg HTTPConfig) (h http.Handler, stop func(context.
 	streamable := mcpserver.NewStreamableHTTPServer(s.mcp,
 		mcpserver.WithEndpointPath(Endpoint),
 		mcpserver.WithSessionIdManagerResolver(s.ids),
-		// An airlock session lives as long as its MCP session: clients on
-		// 2026-07-28, which has no protocol sessions, are told to use an
-		// earlier revision.
-		mcpserver.WithStreamableHTTPProtocolVersions(mcp.LegacyProtocolVersions()...),
+		// Both revisions clients speak: 2025-11-25 with MCP sessions (one
+		// airlock session each) and 2026-07-28 without (one airlock session
+		// per bearer token; see sessionEnv).
 		mcpserver.WithSessionIdleTTL(cfg.SessionIdleTTL),
 		mcpserver.WithStreamableHTTPLogger(s.cfg.Logger),
 	)
@@ -164,9 +163,9 @@ func (s *Server) ListenHTTP(ctx context.Context, cfg HTTPConfig) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen(cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return err
 	}
 	scheme := "http"
 	if cfg.TLSCert != "" {
@@ -182,7 +181,11 @@ func (s *Server) ListenHTTP(ctx context.Context, cfg HTTPConfig) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(slogWriter{s.cfg.Logger}, "", 0),
 	}
-	s.cfg.Logger.Info("serving MCP over Streamable HTTP", "url", scheme+"://"+ln.Addr().String()+Endpoint)
+	where := scheme + "://" + ln.Addr().String() + Endpoint
+	if ln.Addr().Network() == "unix" {
+		where = "unix:" + ln.Addr().String() + " (" + scheme + "://localhost" + Endpoint + ")"
+	}
+	s.cfg.Logger.Info("serving MCP over Streamable HTTP", "url", where)
 	if cfg.Listening != nil {
 		cfg.Listening(ln.Addr())
 	}
@@ -211,6 +214,32 @@ func (s *Server) ListenHTTP(ctx context.Context, cfg HTTPConfig) error {
 	}
 	<-served
 	return nil
+}
+
+// listen opens addr: host:port for TCP, or unix:PATH for a Unix socket
+// (mode 0660: its group is who may reach the service; the bearer token is
+// still required). A socket file left by an earlier run is replaced.
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // shutdownGrace is how long calls in flight may take to finish when

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -105,12 +106,23 @@ func (s *Server) withSession(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandl
 }
 
 func (s *Server) sessionEnv(ctx context.Context) (*tools.Env, error) {
-	cs := mcpserver.ClientSessionFromContext(ctx)
 	tok := tokenOf(ctx)
-	if cs == nil || !s.ids.owns(cs.SessionID(), tok.index) {
-		return nil, errNoSession
+	var id string
+	if mcpserver.IsModernRequest(ctx) {
+		// 2026-07-28 has no protocol sessions: its requests belong to one
+		// airlock session per bearer token, for the server's lifetime
+		// (docs/architecture.md, Transports and sessions).
+		if tok.index < 0 {
+			return nil, errNoSession
+		}
+		id = fmt.Sprintf("token:%d", tok.index)
+	} else {
+		cs := mcpserver.ClientSessionFromContext(ctx)
+		if cs == nil || !s.ids.owns(cs.SessionID(), tok.index) {
+			return nil, errNoSession
+		}
+		id = cs.SessionID()
 	}
-	id := cs.SessionID()
 	s.envs.mu.Lock()
 	defer s.envs.mu.Unlock()
 	if env, ok := s.envs.m[id]; ok {
@@ -123,7 +135,8 @@ func (s *Server) sessionEnv(ctx context.Context) (*tools.Env, error) {
 	// Logs and audit rows name a token by a hash prefix, never its value.
 	env.Actor = "agent (token " + tok.label + ")"
 	s.envs.m[id] = env
-	s.cfg.Logger.Info("agent session started", "session", env.Session, "transport", "http", "token", tok.label)
+	s.cfg.Logger.Info("agent session started", "session", env.Session, "transport", "http", "token", tok.label,
+		"sessionless", mcpserver.IsModernRequest(ctx))
 	return env, nil
 }
 

@@ -2,21 +2,49 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/airlock-dev/airlock/internal/dbconn"
+	"github.com/airlock-dev/airlock/bridge"
 )
 
-// openPool connects to the database named by the environment variable
-// env. The URL is never printed: a failed connection is explained in one
-// line (dbconn.Explain).
-func openPool(ctx context.Context, env string, maxConns int32, params map[string]string) (*pgxpool.Pool, error) {
-	url := os.Getenv(env)
-	if url == "" {
-		return nil, fmt.Errorf("environment variable %s is not set: point it at the database (the URL is never read from flags or the scope file)", env)
+// agentTokenEnv holds the agent's bearer token for airlock connect.
+const agentTokenEnv = "AIRLOCK_TOKEN"
+
+type connectOptions struct {
+	tokenFile string
+}
+
+func connectFlags(fs *flag.FlagSet) *connectOptions {
+	o := &connectOptions{}
+	fs.StringVar(&o.tokenFile, "token-file", "", "read the agent's bearer token from `FILE` (readable by its owner only) instead of "+agentTokenEnv)
+	return o
+}
+
+// cmdConnect is `airlock connect URL`: stdio on one side, the airlock
+// service over Streamable HTTP on the other.
+func cmdConnect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c := mustLookup("connect")
+	fs := c.flagSet()
+	o := connectFlags(fs)
+	pos, err := c.parse(fs, args, stdout, stderr)
+	if err != nil {
+		return err
 	}
-	return dbconn.Open(ctx, env, url, dbconn.Options{MaxConns: maxConns, Params: params})
+	token := os.Getenv(agentTokenEnv)
+	if o.tokenFile != "" {
+		if token, err = readSecretFile(o.tokenFile); err != nil {
+			fmt.Fprintf(stderr, "airlock connect: %v\n", err)
+			return errReported
+		}
+	}
+	cfg := bridge.Config{URL: pos[0], Token: token, Logger: newLogger(stderr)}
+	t, err := bridge.Dial(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock connect: %v\n", err)
+		return errReported
+	}
+	return bridge.Serve(ctx, cfg, t, stdin, stdout)
 }

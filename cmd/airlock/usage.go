@@ -44,6 +44,8 @@ var (
 		"an administrator's database URL: creating the scope's roles needs CREATEROLE and ownership of its tables (or a superuser)"}
 	envReviewURL = envVar{reviewEnv, reviewEnv,
 		"the URL of the database whose changes you review (the one the agent's airlock serve uses), as a role that may update airlock's tables"}
+	envAgentToken = envVar{agentTokenEnv, agentTokenEnv,
+		"the agent's bearer token for the service (or --token-file)"}
 	envDemoCache = envVar{"XDG_CACHE_HOME", "XDG_CACHE_HOME",
 		"where --keep leaves the kept demo's state (airlock-demo in the user's cache directory)"}
 )
@@ -53,7 +55,8 @@ var envSummary = map[string]struct{ name, about string }{
 	reviewEnv: {reviewEnv + ", or the scope's database.url_env",
 		"the database URL (never a flag): serve and doctor read the variable the scope's database.url_env names, " +
 			reviewEnv + " by default; scope plan/apply (as an administrator) and the reviewer's commands read " + reviewEnv},
-	httpTokenEnv:     {httpTokenEnv, "serve --http: the bearer token(s) clients must send, comma-separated"},
+	httpTokenEnv:     {httpTokenEnv, "serve --http: the bearer token(s) clients must send, comma-separated (or --http-token-file)"},
+	agentTokenEnv:    {agentTokenEnv, "connect: the agent's bearer token for the service (or --token-file)"},
 	"XDG_CACHE_HOME": {"XDG_CACHE_HOME", "demo --keep: where the kept demo's state lives"},
 }
 
@@ -179,6 +182,14 @@ func init() {
 			pos:     []string{"BRANCH_ID"},
 			env:     reviewer,
 			run:     wrapRun(cmdDiscard)},
+		{name: "connect", args: "URL [--token-file FILE]", pos: []string{"URL"},
+			summary: "a stdio MCP server that passes everything to an airlock service (for clients that only start stdio servers)",
+			about: "Serve MCP on stdin/stdout and pass every message to the airlock service at URL (https://host:port/mcp, " +
+				"or unix:/path/to/socket), with the agent's bearer token. It holds that token and nothing else: no database " +
+				"URL, no scope. Register it in Claude Desktop in place of airlock serve.",
+			flags: func(fs *flag.FlagSet) { connectFlags(fs) },
+			env:   []envVar{envAgentToken},
+			run:   cmdConnect},
 		{name: "demo", args: "[--keep | --stop]",
 			summary: "a guided tour on a throwaway local PostgreSQL",
 			about: "Start a throwaway PostgreSQL (it needs initdb, pg_ctl and postgres installed), then play an agent " +

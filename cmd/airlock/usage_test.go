@@ -28,7 +28,7 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 func TestHelpEveryCommand(t *testing.T) {
 	t.Parallel()
 	want := []string{"serve", "check", "scope", "scope plan", "scope apply", "doctor", "pending", "show", "commit",
-		"rollback", "reap", "branches", "merge", "discard", "demo", "version", "help"}
+		"rollback", "reap", "branches", "merge", "discard", "connect", "demo", "version", "help"}
 	if len(commands) != len(want) {
 		t.Errorf("the command table has %d commands, want %d", len(commands), len(want))
 	}
