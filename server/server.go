@@ -64,6 +64,8 @@ type Server struct {
 	names  []string
 	cancel context.CancelFunc
 	reaped <-chan struct{}
+	// watched closes when the watchdog (service mode only) has stopped.
+	watched <-chan struct{}
 	// ids and envs track HTTP agent sessions (nil/empty over stdio).
 	ids  *sessionIDs
 	envs sessionEnvs
@@ -115,16 +117,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		env.WriteRole = ""
 	}
 	s := &Server{cfg: cfg, env: env}
+	// The reaper and the watchdog outlive the call to New but not the
+	// server.
+	rctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	interval := cfg.ReapInterval
+	if interval <= 0 {
+		interval = defaultReapInterval
+	}
+	if cfg.As == doctor.AsService {
+		w := &watchdog{pool: cfg.Pool, scope: cfg.Scope, audit: env.Audit, logger: cfg.Logger}
+		s.watched = w.run(rctx, interval)
+	}
 	if writes {
 		s.store = review.NewStore(cfg.Pool, env.Audit)
 		s.store.SetLogger(cfg.Logger)
-		// The reaper outlives the call to New but not the server.
-		rctx, cancel := context.WithCancel(context.Background())
-		s.cancel = cancel
-		interval := cfg.ReapInterval
-		if interval <= 0 {
-			interval = defaultReapInterval
-		}
 		s.reaped = s.store.StartReaper(rctx, interval)
 		if cfg.Scope.Write.Mode == review.ModeBranch {
 			// A schema copy carries no grants, and a table a migration
@@ -210,9 +217,12 @@ func (s *Server) MCP() *mcpserver.MCPServer { return s.mcp }
 
 // Close stops the reaper and flushes the audit log.
 func (s *Server) Close() {
-	if s.cancel != nil {
-		s.cancel()
+	s.cancel()
+	if s.reaped != nil {
 		<-s.reaped
+	}
+	if s.watched != nil {
+		<-s.watched
 	}
 	s.closeSessions()
 	s.env.CloseBranch()
