@@ -27,6 +27,7 @@ type serveOptions struct {
 	idle                             time.Duration
 	localWrites                      bool
 	urlFile, tokenFile               string
+	reapInterval                     time.Duration
 }
 
 // serveFlags defines serve's flags: cmdServe parses with it and the help
@@ -45,6 +46,7 @@ func serveFlags(fs *flag.FlagSet) *serveOptions {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "with --http: the certificate's private key, in `FILE` (PEM)")
 	fs.BoolVar(&o.localWrites, "local-writes", false, "over stdio: also list the write tools, with one login that reads and writes (a demo or a development database only: an agent with a shell can then write)")
 	fs.StringVar(&o.urlFile, "database-url-file", "", "read the database URL from `FILE` (one line, readable by its owner only) instead of the environment: the service's credential, out of the agent's reach")
+	fs.DurationVar(&o.reapInterval, "reap-interval", 30*time.Second, "how often to expire unreviewed changes and, over --http, end what agent logins left running, idle or prepared past the scope's limits")
 	fs.StringVar(&o.tokenFile, "http-token-file", "", "with --http: read the bearer tokens from `FILE` (one a line, readable by its owner only) instead of "+httpTokenEnv)
 	return o
 }
@@ -128,7 +130,7 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 	}
 	srv, err := server.New(ctx, server.Config{Scope: scope, Pool: pool, Logger: logger, AllowOwner: o.allowOwner,
-		ScopeFile: shellQuote(o.scope), As: as})
+		ScopeFile: shellQuote(o.scope), As: as, ReapInterval: o.reapInterval})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
