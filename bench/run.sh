@@ -36,7 +36,7 @@ bench() {
 	go test -count 1 -run '^$' "$@"
 }
 {
-	bench -bench 'CheckRead' -benchtime 2000x ./tools/sqlguard/
+	bench -bench 'CheckRead' -benchtime 2000x ./sqlguard/
 	bench -bench 'QueryHandler' -benchtime 2000x ./tools/
 	bench -bench 'QueryReadonly|RawPgx' -benchtime 2000x ./server/
 	bench -bench 'Stdio' -benchtime 2000x ./e2e/

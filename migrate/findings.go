@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // FindingDoc documents one finding code: its title and its one-line fix.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // TestFindingsPage keeps docs/findings.md, the one page documenting every

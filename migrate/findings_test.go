@@ -3,7 +3,7 @@ package migrate
 import (
 	"testing"
 
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 func TestRisk(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/pgtest"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 	"github.com/jackc/pgx/v5"
 )
 

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // Report is what a run did. Its JSON shape is the migrate_dry_run output
-// contract (DESIGN.md): keep the field names.
+// contract (docs/architecture.md, Results): keep the field names.
 type Report struct {
 	Statements []StatementReport `json:"statements"`
 	SchemaDiff SchemaDiff        `json:"schema_diff"`

@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/airlock-dev/airlock/internal/pgtest"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/reports")

@@ -1,6 +1,6 @@
 package review
 
-// Branch mode (DESIGN.md, "Write modes"): each agent session gets its own
+// Branch mode (docs/architecture.md, Write modes): each agent session gets its own
 // database, cloned from the source, that its migrations commit to at once.
 // The registry airlock.branches (in the source database) records every
 // branch; the session's change log is the branch's rows in airlock.changes.
@@ -25,7 +25,7 @@ import (
 
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/migrate"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // Branch statuses. A branch starts live and ends in exactly one of the

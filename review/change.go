@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/migrate"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // Change statuses. A change starts pending and ends in exactly one of the
@@ -24,7 +24,7 @@ const (
 	StatusDrifted    = "drifted"
 )
 
-// Write modes a change can be held in (DESIGN.md, "Write modes").
+// Write modes a change can be held in (docs/architecture.md, Write modes).
 const (
 	// ModeReplay changes were rolled back after the dry run; committing
 	// one re-runs its stored statements and commits only if the effects

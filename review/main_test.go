@@ -14,7 +14,7 @@ import (
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/internal/pgtest"
 	"github.com/airlock-dev/airlock/migrate"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }

@@ -80,7 +80,7 @@ func TestLoadValid(t *testing.T) {
 		{"readonly.json", "readonly", "", 4, readTools, ColumnDenied},
 		{"prepared.json", "prepared", "prepared", 4, allTools, ColumnDenied},
 		{"minimal.json", "minimal", "", 1, []string{ToolQueryReadonly, ToolListTables}, ColumnDenied},
-		// The example scope of DESIGN.md, copied verbatim.
+		// The example scope of the design document, copied verbatim.
 		{"design_example.json", "support-agent", "replay", 2, allTools, ColumnDenied},
 	}
 	for _, tt := range tests {

@@ -20,8 +20,8 @@ import (
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
+	"github.com/airlock-dev/airlock/sqlguard"
 	"github.com/airlock-dev/airlock/tools"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
 )
 
 // Version is reported to MCP clients.

@@ -14,7 +14,7 @@ import (
 	"github.com/airlock-dev/airlock/migrate"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/scopes"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // maxSummary bounds the summary shown to the reviewer.

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/review"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // Branching gives an agent session its own branch database (write.mode

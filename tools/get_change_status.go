@@ -13,7 +13,7 @@ import (
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/scopes"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // ChangeStatus is get_change_status's structured output.

@@ -4,7 +4,7 @@ import (
 	"container/list"
 	"sync"
 
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // planCache remembers the guard's decision on recent read statements, as

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 func TestPlanCache(t *testing.T) {

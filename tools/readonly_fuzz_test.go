@@ -24,7 +24,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/pgtest"
 	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // FuzzReadOnlyExec is the database-backed property of the read guard:

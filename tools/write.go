@@ -16,7 +16,7 @@ import (
 
 	"github.com/airlock-dev/airlock/migrate"
 	"github.com/airlock-dev/airlock/scopes"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // This file holds what migrate_dry_run and apply_migration_with_ticket

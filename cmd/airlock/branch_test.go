@@ -9,7 +9,7 @@ import (
 
 	"github.com/airlock-dev/airlock/migrate"
 	"github.com/airlock-dev/airlock/review"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // branchWith makes a schema-strategy branch and commits sql on it as the

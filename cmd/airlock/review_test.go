@@ -15,7 +15,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/pgtest"
 	"github.com/airlock-dev/airlock/migrate"
 	"github.com/airlock-dev/airlock/review"
-	"github.com/airlock-dev/airlock/tools/sqlguard"
+	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
