@@ -55,6 +55,12 @@ func startAirlock(t testing.TB, url, scope string) *client.Client {
 // scope is a file in testdata/scopes or an absolute path.
 func startAirlockCmd(t testing.TB, url, scope string) (*client.Client, *exec.Cmd) {
 	t.Helper()
+	return startAirlockWith(t, url, scope, "--allow-owner", "--local-writes")
+}
+
+// startAirlockWith is startAirlockCmd with serve's flags given.
+func startAirlockWith(t testing.TB, url, scope string, flags ...string) (*client.Client, *exec.Cmd) {
+	t.Helper()
 	if !filepath.IsAbs(scope) {
 		scope = pgtest.Testdata("scopes", scope)
 	}
@@ -67,7 +73,7 @@ func startAirlockCmd(t testing.TB, url, scope string) (*client.Client, *exec.Cmd
 		t.Fatalf("scope apply: %v\n%s", err, out)
 	}
 	var cmd *exec.Cmd
-	tr := transport.NewStdioWithOptions(binary, env, []string{"serve", "--scope", scope, "--allow-owner", "--local-writes"},
+	tr := transport.NewStdioWithOptions(binary, env, append([]string{"serve", "--scope", scope}, flags...),
 		transport.WithCommandStderrWriter(stderrSink(t)),
 		transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
 			cmd = exec.CommandContext(ctx, command, args...)
@@ -304,5 +310,39 @@ func TestServeRefusesUnsafeSetup(t *testing.T) {
 	}
 	if out := serve(); !strings.Contains(out, "superuser") {
 		t.Fatalf("superuser login not refused:\n%s", out)
+	}
+}
+
+// TestAgentSideServeIsReadOnly: serve over stdio holds a credential the
+// agent can read, so without --local-writes it lists the read tools only,
+// whatever the scope's write section, and says where writes go.
+func TestAgentSideServeIsReadOnly(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	c, _ := startAirlockWith(t, url, "support.json", "--allow-owner")
+	tools, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range tools.Tools {
+		names = append(names, tool.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"describe_table", "list_tables", "query_readonly"}; !slices.Equal(names, want) {
+		t.Fatalf("agent-side tools %v, want %v", names, want)
+	}
+	res := call(t, c, "query_readonly", map[string]any{"sql": "DELETE FROM orders"})
+	if !res.IsError || !strings.Contains(resultText(res), "served by the airlock service") {
+		t.Fatalf("a write sent to the read tool: %s", resultText(res))
+	}
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "apply_migration_with_ticket"
+	req.Params.Arguments = map[string]any{"ticket": "OPS-1", "summary": "x", "sql": "DELETE FROM orders"}
+	if _, err := c.CallTool(context.Background(), req); err == nil {
+		t.Fatal("an unlisted write tool answered")
+	}
+	if n := count(t, url, "SELECT count(*) FROM airlock.changes"); n != 0 {
+		t.Fatalf("%d changes recorded by an agent-side server", n)
 	}
 }

@@ -116,6 +116,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if !writes {
 		env.WriteRole = ""
 	}
+	env.ReadOnly = cfg.Scope.Write != nil && !writes
 	s := &Server{cfg: cfg, env: env}
 	// The reaper and the watchdog outlive the call to New but not the
 	// server.

@@ -51,6 +51,10 @@ type Env struct {
 	// Branching, when set (write.mode "branch"), gives this session its
 	// own branch database; see Target.
 	Branching *Branching
+	// ReadOnly is set for an agent-side server (stdio, the agent login): it
+	// lists no write tool, and refusals that point to the write tools say
+	// where they are instead.
+	ReadOnly bool
 	// UnsafeSkipGuard hands agent SQL to the database without the parser
 	// guard. It exists only so that tests can prove the other layers hold
 	// alone; no flag, scope field or environment variable sets it.
@@ -205,6 +209,11 @@ func (e *Env) respond(ctx context.Context, ev audit.Event, start time.Time, refu
 	out := success
 	switch {
 	case refusal != nil:
+		if e.ReadOnly && strings.Contains(refusal.Hint, "migrate_dry_run") {
+			r := *refusal
+			r.Hint = "this connection is read-only: the write tools (migrate_dry_run, apply_migration_with_ticket) are served by the airlock service, which a human runs; ask them for its URL and a token"
+			refusal = &r
+		}
 		ev.Decision, ev.Reason = audit.Refused, refusal.Error()
 		out = refusalResult(refusal)
 	case err != nil:
