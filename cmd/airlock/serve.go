@@ -36,7 +36,7 @@ func serveFlags(fs *flag.FlagSet) *serveOptions {
 	o := &serveOptions{}
 	fs.StringVar(&o.scope, "scope", "", "the scope `FILE` (JSON): the tables, columns and writes the agent gets")
 	fs.BoolVar(&o.allowOwner, "allow-owner", false, "start even when the login role is a superuser or owns the scope's tables (development only)")
-	fs.StringVar(&o.httpAddr, "http", "", "serve MCP over Streamable HTTP on `ADDR` (e.g. 127.0.0.1:8765) instead of stdio; needs "+httpTokenEnv)
+	fs.StringVar(&o.httpAddr, "http", "", "be the service: serve MCP over Streamable HTTP on `ADDR` (127.0.0.1:8765, or unix:/path/to/socket) instead of stdio; needs "+httpTokenEnv+" or --http-token-file")
 	fs.Var(&o.origins, "allow-origin", "with --http: a browser `ORIGIN` (scheme://host[:port]) allowed to call airlock; repeatable")
 	fs.Float64Var(&o.rate, "http-rate", 20, "with --http: `N` requests per second allowed per token")
 	fs.IntVar(&o.burst, "http-burst", 40, "with --http: a burst of `N` requests allowed per token")

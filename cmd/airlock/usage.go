@@ -75,11 +75,14 @@ const (
 func init() {
 	reviewer := []envVar{envReviewURL}
 	commands = []*command{
-		{name: "serve", args: "--scope FILE [--allow-owner] [--http ADDR [--tls-cert FILE --tls-key FILE] [HTTP flags]]",
-			summary: "serve the scope's tools over MCP: on stdio, or on Streamable HTTP with --http; refuses to start on a failing doctor check",
-			about: "Serve the tools the scope allows to one MCP client on stdin/stdout, or, with --http, to any client " +
-				"that sends a bearer token from " + httpTokenEnv + " (HTTPS with --tls-cert and --tls-key; MCP only at /mcp). " +
-				"Before serving it runs the doctor's startup checks and refuses to start when one fails. " +
+		{name: "serve", args: "--scope FILE [--local-writes] [--allow-owner] [--http ADDR [--database-url-file FILE] [--http-token-file FILE] [HTTP flags]]",
+			summary: "serve the scope's tools over MCP: agent-side on stdio (read tools), or as the service on Streamable HTTP with --http; refuses to start on a failing doctor check",
+			about: "Over stdio, serve the scope's read tools to one MCP client on stdin/stdout, with the agent's login " +
+				"(--local-writes lists the write tools too, for a demo or a development database: an agent with a shell can then write). " +
+				"With --http, be the service: serve every tool the scope allows to any client that sends a bearer token from " +
+				httpTokenEnv + " or --http-token-file (HTTPS with --tls-cert and --tls-key; a Unix socket with --http unix:PATH; " +
+				"MCP only at /mcp), with the service login's URL from --database-url-file. " +
+				"Before serving it runs the doctor's startup checks for that principal and refuses to start when one fails. " +
 				"Audit events are written to airlock.audit_log and, as JSON lines, to stderr.",
 			flags: func(fs *flag.FlagSet) { serveFlags(fs) },
 			env:   []envVar{envServeURL, envHTTPToken},
