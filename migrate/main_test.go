@@ -42,6 +42,7 @@ type stmt struct {
 	sql      string
 	kind     string
 	targets  []string
+	reads    []string
 	notValid bool
 	noWhere  bool
 	findings []sqlguard.Finding
@@ -55,6 +56,7 @@ func planOf(stmts ...stmt) *sqlguard.MigrationPlan {
 			Kind:     s.kind,
 			Kinds:    []string{s.kind},
 			Targets:  s.targets,
+			Reads:    s.reads,
 			HasWhere: !s.noWhere,
 			NotValid: s.notValid,
 			Findings: s.findings,

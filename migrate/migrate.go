@@ -44,6 +44,11 @@ type Options struct {
 	// Role, if set, is assumed with SET LOCAL ROLE right after BEGIN, so
 	// the database's own privileges bound what the migration can do.
 	Role string
+	// SearchPath lists the scope's schemas. The transaction's search_path
+	// is pg_catalog, these (default public), pg_temp: pg_catalog first, so
+	// that no same-named object of another schema shadows a built-in one
+	// (docs/architecture.md, Write statements).
+	SearchPath []string
 	// LargeTableRows is the estimated row count above which a table is
 	// "large" for the lock, rewrite and scan findings (default 100000).
 	LargeTableRows int64
@@ -146,7 +151,7 @@ func Run(ctx context.Context, conn *pgx.Conn, plan *sqlguard.MigrationPlan, opt 
 	if err := checkArgs(conn, plan, end, arg); err != nil {
 		return nil, err
 	}
-	r := &runner{conn: conn, plan: plan, opt: opt.withDefaults(), end: end, arg: arg}
+	r := &runner{conn: conn, plan: plan, opt: opt.withDefaults(), end: end, arg: arg, salt: newSalt()}
 	return r.run(ctx)
 }
 
@@ -185,6 +190,7 @@ type runner struct {
 	arg  RunArg
 
 	tx      pgx.Tx
+	salt    string   // the row images' HMAC key for a run without expected effects
 	targets []string // every table (or index) the plan writes or alters
 	before  *catalog
 	rows    map[uint32]int64 // estimated rows of pre-existing relations, by oid
@@ -254,6 +260,7 @@ func (r *runner) setup(ctx context.Context) error {
 	if r.opt.Role != "" {
 		cmds = append(cmds, "SET LOCAL ROLE "+pgx.Identifier{r.opt.Role}.Sanitize())
 	}
+	cmds = append(cmds, "SET LOCAL search_path = "+searchPath(r.opt.SearchPath))
 	// Our own fixed text, so one simple-protocol round trip is fine here.
 	if _, err := r.tx.Exec(ctx, strings.Join(cmds, "; ")); err != nil {
 		return fmt.Errorf("set up transaction: %w", err)
@@ -273,6 +280,20 @@ func (r *runner) setup(ctx context.Context) error {
 	return nil
 }
 
+// searchPath renders a write transaction's search_path.
+func searchPath(schemas []string) string {
+	if len(schemas) == 0 {
+		schemas = []string{"public"}
+	}
+	parts := []string{"pg_catalog"}
+	for _, s := range schemas {
+		if s != "pg_catalog" && s != "pg_temp" {
+			parts = append(parts, pgx.Identifier{s}.Sanitize())
+		}
+	}
+	return strings.Join(append(parts, "pg_temp"), ", ")
+}
+
 // statement runs statement i alone and records what it did.
 func (r *runner) statement(ctx context.Context, i int) error {
 	st := &r.plan.Statements[i]
@@ -280,8 +301,17 @@ func (r *runner) statement(ctx context.Context, i int) error {
 	if err := checkStatement(sql); err != nil {
 		return &StatementError{Index: i, SQL: sql, Kind: st.Kind, Err: err}
 	}
+	img, err := r.planImage(ctx, i, sql)
+	if err != nil {
+		return r.ownQueryError(ctx, fmt.Sprintf("reading the columns of statement %d's table", i+1), err)
+	}
 	t0 := time.Now()
-	tag, err := execOne(ctx, r.conn, sql)
+	var tag pgconn.CommandTag
+	if img != nil && img.sql != "" {
+		tag, err = execImage(ctx, r.conn, img)
+	} else {
+		tag, err = execOne(ctx, r.conn, sql)
+	}
 	elapsed := time.Since(t0)
 	if err != nil {
 		return r.statementError(ctx, i, err)
@@ -309,11 +339,29 @@ func (r *runner) statement(ctx context.Context, i int) error {
 	if sql != st.SQL {
 		sr.ExecutedSQL = sql
 	}
+	if img != nil {
+		sr.Rows = &img.effect
+		sr.Compared = img.effect.Compared
+	}
 	r.report.Statements = append(r.report.Statements, sr)
 	if r.opt.Progress != nil {
 		r.opt.Progress(i+1, len(r.plan.Statements), progressMessage(i, &sr))
 	}
 	return nil
+}
+
+// planImage plans statement i's row image: with a fresh salt in a dry
+// run, and exactly as the dry run captured it in a replay. A replay of a
+// change recorded before row images existed compares counts only.
+func (r *runner) planImage(ctx context.Context, i int, sql string) (*imagePlan, error) {
+	if r.end != EndCommitIfSame {
+		return planImage(ctx, r.tx, sql, r.salt, nil)
+	}
+	if i >= len(r.arg.Expected.Rows) || r.arg.Expected.Rows[i].Salt == "" {
+		return nil, nil
+	}
+	want := r.arg.Expected.Rows[i]
+	return planImage(ctx, r.tx, sql, want.Salt, &want)
 }
 
 // executedSQL is the text Run sends for a statement: the guard's

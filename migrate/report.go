@@ -49,20 +49,41 @@ type StatementReport struct {
 	// heap file (pg_class.relfilenode changed): its rows were copied.
 	RewritesTable bool     `json:"rewrites_table"`
 	Rewritten     []string `json:"rewritten,omitempty"`
+	// Compared says what a commit compares of the rows this statement
+	// touched (docs/architecture.md, Effects).
+	Compared string `json:"compared,omitempty"`
+	// Rows is the statement's row image. It never leaves the service or
+	// the review store: its salt keeps the hash from being an oracle only
+	// while the agent does not see it.
+	Rows *RowsEffect `json:"-"`
 }
 
 // Effects is the part of a report that must be identical when a migration
-// is replayed for real: rows affected per statement and the schema diff.
+// is replayed for real: rows affected per statement, the row image of
+// each data-changing statement, and the schema diff.
 type Effects struct {
 	RowsAffected []int64    `json:"rows_affected"`
 	SchemaDiff   SchemaDiff `json:"schema_diff"`
+	// Rows holds one row image per statement (a zero one for a statement
+	// without rows). Changes recorded before row images existed have none.
+	Rows []RowsEffect `json:"rows,omitempty"`
 }
 
 // Effects extracts the report's effects.
 func (r *Report) Effects() Effects {
 	e := Effects{RowsAffected: make([]int64, len(r.Statements))}
+	images := false
 	for i, s := range r.Statements {
 		e.RowsAffected[i] = s.RowsAffected
+		images = images || s.Rows != nil
+	}
+	if images {
+		e.Rows = make([]RowsEffect, len(r.Statements))
+		for i, s := range r.Statements {
+			if s.Rows != nil {
+				e.Rows[i] = *s.Rows
+			}
+		}
 	}
 	e.SchemaDiff.Changes = append([]SchemaChange{}, r.SchemaDiff.Changes...)
 	return e
@@ -100,6 +121,20 @@ func (e Effects) Compare(other Effects) []string {
 	for i := range min(len(e.RowsAffected), len(other.RowsAffected)) {
 		if e.RowsAffected[i] != other.RowsAffected[i] {
 			diffs = append(diffs, fmt.Sprintf("statement %d affected %d rows, expected %d", i+1, other.RowsAffected[i], e.RowsAffected[i]))
+			continue
+		}
+		if i >= len(e.Rows) || e.Rows[i].Hash == "" {
+			continue
+		}
+		var got RowsEffect
+		if i < len(other.Rows) {
+			got = other.Rows[i]
+		}
+		switch {
+		case got.Hash == "":
+			diffs = append(diffs, fmt.Sprintf("statement %d: the rows it changed could not be compared with the dry run's (%s): a column of the image is gone or no longer readable", i+1, e.Rows[i].Compared))
+		case got.Hash != e.Rows[i].Hash:
+			diffs = append(diffs, fmt.Sprintf("statement %d affected the same number of rows (%d) but not the same rows or values as in the dry run (compared: %s)", i+1, e.RowsAffected[i], e.Rows[i].Compared))
 		}
 	}
 	want := map[SchemaChange]int{}
@@ -150,6 +185,9 @@ func (r *Report) Text() string {
 			fmt.Fprintf(&b, ", rewrote %s", strings.Join(s.Rewritten, ", "))
 		}
 		b.WriteString("\n")
+		if s.Compared != "" {
+			fmt.Fprintf(&b, "   a commit compares: %s\n", s.Compared)
+		}
 	}
 	if len(r.SchemaDiff.Changes) == 0 {
 		b.WriteString("schema diff: none\n")

@@ -551,7 +551,7 @@ func (s *Store) merge(ctx context.Context, id, reviewer string) (*MergeResult, e
 	if len(res.Changes) == 0 {
 		return res, fmt.Errorf("merge branch %s: it has no pending changes to merge", b.ID)
 	}
-	plan, opt, expected := mergePlan(res.Changes)
+	plan, opt, expected := mergePlan(res.Changes, b.Strategy == StrategyTemplate)
 	if opt.Role, err = writeRole(ctx, s.pool, b.Scope); err != nil {
 		return res, err
 	}
@@ -674,7 +674,11 @@ func (s *Store) refresh(ctx context.Context, res *MergeResult) {
 // statement must affect. The replay runs as the scope's write role only
 // when every change did; a change that altered a definition ran (and
 // replays) as the login role.
-func mergePlan(changes []*Change) (*sqlguard.MigrationPlan, migrate.Options, migrate.Effects) {
+//
+// A template branch began as a full copy of the source, so the merge also
+// compares the rows each statement touched (docs/architecture.md,
+// Effects); a schema branch holds sampled rows, and only counts compare.
+func mergePlan(changes []*Change, images bool) (*sqlguard.MigrationPlan, migrate.Options, migrate.Effects) {
 	plan := &sqlguard.MigrationPlan{}
 	var expected migrate.Effects
 	opt := changes[0].Options
@@ -682,6 +686,11 @@ func mergePlan(changes []*Change) (*sqlguard.MigrationPlan, migrate.Options, mig
 	for _, c := range changes {
 		plan.Statements = append(plan.Statements, slices.Clone(c.Statements)...)
 		expected.RowsAffected = append(expected.RowsAffected, c.Effects.RowsAffected...)
+		rows := c.Effects.Rows
+		if !images || len(rows) != len(c.Statements) {
+			rows = make([]migrate.RowsEffect, len(c.Statements))
+		}
+		expected.Rows = append(expected.Rows, rows...)
 		opt.StatementTimeout = max(opt.StatementTimeout, c.Options.StatementTimeout)
 		fps = append(fps, c.SQLFingerprint)
 	}

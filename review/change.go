@@ -178,11 +178,12 @@ func decodeStatements(b []byte) ([]sqlguard.MigrationStatement, error) {
 
 // storedOptions is the JSON shape of airlock.changes.options.
 type storedOptions struct {
-	StatementTimeoutMS int64  `json:"statement_timeout_ms,omitempty"`
-	LockTimeoutMS      int64  `json:"lock_timeout_ms,omitempty"`
-	Role               string `json:"role,omitempty"`
-	LargeTableRows     int64  `json:"large_table_rows,omitempty"`
-	RowsAffectedWarn   int64  `json:"rows_affected_warn,omitempty"`
+	StatementTimeoutMS int64    `json:"statement_timeout_ms,omitempty"`
+	LockTimeoutMS      int64    `json:"lock_timeout_ms,omitempty"`
+	Role               string   `json:"role,omitempty"`
+	LargeTableRows     int64    `json:"large_table_rows,omitempty"`
+	RowsAffectedWarn   int64    `json:"rows_affected_warn,omitempty"`
+	SearchPath         []string `json:"search_path,omitempty"`
 }
 
 func encodeOptions(o migrate.Options) ([]byte, error) {
@@ -192,6 +193,7 @@ func encodeOptions(o migrate.Options) ([]byte, error) {
 		Role:               o.Role,
 		LargeTableRows:     o.LargeTableRows,
 		RowsAffectedWarn:   o.RowsAffectedWarn,
+		SearchPath:         o.SearchPath,
 	})
 }
 
@@ -206,5 +208,6 @@ func decodeOptions(b []byte) (migrate.Options, error) {
 		Role:             s.Role,
 		LargeTableRows:   s.LargeTableRows,
 		RowsAffectedWarn: s.RowsAffectedWarn,
+		SearchPath:       s.SearchPath,
 	}, nil
 }

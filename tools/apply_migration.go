@@ -159,7 +159,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 	if err != nil {
 		return nil, plan, nil, err
 	}
-	filled := review.NewChange(plan, rep, migrateOptions(w))
+	filled := review.NewChange(plan, rep, migrateOptions(a.env.Scope))
 	change.Statements, change.SQLFingerprint, change.Report = filled.Statements, filled.SQLFingerprint, filled.Report
 	change.Effects, change.Fingerprint, change.Options = filled.Effects, filled.Fingerprint, filled.Options
 	if err := a.store.Record(ctx, change); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,9 +36,11 @@ func writePolicy(w *scopes.Write, read *sqlguard.Policy) *sqlguard.WritePolicy {
 	return wp
 }
 
-// migrateOptions are the run limits the scope sets.
-func migrateOptions(w *scopes.Write) migrate.Options {
+// migrateOptions are the run limits and search path the scope sets.
+func migrateOptions(scope *scopes.Scope) migrate.Options {
+	w := scope.Write
 	return migrate.Options{
+		SearchPath:       slices.Clone(scope.Read.SearchPath),
 		StatementTimeout: time.Duration(w.StatementTimeoutMS) * time.Millisecond,
 		LockTimeout:      time.Duration(w.LockTimeoutMS) * time.Millisecond,
 		LargeTableRows:   w.LargeTableRows,
@@ -102,7 +105,7 @@ func (e *Env) runMigration(ctx context.Context, req mcp.CallToolRequest, plan *s
 
 // runMigrationOn runs plan on a pooled connection of pool.
 func (e *Env) runMigrationOn(ctx context.Context, pool *pgxpool.Pool, req mcp.CallToolRequest, plan *sqlguard.MigrationPlan, end migrate.Ending, arg migrate.RunArg) (*migrate.Report, error) {
-	opt := migrateOptions(e.Scope.Write)
+	opt := migrateOptions(e.Scope)
 	opt.Role = e.migrationRole(plan)
 	opt.Progress = progressReporter(ctx, req)
 	ctx, cancel := context.WithTimeout(ctx, opt.StatementTimeout*time.Duration(len(plan.Statements)+2)+10*time.Second)
