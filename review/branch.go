@@ -11,6 +11,8 @@ package review
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -514,12 +516,20 @@ type MergeResult struct {
 // drifted and the error wraps the *migrate.Drift. Exactly one of several
 // racing reviewer actions wins; the others get a *BranchNotLiveError.
 func (s *Store) Merge(ctx context.Context, id, reviewer string) (*MergeResult, error) {
+	return s.MergeApproved(ctx, id, reviewer, Approval{})
+}
+
+// MergeApproved is Merge bound to an approval: a.Expect, when set, must be
+// the branch's approval hash (BranchApprovalHash over the pending changes
+// airlock show lists), and every pending change must pass the Checker as
+// CommitApproved requires.
+func (s *Store) MergeApproved(ctx context.Context, id, reviewer string, a Approval) (*MergeResult, error) {
 	start := time.Now()
 	reviewer = strings.TrimSpace(reviewer)
 	if reviewer == "" {
 		return nil, errors.New("merge: a reviewer name is required")
 	}
-	res, err := s.merge(ctx, id, reviewer)
+	res, err := s.merge(ctx, id, reviewer, a)
 	decision, why := audit.Reviewed, "merged"
 	if err != nil {
 		decision, why = audit.Failed, err.Error()
@@ -530,7 +540,7 @@ func (s *Store) Merge(ctx context.Context, id, reviewer string) (*MergeResult, e
 	return res, err
 }
 
-func (s *Store) merge(ctx context.Context, id, reviewer string) (*MergeResult, error) {
+func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*MergeResult, error) {
 	b, err := s.GetBranch(ctx, id)
 	if err != nil {
 		return nil, err
@@ -550,6 +560,16 @@ func (s *Store) merge(ctx context.Context, id, reviewer string) (*MergeResult, e
 	}
 	if len(res.Changes) == 0 {
 		return res, fmt.Errorf("merge branch %s: it has no pending changes to merge", b.ID)
+	}
+	if a.Expect != "" {
+		if h := BranchApprovalHash(b, res.Changes); !matchesApproval(h, a.Expect) {
+			return res, &ApprovalMismatchError{ID: b.ID, Expected: strings.TrimSpace(a.Expect), Actual: h}
+		}
+	}
+	for _, c := range res.Changes {
+		if err := s.verify(ctx, s.pool, c, Approval{}, false); err != nil {
+			return res, fmt.Errorf("merge branch %s: %w", b.ID, err)
+		}
 	}
 	plan, opt, expected := mergePlan(res.Changes, b.Strategy == StrategyTemplate)
 	if opt.Role, err = writeRole(ctx, s.pool, b.Scope); err != nil {
@@ -668,6 +688,17 @@ func (s *Store) refresh(ctx context.Context, res *MergeResult) {
 			res.Changes[i] = nc
 		}
 	}
+}
+
+// BranchApprovalHash is the hex SHA-256 a merge is bound to: the branch and
+// the approval hash of each pending change of its log, in order.
+func BranchApprovalHash(b *Branch, pending []*Change) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "airlock-branch-approval-v1\n%s\n", b.ID)
+	for _, c := range pending {
+		fmt.Fprintf(h, "%s\n", c.ApprovalHash())
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // mergePlan concatenates the change log into one plan with the rows each

@@ -53,7 +53,10 @@ type Change struct {
 	// what a replay runs (each one's QualifiedSQL when it has one).
 	Statements []sqlguard.MigrationStatement
 	Scope      string
-	Session    string
+	// ScopeVersion is the version of the scope file the service checked
+	// the change under (scopes.Scope.Version).
+	ScopeVersion string
+	Session      string
 	// Mode is ModeReplay or ModePrepared.
 	Mode string
 	// GID names the prepared transaction (prepared mode only):

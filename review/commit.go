@@ -40,6 +40,17 @@ var errNoLongerPending = errors.New("the change is no longer pending")
 // ErrNotFound. The returned change is its state after the action (also on
 // a refusal), or nil when it could not be read.
 func (s *Store) Commit(ctx context.Context, id, reviewer string) (*Change, error) {
+	return s.CommitApproved(ctx, id, reviewer, Approval{})
+}
+
+// CommitApproved is Commit bound to an approval: before anything runs, the
+// change must match a.Expect when set, and its stored statements must be
+// what the Checker (SetChecker) makes of its SQL under the scope as
+// applied now; otherwise it is refused with an *ApprovalMismatchError or a
+// *RecheckError and stays pending. The stored content of a change never
+// changes (the database refuses it), so checking before taking the
+// change's locks is checking what runs.
+func (s *Store) CommitApproved(ctx context.Context, id, reviewer string, a Approval) (*Change, error) {
 	start := time.Now()
 	reviewer = strings.TrimSpace(reviewer)
 	if reviewer == "" {
@@ -49,15 +60,20 @@ func (s *Store) Commit(ctx context.Context, id, reviewer string) (*Change, error
 	c := r.Change
 	if err == nil && r.Mode == ModeBranch {
 		err = errBranchChange(r.Change)
-	} else if err == nil {
-		if r.Mode == ModePrepared {
-			c, err = s.commitPrepared(ctx, r.ID, reviewer)
-		} else {
-			c, err = s.commitReplay(ctx, r.ID, reviewer)
-		}
-		if c == nil {
-			c = r.Change
-		}
+	} else if err == nil && r.Status == StatusPending {
+		err = s.verify(ctx, s.pool, r.Change, a, true)
+	}
+	if err != nil {
+		s.recordOutcome(c, id, reviewer, actionCommit, err, time.Since(start))
+		return c, err
+	}
+	if r.Mode == ModePrepared {
+		c, err = s.commitPrepared(ctx, r.ID, reviewer)
+	} else {
+		c, err = s.commitReplay(ctx, r.ID, reviewer)
+	}
+	if c == nil {
+		c = r.Change
 	}
 	s.recordOutcome(c, id, reviewer, actionCommit, err, time.Since(start))
 	return c, err
@@ -415,6 +431,8 @@ func (s *Store) recordOutcome(c *Change, id, reviewer, action string, err error,
 		rows     int64
 		np       *NotPendingError
 		drift    *migrate.Drift
+		mismatch *ApprovalMismatchError
+		recheck  *RecheckError
 	)
 	switch {
 	case err == nil && action == actionCommit:
@@ -427,7 +445,8 @@ func (s *Store) recordOutcome(c *Change, id, reviewer, action string, err error,
 		if c.Reason != "" {
 			reason += ": " + c.Reason
 		}
-	case errors.As(err, &np), errors.As(err, &drift), errors.Is(err, ErrNotFound):
+	case errors.As(err, &np), errors.As(err, &drift), errors.Is(err, ErrNotFound),
+		errors.As(err, &mismatch), errors.As(err, &recheck):
 		decision, reason = audit.Refused, err.Error()
 	default:
 		decision, reason = audit.Failed, err.Error()

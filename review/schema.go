@@ -87,6 +87,9 @@ CREATE TABLE IF NOT EXISTS airlock.scopes (
 -- by the database (the triggers below), never by the writer.
 ALTER TABLE airlock.changes ADD COLUMN IF NOT EXISTS applied_by name NOT NULL DEFAULT session_user;
 ALTER TABLE airlock.branches ADD COLUMN IF NOT EXISTS created_by name NOT NULL DEFAULT session_user;
+-- The version of the scope file the service checked a change under: part
+-- of what the reviewer approves (docs/architecture.md, Approvals).
+ALTER TABLE airlock.changes ADD COLUMN IF NOT EXISTS scope_version text NOT NULL DEFAULT '';
 ` + decisionGuard
 
 // decisionGuard is the database's own rule on decisions (docs/architecture.md,
@@ -129,10 +132,10 @@ BEGIN
 	END IF;
 	IF (NEW.id, NEW.ticket, NEW.summary, NEW.sql, NEW.sql_fingerprint, NEW.statements, NEW.scope, NEW.session,
 		NEW.mode, NEW.gid, NEW.report, NEW.effects, NEW.fingerprint, NEW.options, NEW.created_at,
-		NEW.branch_id, NEW.applied_by)
+		NEW.branch_id, NEW.applied_by, NEW.scope_version)
 		IS DISTINCT FROM (OLD.id, OLD.ticket, OLD.summary, OLD.sql, OLD.sql_fingerprint, OLD.statements, OLD.scope, OLD.session,
 		OLD.mode, OLD.gid, OLD.report, OLD.effects, OLD.fingerprint, OLD.options, OLD.created_at,
-		OLD.branch_id, OLD.applied_by) THEN
+		OLD.branch_id, OLD.applied_by, OLD.scope_version) THEN
 		RAISE EXCEPTION 'airlock: change %: a recorded change cannot be altered, only decided', OLD.id USING ERRCODE = '42501';
 	END IF;
 	-- Shortening a review window is harmless; extending one is a decision

@@ -65,9 +65,10 @@ func NewGID() string { return "airlock_" + uuid.NewString() }
 // Store keeps changes in airlock.changes and carries out review actions.
 // It is safe for concurrent use, also by several processes at once.
 type Store struct {
-	pool   *pgxpool.Pool
-	log    *audit.Log
-	logger atomic.Pointer[slog.Logger]
+	pool    *pgxpool.Pool
+	log     *audit.Log
+	logger  atomic.Pointer[slog.Logger]
+	checker Checker
 }
 
 // NewStore returns a store over pool. Review actions are recorded in log;
@@ -93,7 +94,8 @@ type querier interface {
 // the only clock expiry is decided on.
 const changeColumns = `id::text, ticket, summary, sql, sql_fingerprint, statements, scope, session,
 	mode, COALESCE(gid, ''), report, effects, fingerprint, options, status, created_at, expires_at,
-	COALESCE(reviewer, ''), decided_at, COALESCE(reason, ''), COALESCE(branch_id::text, ''), expires_at <= clock_timestamp()`
+	COALESCE(reviewer, ''), decided_at, COALESCE(reason, ''), COALESCE(branch_id::text, ''), scope_version,
+	expires_at <= clock_timestamp()`
 
 // row is a change as read, with what the database said about its expiry.
 type row struct {
@@ -110,7 +112,7 @@ func scanChange(r pgx.Row, extra ...any) (row, error) {
 	)
 	dest := []any{&c.ID, &c.Ticket, &c.Summary, &c.SQL, &c.SQLFingerprint, &statements, &c.Scope, &c.Session,
 		&c.Mode, &c.GID, &report, &effects, &c.Fingerprint, &option, &c.Status, &c.CreatedAt, &c.ExpiresAt,
-		&c.Reviewer, &decided, &c.Reason, &c.BranchID, &overdue}
+		&c.Reviewer, &decided, &c.Reason, &c.BranchID, &c.ScopeVersion, &overdue}
 	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return row{}, err
 	}
@@ -181,14 +183,14 @@ func (s *Store) Record(ctx context.Context, c *Change) error {
 	err = s.pool.QueryRow(ctx, `
 		WITH live AS (SELECT 1 FROM airlock.branches WHERE id = $18::uuid AND status = 'live' FOR SHARE)
 		INSERT INTO airlock.changes (id, ticket, summary, sql, sql_fingerprint, statements, scope, session,
-			mode, gid, report, effects, fingerprint, options, status, created_at, expires_at, branch_id)
+			mode, gid, report, effects, fingerprint, options, status, created_at, expires_at, branch_id, scope_version)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending',
 			COALESCE($15::timestamptz, now()),
-			COALESCE($16::timestamptz, COALESCE($15::timestamptz, now()) + $17::interval), $18::uuid
+			COALESCE($16::timestamptz, COALESCE($15::timestamptz, now()) + $17::interval), $18::uuid, $19
 		WHERE $18::uuid IS NULL OR EXISTS (SELECT 1 FROM live)
 		RETURNING status, created_at, expires_at`,
 		c.ID, c.Ticket, c.Summary, c.SQL, c.SQLFingerprint, statements, c.Scope, c.Session,
-		c.Mode, gid, report, effects, c.Fingerprint, options, created, expires, c.TTL, branch,
+		c.Mode, gid, report, effects, c.Fingerprint, options, created, expires, c.TTL, branch, c.ScopeVersion,
 	).Scan(&c.Status, &c.CreatedAt, &c.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("record change %s: %w", c.ID, ErrBranchClosed)

@@ -123,7 +123,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		return nil, plan, refusal, err
 	}
 	change := &review.Change{Ticket: args.Ticket, Summary: summary, SQL: args.SQL,
-		Scope: a.env.Scope.Name, Session: a.env.For(ctx).Session, Mode: w.Mode, TTL: w.ReviewTTL}
+		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: w.Mode, TTL: w.ReviewTTL}
 	var rep *migrate.Report
 	switch w.Mode {
 	case review.ModeBranch:

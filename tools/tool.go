@@ -59,6 +59,9 @@ type Env struct {
 	// guard. It exists only so that tests can prove the other layers hold
 	// alone; no flag, scope field or environment variable sets it.
 	UnsafeSkipGuard bool
+	// noCatalogChecks skips the write checks that look objects up in the
+	// database (CheckStored for a branch merge).
+	noCatalogChecks bool
 }
 
 type envKey struct{}

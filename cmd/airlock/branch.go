@@ -96,6 +96,23 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 		}
 		for j, st := range c.Report.Statements {
 			fmt.Fprintf(&sb, "   statement %d (%s): %d rows\n", j+1, st.Kind, st.RowsAffected)
+			if st.Compared != "" && b.Strategy == review.StrategyTemplate {
+				fmt.Fprintf(&sb, "     a merge compares: %s\n", text(st.Compared))
+			}
+		}
+	}
+	if b.Status == review.BranchLive {
+		var pending []*review.Change
+		for _, c := range changes {
+			if c.Status == review.StatusPending {
+				pending = append(pending, c)
+			}
+		}
+		if len(pending) > 0 {
+			h := review.BranchApprovalHash(b, pending)
+			fmt.Fprintf(&sb, "\napproval: %s\n  (covers the %d pending changes above, each with its ticket, summary, SQL, statements, effects\n"+
+				"  and scope version; merge it with airlock merge %s --reviewer NAME --expect %s)\n", h, len(pending), b.ID, h[:16])
+			sb.WriteString("A merge first checks every pending change again against the scope as applied now.\n")
 		}
 	}
 	if b.Status == review.BranchLive {
@@ -117,7 +134,7 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return decide(ctx, "merge", false, args, stdout, stderr, reportBranchRefusal,
 		func(store *review.Store, d decision) (string, error) {
-			res, err := store.Merge(ctx, d.id, d.reviewer)
+			res, err := store.MergeApproved(ctx, d.id, d.reviewer, review.Approval{Expect: d.expect})
 			if err != nil {
 				return "", err
 			}
@@ -140,15 +157,17 @@ func cmdDiscard(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func reportBranchRefusal(stdout, stderr io.Writer, cmd string, err error) error {
 	var (
-		drift   *migrate.Drift
-		notLive *review.BranchNotLiveError
+		drift    *migrate.Drift
+		notLive  *review.BranchNotLiveError
+		mismatch *review.ApprovalMismatchError
+		recheck  *review.RecheckError
 	)
 	switch {
 	case errors.Is(err, review.ErrNotFound):
 		fmt.Fprintf(stderr, "airlock %s: %v\n", cmd, err)
 	case errors.As(err, &drift):
 		fmt.Fprintf(stdout, "drifted: %s\n", text(err.Error()))
-	case errors.As(err, &notLive):
+	case errors.As(err, &notLive), errors.As(err, &mismatch), errors.As(err, &recheck):
 		fmt.Fprintf(stdout, "refused: %s\n", text(err.Error()))
 	default:
 		fmt.Fprintf(stdout, "failed: %s\n", text(err.Error()))

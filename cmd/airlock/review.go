@@ -20,6 +20,9 @@ import (
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/migrate"
 	"github.com/airlock-dev/airlock/review"
+	"github.com/airlock-dev/airlock/scopes"
+	"github.com/airlock-dev/airlock/sqlguard"
+	"github.com/airlock-dev/airlock/tools"
 )
 
 // reviewEnv names the variable holding the reviewer's database URL.
@@ -49,6 +52,11 @@ func openReview(ctx context.Context, name string, stderr io.Writer, audited, log
 	}
 	store = review.NewStore(pool, log)
 	store.SetLogger(storeLog)
+	// Every commit and merge re-checks the stored statements against the
+	// scope as applied now (docs/architecture.md, Approvals).
+	store.SetChecker(func(ctx context.Context, scope *scopes.Scope, sql string, catalog bool) (*sqlguard.MigrationPlan, error) {
+		return tools.CheckStored(ctx, pool, scope, sql, catalog)
+	})
 	return store, func() {
 		if log != nil {
 			log.Close()
@@ -236,6 +244,15 @@ func showText(c *review.Change, now time.Time) string {
 		field("reason", text(c.Reason))
 	}
 	field("effects", "fingerprint "+c.Fingerprint)
+	field("approval", c.ApprovalHash())
+	b.WriteString("           (covers the ticket, summary, SQL, the statements that run, the mode, the effects\n" +
+		"           and scope " + text(c.Scope) + " version " + orDash(c.ScopeVersion) + "; commit it with\n" +
+		"           airlock commit " + c.ID + " --reviewer NAME --expect " + c.ApprovalHash()[:16] + ")\n")
+	b.WriteString("A commit first checks the stored statements again against the scope as applied now.\n")
+	if c.Mode == review.ModeReplay {
+		b.WriteString("The replay commits only if each statement affects the same number of rows, the same rows\n" +
+			"(compared as the report says per statement) and the same schema changes as the dry run.\n")
+	}
 	b.WriteString("\nSQL:\n")
 	for _, line := range strings.Split(strings.TrimRight(text(c.SQL), "\n"), "\n") {
 		b.WriteString("  " + line + "\n")
@@ -261,7 +278,7 @@ func lockText(ls []migrate.Lock) string {
 func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return decide(ctx, "commit", false, args, stdout, stderr, reportRefusal,
 		func(store *review.Store, d decision) (string, error) {
-			c, err := store.Commit(ctx, d.id, d.reviewer)
+			c, err := store.CommitApproved(ctx, d.id, d.reviewer, review.Approval{Expect: d.expect})
 			if err != nil {
 				return "", err
 			}
@@ -318,8 +335,8 @@ func decide(ctx context.Context, name string, withReason bool, args []string, st
 // decision is what a reviewer's decision command reads from its arguments:
 // one ID, the reviewer's name (required) and, where offered, a reason.
 type decision struct {
-	id, reviewer, reason string
-	logJSON              *bool
+	id, reviewer, reason, expect string
+	logJSON                      *bool
 }
 
 // decisionFlags defines the flags of commit and merge, and with withReason
@@ -329,6 +346,8 @@ func decisionFlags(fs *flag.FlagSet, withReason bool) *decision {
 	fs.StringVar(&d.reviewer, "reviewer", "", "your `NAME`, recorded with the decision (required)")
 	if withReason {
 		fs.StringVar(&d.reason, "reason", "", "why, in `TEXT` for the agent and the audit log")
+	} else {
+		fs.StringVar(&d.expect, "expect", "", "the approval `HASH` airlock show printed: refuse unless the change is still exactly that")
 	}
 	d.logJSON = reviewLogFlag(fs)
 	return d
@@ -354,15 +373,17 @@ func parseDecision(c *command, withReason bool, args []string, stdout, stderr io
 // the error run turns into the exit status.
 func reportRefusal(stdout, stderr io.Writer, cmd string, err error) error {
 	var (
-		drift *migrate.Drift
-		np    *review.NotPendingError
+		drift    *migrate.Drift
+		np       *review.NotPendingError
+		mismatch *review.ApprovalMismatchError
+		recheck  *review.RecheckError
 	)
 	switch {
 	case errors.Is(err, review.ErrNotFound):
 		fmt.Fprintf(stderr, "airlock %s: %v\n", cmd, err)
 	case errors.As(err, &drift):
 		fmt.Fprintf(stdout, "drifted: %s\n", text(err.Error()))
-	case errors.As(err, &np):
+	case errors.As(err, &np), errors.As(err, &mismatch), errors.As(err, &recheck):
 		fmt.Fprintf(stdout, "refused: %s\n", text(err.Error()))
 	default:
 		fmt.Fprintf(stdout, "failed: %s\n", text(err.Error()))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +46,12 @@ func newReviewDB(t *testing.T) *reviewDB {
 	}
 	// The scope as airlock scope apply registers it; these tests review as
 	// the superuser, which may run a change as itself.
+	doc, err := os.ReadFile(filepath.Join("..", "..", "testdata", "scopes", "support.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := pool.Exec(ctx, `INSERT INTO airlock.scopes (name, document, version, read_role, write_role)
-		VALUES ('support', '{}', 'test', 'airlock_support_read', 'postgres')`); err != nil {
+		VALUES ('support', $1, 'test', 'airlock_support_read', 'postgres')`, doc); err != nil {
 		t.Fatal(err)
 	}
 	return &reviewDB{t: t, ctx: ctx, url: url, store: review.NewStore(pool, nil)}

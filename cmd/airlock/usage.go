@@ -140,10 +140,12 @@ func init() {
 			pos:   []string{"ID"},
 			env:   reviewer,
 			run:   wrapRun(cmdShow)},
-		{name: "commit", args: "ID --reviewer NAME [--log-json]",
+		{name: "commit", args: "ID --reviewer NAME [--expect HASH] [--log-json]",
 			summary: "make a change permanent (replay: only if its effects are unchanged)",
-			about: "Make a pending change permanent. A replay change is re-run and committed only if its effects " +
-				"(rows per statement, schema diff) are those of the dry run; otherwise it is marked drifted and nothing is " +
+			about: "Make a pending change permanent. Its stored statements are first checked again against the scope as " +
+				"applied in the database now, and with --expect the change must still be exactly the one airlock show " +
+				"printed that approval hash for. A replay change is re-run and committed only if its effects " +
+				"(rows per statement, the rows each one touched, schema diff) are those of the dry run; otherwise it is marked drifted and nothing is " +
 				"committed. A prepared change's transaction is committed. Exits 1 when the change is not committed. " + logJSONAbout,
 			flags: func(fs *flag.FlagSet) { decisionFlags(fs, false) },
 			pos:   []string{"ID"},
@@ -170,10 +172,12 @@ func init() {
 			flags:   func(fs *flag.FlagSet) { reviewLogFlag(fs) },
 			env:     reviewer,
 			run:     wrapRun(cmdBranches)},
-		{name: "merge", args: "BRANCH_ID --reviewer NAME [--log-json]",
+		{name: "merge", args: "BRANCH_ID --reviewer NAME [--expect HASH] [--log-json]",
 			summary: "replay a branch's change log on the source (only if its effects are unchanged), then drop the branch",
 			about: "Replay a branch's change log on the source database in one transaction, committed only if every " +
-				"change has the effects it had on the branch, then drop the branch. " + logJSONAbout,
+				"change has the effects it had on the branch, then drop the branch. Each change is first checked again " +
+				"against the scope as applied now; with --expect the log must still be the one airlock show printed that " +
+				"approval hash for. " + logJSONAbout,
 			flags: func(fs *flag.FlagSet) { decisionFlags(fs, false) },
 			pos:   []string{"BRANCH_ID"},
 			env:   reviewer,
