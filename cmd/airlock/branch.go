@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/safetext"
 	"github.com/airlock-dev/airlock/migrate"
 	"github.com/airlock-dev/airlock/review"
 )
@@ -40,7 +41,7 @@ func cmdBranches(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSESSION\tSCOPE\tAGE\tCHANGES\tSIZE\tEXPIRES IN")
 	for _, b := range branches {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, cell(b.Session, 36), cell(b.Scope, 24),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(b.ID, 36), cell(b.Session, 36), cell(b.Scope, 24),
 			human(now.Sub(b.CreatedAt)), b.Changes, size(b.SizeBytes), branchExpiresIn(b, now))
 	}
 	return tw.Flush()
@@ -64,7 +65,7 @@ func branchExpiresIn(b *review.Branch, now time.Time) string {
 }
 
 // showBranch renders branch b, its whole change log and its schema diff
-// against the source.
+// against the source, its strings through safetext as showText does.
 func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now time.Time) (string, error) {
 	changes, err := store.BranchChanges(ctx, b.ID)
 	if err != nil {
@@ -72,32 +73,34 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 	}
 	var sb strings.Builder
 	field := func(name, value string) { fmt.Fprintf(&sb, "%-10s %s\n", name+":", value) }
-	fmt.Fprintf(&sb, "branch %s\n", b.ID)
-	field("database", b.Database)
-	field("strategy", b.Strategy)
-	field("scope", text(b.Scope))
-	field("session", text(b.Session))
-	field("status", b.Status)
+	fmt.Fprintf(&sb, "branch %s\n", safetext.Line(b.ID))
+	field("database", safetext.Line(b.Database))
+	field("strategy", safetext.Line(b.Strategy))
+	field("scope", safetext.Line(b.Scope))
+	field("session", safetext.Line(b.Session))
+	field("status", safetext.Line(b.Status))
 	field("created", fmt.Sprintf("%s (%s ago)", stamp(b.CreatedAt), human(now.Sub(b.CreatedAt))))
 	field("expires", fmt.Sprintf("%s (%s)", stamp(b.ExpiresAt), branchExpiresIn(b, now)))
 	if !b.DecidedAt.IsZero() {
-		field("decided", fmt.Sprintf("%s by %s", stamp(b.DecidedAt), orDash(text(b.Reviewer))))
+		field("decided", fmt.Sprintf("%s by %s", stamp(b.DecidedAt), orDash(safetext.Line(b.Reviewer))))
 	}
 	if b.Reason != "" {
-		field("reason", text(b.Reason))
+		field("reason", safetext.Line(b.Reason))
 	}
 	field("size", size(b.SizeBytes))
 	fmt.Fprintf(&sb, "\nChange log (%d, in the order applied):\n", len(changes))
 	for i, c := range changes {
-		fmt.Fprintf(&sb, "\n%d. change %s  ticket %s  status %s  risk %s\n", i+1, c.ID, text(c.Ticket), c.Status, c.Risk())
-		fmt.Fprintf(&sb, "   summary: %s\n", text(c.Summary))
-		for _, line := range strings.Split(strings.TrimRight(text(c.SQL), "\n"), "\n") {
-			sb.WriteString("     " + line + "\n")
+		fmt.Fprintf(&sb, "\n%d. change %s  ticket %s  status %s  risk %s  rows %s\n", i+1, safetext.Line(c.ID),
+			safetext.Line(c.Ticket), safetext.Line(c.Status), safetext.Line(c.Risk()), rowsText(c))
+		fmt.Fprintf(&sb, "   summary: %s\n", safetext.Line(c.Summary))
+		writeSQL(&sb, c.SQL, "     ")
+		if c.Report == nil {
+			continue
 		}
 		for j, st := range c.Report.Statements {
-			fmt.Fprintf(&sb, "   statement %d (%s): %d rows\n", j+1, st.Kind, st.RowsAffected)
+			fmt.Fprintf(&sb, "   statement %d (%s): %d rows\n", j+1, safetext.Line(st.Kind), st.RowsAffected)
 			if st.Compared != "" && b.Strategy == review.StrategyTemplate {
-				fmt.Fprintf(&sb, "     a merge compares: %s\n", text(st.Compared))
+				fmt.Fprintf(&sb, "     a merge compares: %s\n", safetext.Line(st.Compared))
 			}
 		}
 	}
@@ -111,7 +114,7 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 		if len(pending) > 0 {
 			h := review.BranchApprovalHash(b, pending)
 			fmt.Fprintf(&sb, "\napproval: %s\n  (covers the %d pending changes above, each with its ticket, summary, SQL, statements, effects\n"+
-				"  and scope version; merge it with airlock merge %s --reviewer NAME --expect %s)\n", h, len(pending), b.ID, h[:16])
+				"  and scope version; merge it with airlock merge %s --reviewer NAME --expect %s)\n", h, len(pending), safetext.Line(b.ID), h[:16])
 			sb.WriteString("A merge first checks every pending change again against the scope as applied now.\n")
 		}
 	}
@@ -120,12 +123,12 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 		sb.WriteString("\nSchema diff of the write tables (- source, + branch):\n")
 		switch {
 		case err != nil:
-			fmt.Fprintf(&sb, "  (could not compare: %s)\n", text(err.Error()))
+			fmt.Fprintf(&sb, "  (could not compare: %s)\n", safetext.Line(err.Error()))
 		case len(diff) == 0:
 			sb.WriteString("  (none)\n")
 		}
 		for _, l := range diff {
-			sb.WriteString("  " + text(l) + "\n")
+			sb.WriteString("  " + safetext.Line(l) + "\n")
 		}
 	}
 	return sb.String(), nil
@@ -139,7 +142,7 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return "", err
 			}
 			return fmt.Sprintf("merged: branch %s (%d changes) by %s at %s; its database is dropped",
-				res.Branch.ID, len(res.Changes), text(res.Branch.Reviewer), stamp(res.Branch.DecidedAt)), nil
+				safetext.Line(res.Branch.ID), len(res.Changes), safetext.Line(res.Branch.Reviewer), stamp(res.Branch.DecidedAt)), nil
 		})
 }
 
@@ -151,7 +154,7 @@ func cmdDiscard(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return "", err
 			}
 			return fmt.Sprintf("discarded: branch %s by %s at %s; its changes are rolled back and its database is dropped",
-				b.ID, text(b.Reviewer), stamp(b.DecidedAt)), nil
+				safetext.Line(b.ID), safetext.Line(b.Reviewer), stamp(b.DecidedAt)), nil
 		})
 }
 
@@ -164,13 +167,13 @@ func reportBranchRefusal(stdout, stderr io.Writer, cmd string, err error) error 
 	)
 	switch {
 	case errors.Is(err, review.ErrNotFound):
-		fmt.Fprintf(stderr, "airlock %s: %v\n", cmd, err)
+		fmt.Fprintf(stderr, "airlock %s: %s\n", cmd, safetext.Line(err.Error()))
 	case errors.As(err, &drift):
-		fmt.Fprintf(stdout, "drifted: %s\n", text(err.Error()))
+		fmt.Fprintf(stdout, "drifted: %s\n", safetext.Line(err.Error()))
 	case errors.As(err, &notLive), errors.As(err, &mismatch), errors.As(err, &recheck):
-		fmt.Fprintf(stdout, "refused: %s\n", text(err.Error()))
+		fmt.Fprintf(stdout, "refused: %s\n", safetext.Line(err.Error()))
 	default:
-		fmt.Fprintf(stdout, "failed: %s\n", text(err.Error()))
+		fmt.Fprintf(stdout, "failed: %s\n", safetext.Line(err.Error()))
 	}
 	return errReported
 }

@@ -16,6 +16,12 @@ import (
 // agent's tools would, recording the change in the source's log.
 func (d *reviewDB) branchWith(sql string) (*review.Branch, *review.Change) {
 	d.t.Helper()
+	return d.branchWithText("OPS-8", "branch change", sql)
+}
+
+// branchWithText is branchWith with the change's ticket and summary given.
+func (d *reviewDB) branchWithText(ticket, summary, sql string) (*review.Branch, *review.Change) {
+	d.t.Helper()
 	b, err := d.store.CreateBranch(d.ctx, review.BranchSpec{
 		Scope: "support", Session: uuid.NewString(), Strategy: review.StrategySchema, TTL: time.Hour,
 		MaxBranches: 5, WriteTables: []string{"public.orders"}, ReadTables: []string{"public.customers"},
@@ -46,7 +52,7 @@ func (d *reviewDB) branchWith(sql string) (*review.Branch, *review.Change) {
 		d.t.Fatal(err)
 	}
 	c := review.NewChange(plan, rep, migrate.Options{})
-	c.Ticket, c.Summary, c.SQL, c.Scope, c.Session = "OPS-8", "branch change", sql, "support", b.Session
+	c.Ticket, c.Summary, c.SQL, c.Scope, c.Session = ticket, summary, sql, "support", b.Session
 	c.Mode, c.BranchID, c.ExpiresAt = review.ModeBranch, b.ID, b.ExpiresAt
 	if err := d.store.Record(d.ctx, c); err != nil {
 		d.t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+
+	"github.com/airlock-dev/airlock/internal/safetext"
 )
 
 // reviewLoggers returns the loggers of a reviewer's command: the store's,
@@ -113,10 +115,9 @@ func (h *humanHandler) line(r slog.Record) string {
 	return h.out.prefix + level + ": " + oneLine(msg) + "\n"
 }
 
-// oneLine is text() with newlines and tabs as spaces.
-func oneLine(s string) string {
-	return strings.NewReplacer("\n", " ", "\t", " ").Replace(text(s))
-}
+// oneLine renders a log line's text on one line with nothing hidden in it
+// (see render.go): its values may carry an agent's text.
+func oneLine(s string) string { return safetext.Line(s) }
 
 // grouped names a's key after the handler's group: these lines are flat.
 func (h *humanHandler) grouped(a slog.Attr) slog.Attr {

@@ -22,7 +22,7 @@ func TestHumanHandler(t *testing.T) {
 	store.Warn("review: slow\ncatalog", "table", "public.orders\x1b[2J")
 	store.Error("review: roll back an expired change", "change_id", "c1", "err", errors.New("connection reset"))
 	store.With("scope", "support").WithGroup("g").Warn("grouped", "k", 1)
-	if got, want := buf.String(), "airlock commit: warning: review: slow catalog (table=public.orders\\u001b[2J)\n"+
+	if got, want := buf.String(), `airlock commit: warning: review: slow\ncatalog (table=public.orders\u{001B}[2J)`+"\n"+
 		"airlock commit: error: review: roll back an expired change: connection reset (change_id=c1)\n"+
 		"airlock commit: warning: grouped (scope=support, g.k=1)\n"; got != want {
 		t.Errorf("store lines:\n%s\nwant:\n%s", got, want)

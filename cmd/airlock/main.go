@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/airlock-dev/airlock/internal/safetext"
 )
 
 // errUsage marks command-line mistakes (exit status 2).
@@ -54,7 +56,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.Is(err, errReported):
 		return 1
 	}
-	fmt.Fprintf(stderr, "airlock %s: %v\n", name, err)
+	// An error may quote the agent's text (a name, a statement); it keeps
+	// its own lines, escaped (see render.go).
+	fmt.Fprintf(stderr, "airlock %s: %s\n", name, strings.Join(safetext.Block(err.Error()), "\n"))
 	return 1
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,13 +10,12 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/internal/safetext"
 	"github.com/airlock-dev/airlock/migrate"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/scopes"
@@ -106,7 +104,10 @@ func reviewLogFlag(fs *flag.FlagSet) *bool {
 		"(by default only warnings and errors, as plain lines)")
 }
 
-// pendingJSON is one element of `airlock pending --json`.
+// pendingJSON is one element of `airlock pending --json`. Its strings are
+// the stored ones, encoded by safetext.JSON: decoded, they are exact; read
+// raw, nothing in them is invisible. RowsAffected is the total of the dry
+// run's statements.
 type pendingJSON struct {
 	ID               string    `json:"id"`
 	Ticket           string    `json:"ticket"`
@@ -115,6 +116,7 @@ type pendingJSON struct {
 	Session          string    `json:"session"`
 	Mode             string    `json:"mode"`
 	Risk             string    `json:"risk"`
+	RowsAffected     int64     `json:"rows_affected"`
 	CreatedAt        time.Time `json:"created_at"`
 	ExpiresAt        time.Time `json:"expires_at"`
 	AgeSeconds       int64     `json:"age_seconds"`
@@ -152,27 +154,32 @@ func cmdPending(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *o.json {
 		out := make([]pendingJSON, len(changes))
 		for i, c := range changes {
+			rows, _ := rowsAffected(c)
 			out[i] = pendingJSON{
 				ID: c.ID, Ticket: c.Ticket, Summary: c.Summary, Scope: c.Scope, Session: c.Session,
 				Mode: c.Mode, Risk: c.Risk(), CreatedAt: c.CreatedAt.UTC(), ExpiresAt: c.ExpiresAt.UTC(),
+				RowsAffected:     rows,
 				AgeSeconds:       int64(now.Sub(c.CreatedAt).Seconds()),
 				ExpiresInSeconds: int64(c.ExpiresAt.Sub(now).Seconds()),
 				SQL:              c.SQL,
 			}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		b, err := safetext.JSON(out, "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
 	}
 	if len(changes) == 0 {
 		fmt.Fprintln(stdout, "no pending changes")
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAGE\tTICKET\tSCOPE\tMODE\tRISK\tSUMMARY\tEXPIRES IN")
+	fmt.Fprintln(tw, "ID\tAGE\tTICKET\tSCOPE\tMODE\tRISK\tROWS\tSUMMARY\tEXPIRES IN")
 	for _, c := range changes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, human(now.Sub(c.CreatedAt)),
-			cell(c.Ticket, 24), cell(c.Scope, 24), c.Mode, c.Risk(), cell(c.Summary, 48), expiresIn(c, now))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(c.ID, 36), human(now.Sub(c.CreatedAt)),
+			cell(c.Ticket, 24), cell(c.Scope, 24), cell(c.Mode, 8), cell(c.Risk(), 8), rowsText(c), cell(c.Summary, 48), expiresIn(c, now))
 	}
 	return tw.Flush()
 }
@@ -203,7 +210,7 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	if errors.Is(err, review.ErrNotFound) {
-		fmt.Fprintf(stderr, "airlock show: %v\n", err)
+		fmt.Fprintf(stderr, "airlock show: %s\n", safetext.Line(err.Error()))
 		return errReported
 	}
 	if err != nil {
@@ -214,52 +221,54 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // showText renders everything a reviewer needs to decide on c. Every
-// string that came from the agent goes through text(), so it cannot drive
-// the reviewer's terminal.
+// string that came from the agent or the database goes through safetext
+// (see render.go): the fields on one line each, the SQL numbered, so
+// nothing in them can hide, drive the terminal or pass for a header.
 func showText(c *review.Change, now time.Time) string {
 	var b strings.Builder
 	field := func(name, value string) { fmt.Fprintf(&b, "%-10s %s\n", name+":", value) }
-	fmt.Fprintf(&b, "change %s\n", c.ID)
-	field("ticket", text(c.Ticket))
-	field("summary", text(c.Summary))
-	field("scope", text(c.Scope))
-	field("session", orDash(text(c.Session)))
-	mode := c.Mode
+	fmt.Fprintf(&b, "change %s\n", safetext.Line(c.ID))
+	field("ticket", safetext.Line(c.Ticket))
+	field("summary", safetext.Line(c.Summary))
+	field("scope", safetext.Line(c.Scope))
+	field("session", orDash(safetext.Line(c.Session)))
+	mode := safetext.Line(c.Mode)
 	if c.Mode == review.ModePrepared {
-		mode += " (transaction " + c.GID + ")"
+		mode += " (transaction " + safetext.Line(c.GID) + ")"
 	}
 	if c.Mode == review.ModeBranch {
-		mode += " (branch " + c.BranchID + "; review it with airlock show/merge/discard " + c.BranchID + ")"
+		id := safetext.Line(c.BranchID)
+		mode += " (branch " + id + "; review it with airlock show/merge/discard " + id + ")"
 	}
 	field("mode", mode)
-	field("status", c.Status)
+	field("status", safetext.Line(c.Status))
+	field("rows", rowsText(c)+" (affected in the dry run)")
 	field("created", fmt.Sprintf("%s (%s ago)", stamp(c.CreatedAt), human(now.Sub(c.CreatedAt))))
 	field("expires", fmt.Sprintf("%s (%s)", stamp(c.ExpiresAt), expiresIn(c, now)))
 	if c.DecidedAt.IsZero() {
 		field("decided", "-")
 	} else {
-		field("decided", fmt.Sprintf("%s by %s", stamp(c.DecidedAt), orDash(text(c.Reviewer))))
+		field("decided", fmt.Sprintf("%s by %s", stamp(c.DecidedAt), orDash(safetext.Line(c.Reviewer))))
 	}
 	if c.Reason != "" {
-		field("reason", text(c.Reason))
+		field("reason", safetext.Line(c.Reason))
 	}
-	field("effects", "fingerprint "+c.Fingerprint)
-	field("approval", c.ApprovalHash())
+	field("effects", "fingerprint "+safetext.Line(c.Fingerprint))
+	approval := c.ApprovalHash()
+	field("approval", approval)
 	b.WriteString("           (covers the ticket, summary, SQL, the statements that run, the mode, the effects\n" +
-		"           and scope " + text(c.Scope) + " version " + orDash(c.ScopeVersion) + "; commit it with\n" +
-		"           airlock commit " + c.ID + " --reviewer NAME --expect " + c.ApprovalHash()[:16] + ")\n")
+		"           and scope " + safetext.Line(c.Scope) + " version " + orDash(safetext.Line(c.ScopeVersion)) + "; commit it with\n" +
+		"           airlock commit " + safetext.Line(c.ID) + " --reviewer NAME --expect " + approval[:16] + ")\n")
 	b.WriteString("A commit first checks the stored statements again against the scope as applied now.\n")
 	if c.Mode == review.ModeReplay {
 		b.WriteString("The replay commits only if each statement affects the same number of rows, the same rows\n" +
 			"(compared as the report says per statement) and the same schema changes as the dry run.\n")
 	}
 	b.WriteString("\nSQL:\n")
-	for _, line := range strings.Split(strings.TrimRight(text(c.SQL), "\n"), "\n") {
-		b.WriteString("  " + line + "\n")
-	}
+	writeSQL(&b, c.SQL, "  ")
 	if c.Report != nil {
 		b.WriteString("\nReport (the dry run):\n")
-		b.WriteString(text(c.Report.Text()))
+		b.WriteString(reportText(c.Report))
 		if c.Mode == review.ModePrepared && !c.Decided() && len(c.Report.HeldLocks) > 0 {
 			b.WriteString("\nWhile pending, the prepared transaction holds: " + lockText(c.Report.HeldLocks) + "\n")
 		}
@@ -270,7 +279,7 @@ func showText(c *review.Change, now time.Time) string {
 func lockText(ls []migrate.Lock) string {
 	parts := make([]string, len(ls))
 	for i, l := range ls {
-		parts[i] = text(l.Relation) + " " + l.Mode
+		parts[i] = safetext.Line(l.Relation) + " " + safetext.Line(l.Mode)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -282,7 +291,7 @@ func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if err != nil {
 				return "", err
 			}
-			return fmt.Sprintf("committed: change %s (ticket %s) by %s at %s", c.ID, text(c.Ticket), text(c.Reviewer), stamp(c.DecidedAt)), nil
+			return fmt.Sprintf("committed: change %s (ticket %s) by %s at %s", safetext.Line(c.ID), safetext.Line(c.Ticket), safetext.Line(c.Reviewer), stamp(c.DecidedAt)), nil
 		})
 }
 
@@ -293,7 +302,7 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if err != nil {
 				return "", err
 			}
-			msg := fmt.Sprintf("rolled back: change %s (ticket %s) by %s at %s", c.ID, text(c.Ticket), text(c.Reviewer), stamp(c.DecidedAt))
+			msg := fmt.Sprintf("rolled back: change %s (ticket %s) by %s at %s", safetext.Line(c.ID), safetext.Line(c.Ticket), safetext.Line(c.Reviewer), stamp(c.DecidedAt))
 			if c.Mode == review.ModePrepared {
 				msg += "; its prepared transaction and locks are released"
 			}
@@ -319,7 +328,7 @@ func decide(ctx context.Context, name string, withReason bool, args []string, st
 	if err := store.CheckReviewer(ctx); err != nil {
 		var nr *review.NotReviewerError
 		if errors.As(err, &nr) {
-			fmt.Fprintf(stdout, "refused: %s\n", text(nr.Error()))
+			fmt.Fprintf(stdout, "refused: %s\n", safetext.Line(nr.Error()))
 			return errReported
 		}
 		return err
@@ -380,13 +389,13 @@ func reportRefusal(stdout, stderr io.Writer, cmd string, err error) error {
 	)
 	switch {
 	case errors.Is(err, review.ErrNotFound):
-		fmt.Fprintf(stderr, "airlock %s: %v\n", cmd, err)
+		fmt.Fprintf(stderr, "airlock %s: %s\n", cmd, safetext.Line(err.Error()))
 	case errors.As(err, &drift):
-		fmt.Fprintf(stdout, "drifted: %s\n", text(err.Error()))
+		fmt.Fprintf(stdout, "drifted: %s\n", safetext.Line(err.Error()))
 	case errors.As(err, &np), errors.As(err, &mismatch), errors.As(err, &recheck):
-		fmt.Fprintf(stdout, "refused: %s\n", text(err.Error()))
+		fmt.Fprintf(stdout, "refused: %s\n", safetext.Line(err.Error()))
 	default:
-		fmt.Fprintf(stdout, "failed: %s\n", text(err.Error()))
+		fmt.Fprintf(stdout, "failed: %s\n", safetext.Line(err.Error()))
 	}
 	return errReported
 }
@@ -439,32 +448,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// text makes agent-supplied text safe to print on a terminal: control
-// characters (escape sequences) and bidirectional overrides are shown as
-// \u escapes. Newlines and tabs stay.
-func text(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n' || r == '\t':
-			b.WriteRune(r)
-		case r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029':
-			fmt.Fprintf(&b, "\\u%04x", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// cell is text for one table cell: on one line and clipped to n runes.
-func cell(s string, n int) string {
-	s = strings.Join(strings.Fields(text(s)), " ")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

@@ -60,6 +60,12 @@ func newReviewDB(t *testing.T) *reviewDB {
 // record dry-runs (replay) or prepares (prepared) sql and records it.
 func (d *reviewDB) record(sql, summary, mode string) *review.Change {
 	d.t.Helper()
+	return d.recordTicket("OPS-7", sql, summary, mode)
+}
+
+// recordTicket is record with the ticket given.
+func (d *reviewDB) recordTicket(ticket, sql, summary, mode string) *review.Change {
+	d.t.Helper()
 	w := &sqlguard.WritePolicy{
 		Tables: map[string]bool{"public.orders": true},
 		Allow:  map[string]bool{"update": true, "add_column": true},
@@ -77,7 +83,7 @@ func (d *reviewDB) record(sql, summary, mode string) *review.Change {
 		d.t.Fatal(err)
 	}
 	c := review.NewChange(plan, rep, migrate.Options{})
-	c.Ticket, c.Summary, c.SQL, c.Scope, c.Session = "OPS-7", summary, sql, "support", "sess-1"
+	c.Ticket, c.Summary, c.SQL, c.Scope, c.Session = ticket, summary, sql, "support", "sess-1"
 	c.Mode, c.GID, c.TTL = mode, arg.GID, 30*time.Minute
 	if err := d.store.Record(d.ctx, c); err != nil {
 		d.t.Fatal(err)
@@ -155,11 +161,11 @@ func TestReviewCLI(t *testing.T) {
 
 	runSteps(t, d, []cliStep{
 		{name: "pending table", args: []string{"pending"},
-			stdout:    []string{"ID", "AGE", "TICKET", "SCOPE", "MODE", "RISK", "SUMMARY", "EXPIRES IN", a.ID, b.ID, "OPS-7", "support", "prepared", "replay", "in 29m", `\u001b[2J`, "…"},
+			stdout:    []string{"ID", "AGE", "TICKET", "SCOPE", "MODE", "RISK", "SUMMARY", "EXPIRES IN", a.ID, b.ID, "OPS-7", "support", "prepared", "replay", "in 29m", `\u{001B}[2J`, "…", "ROWS"},
 			notStdout: []string{"\x1b", "and more and more and more and more and more and more"}},
 		{name: "show", args: []string{"show", a.ID},
 			stdout: []string{"change " + a.ID, "ticket:    OPS-7", "scope:     support", "session:   sess-1", "mode:      replay",
-				"status:    pending", "SQL:\n  UPDATE orders SET status = 'shipped' WHERE status = 'paid'", "risk:", "1. [update]", "schema diff: none", `\u001b[2J`},
+				"status:    pending", "SQL:\n  1 | UPDATE orders SET status = 'shipped' WHERE status = 'paid'", "risk:", "1. [update]", "schema diff: none", `\u{001B}[2J`},
 			notStdout: []string{"\x1b"}},
 		{name: "show prepared", args: []string{"show", b.ID},
 			stdout: []string{"mode:      prepared (transaction " + b.GID + ")", "held locks at the end", "While pending, the prepared transaction holds: public.orders RowExclusiveLock"}},
@@ -223,10 +229,10 @@ func TestPendingJSON(t *testing.T) {
 	}
 	g := got[1]
 	if g.Ticket != "OPS-7" || g.Summary != "second" || g.Scope != "support" || g.Mode != "prepared" || g.Risk == "" ||
-		g.SQL != "UPDATE orders SET notes = 'b' WHERE id = 2" || g.ExpiresInSeconds < 1700 || g.ExpiresInSeconds > 1800 || g.AgeSeconds < 0 {
+		g.SQL != "UPDATE orders SET notes = 'b' WHERE id = 2" || g.ExpiresInSeconds < 1700 || g.ExpiresInSeconds > 1800 || g.AgeSeconds < 0 || g.RowsAffected != 1 {
 		t.Errorf("got %+v", g)
 	}
-	for _, key := range []string{`"id"`, `"age_seconds"`, `"ticket"`, `"scope"`, `"mode"`, `"risk"`, `"summary"`, `"expires_in_seconds"`, `"sql"`} {
+	for _, key := range []string{`"id"`, `"age_seconds"`, `"ticket"`, `"scope"`, `"mode"`, `"risk"`, `"summary"`, `"expires_in_seconds"`, `"sql"`, `"rows_affected"`} {
 		if !strings.Contains(stdout.String(), key) {
 			t.Errorf("no %s in\n%s", key, &stdout)
 		}
@@ -257,25 +263,5 @@ func TestHuman(t *testing.T) {
 		if got := human(tc.d); got != tc.want {
 			t.Errorf("human(%v) = %q, want %q", tc.d, got, tc.want)
 		}
-	}
-}
-
-func TestText(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"plain\nline\tok", "plain\nline\tok"},
-		{"\x1b[31mred", `\u001b[31mred`},
-		{"bell\a", `bell\u0007`},
-		{"rtl \u202eevil", `rtl \u202eevil`},
-		{"bad \xff byte", `bad \ufffd byte`},
-	} {
-		if got := text(tc.in); got != tc.want {
-			t.Errorf("text(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-	if got := cell("a\nb\tc   d", 10); got != "a b c d" {
-		t.Errorf("cell = %q", got)
-	}
-	if got := cell("héllo wörld", 6); got != "héllo…" {
-		t.Errorf("cell = %q", got)
 	}
 }

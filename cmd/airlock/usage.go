@@ -127,15 +127,18 @@ func init() {
 			run:   wrapRun(cmdDoctor)},
 		{name: "pending", args: "[--json] [--log-json]",
 			summary: "list the changes waiting for a reviewer",
-			about:   "List the changes waiting for a reviewer, oldest first, with their risk and when they expire. " + noSchemaAbout,
-			flags:   func(fs *flag.FlagSet) { pendingFlags(fs) },
-			env:     reviewer,
-			run:     wrapRun(cmdPending)},
+			about: "List the changes waiting for a reviewer, oldest first, with their risk, the rows their dry run affected and " +
+				"when they expire. Text the agent wrote is shown on one line with invisible characters escaped; --json " +
+				"escapes them as \\u sequences. " + noSchemaAbout,
+			flags: func(fs *flag.FlagSet) { pendingFlags(fs) },
+			env:   reviewer,
+			run:   wrapRun(cmdPending)},
 		{name: "show", args: "ID [--log-json]",
 			summary: "a change's SQL and dry-run report, or a branch's change log and schema diff",
 			about: "Print everything needed to decide on a change: its ticket, summary, SQL and the dry run's report " +
 				"(rows per statement, schema diff, locks). Given a branch's ID, print the branch's change log and its schema " +
-				"diff against the source. Text the agent wrote is shown with control characters escaped. " + noSchemaAbout,
+				"diff against the source. Text the agent wrote is shown with every invisible or layout-changing character " +
+				"escaped as \\u{XXXX}, its ticket and summary on one line each and its SQL with line numbers. " + noSchemaAbout,
 			flags: func(fs *flag.FlagSet) { reviewLogFlag(fs) },
 			pos:   []string{"ID"},
 			env:   reviewer,
