@@ -138,6 +138,22 @@ func prepareError(err error) error {
 	return fmt.Errorf("prepare transaction: %s: %s: %w", why, pgMessage(err), err)
 }
 
+// BlockingLockError refuses to prepare a change that would keep a lock
+// blocking reads of a table in use until a reviewer acts. Nothing was
+// prepared: the transaction was rolled back.
+type BlockingLockError struct {
+	Locks []Lock
+}
+
+func (e *BlockingLockError) Error() string {
+	parts := make([]string, len(e.Locks))
+	for i, l := range e.Locks {
+		parts[i] = l.Relation + " " + l.Mode
+	}
+	return "the change would hold " + strings.Join(parts, ", ") +
+		" until a reviewer acts, and every read of those tables would wait that long; nothing was prepared"
+}
+
 // Drift is returned by EndCommitIfSame when the replay's effects differ
 // from the expected ones. Nothing was committed.
 type Drift struct {

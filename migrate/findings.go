@@ -2,7 +2,9 @@ package migrate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/airlock-dev/airlock/sqlguard"
 )
@@ -42,6 +44,14 @@ var RuntimeFindings = map[string]FindingDoc{
 		Title: "Many rows affected",
 		Fix:   "Check the WHERE clause; batch large updates and deletes by primary-key ranges",
 	},
+	"RA102": {
+		Title: "Every row of a table affected despite a WHERE clause",
+		Fix:   "Check the WHERE clause: it matched every row, which is as destructive as having none",
+	},
+	"LK102": {
+		Title: "Prepared change holds a blocking lock until it is reviewed",
+		Fix:   "Use replay mode for DDL on tables in use, or split the change so the prepared part takes only row locks; write.allow_blocking_locks opts in",
+	},
 	"DS105": {
 		Title: "Narrowing type change",
 		Fix:   "Check existing and incoming values fit the new type (max(length(col)), max(abs(col))), or keep the wider type",
@@ -69,6 +79,7 @@ func (r *runner) findings(after *catalog) []sqlguard.Finding {
 		out = append(out, r.statementFindings(i, after)...)
 	}
 	out = append(out, r.narrowings(after)...)
+	out = append(out, r.heldLockFindings()...)
 	sort.SliceStable(out, func(i, j int) bool {
 		return uint(out[i].Statement) < uint(out[j].Statement) // -1 sorts last
 	})
@@ -112,11 +123,52 @@ func (r *runner) statementFindings(i int, after *catalog) []sqlguard.Finding {
 			fs = raise(fs, i, "PG305", fmt.Sprintf("validating the constraint scans %s (~%d rows)", t, n))
 		}
 	}
+	if sr.allRows {
+		fs = append(fs, finding("RA102", levelDanger, fmt.Sprintf(
+			"%s reached every row of %s (%d rows) although it has a WHERE clause", strings.ToUpper(st.Kind), st.Targets[0], sr.RowsAffected), i))
+	}
 	if sr.RowsAffected > r.opt.RowsAffectedWarn {
 		fs = append(fs, finding("RA101", levelWarning, fmt.Sprintf(
 			"affected %d rows (threshold %d)", sr.RowsAffected, r.opt.RowsAffectedWarn), i))
 	}
 	return fs
+}
+
+// heldLockFindings reports LK102 for each pre-existing relation a
+// prepared change would keep locked at SHARE or stronger (blocking its
+// writes, or with ACCESS EXCLUSIVE its reads too) until a reviewer acts,
+// attributed to the statement that took the lock first.
+func (r *runner) heldLockFindings() []sqlguard.Finding {
+	if !r.opt.Prepared && r.end != EndPrepare {
+		return nil
+	}
+	var held []Lock
+	for oid, mode := range r.obs.strongest {
+		if _, existed := r.before.rels[oid]; existed && lockRank[mode] >= lockRank["ShareLock"] {
+			held = append(held, Lock{Relation: r.obs.names[oid], Mode: mode})
+		}
+	}
+	sortLocks(held)
+	var out []sqlguard.Finding
+	for _, l := range held {
+		stmt := -1
+		for i, sr := range r.report.Statements {
+			if slices.ContainsFunc(sr.Locks, func(x Lock) bool { return x.Relation == l.Relation && lockRank[x.Mode] >= lockRank["ShareLock"] }) {
+				stmt = i
+				break
+			}
+		}
+		what := "every write of it waits"
+		if l.Mode == accessExclusive {
+			what = "every read and write of it waits"
+			if !r.opt.AllowBlockingLocks {
+				what += "; apply_migration_with_ticket refuses this in prepared mode unless the scope sets write.allow_blocking_locks"
+			}
+		}
+		out = append(out, finding("LK102", levelDanger, fmt.Sprintf(
+			"the prepared transaction keeps %s on %s until a reviewer commits or rolls it back: %s", l.Mode, l.Relation, what), stmt))
+	}
+	return out
 }
 
 // raise makes the statement's finding code at least a warning, adding it

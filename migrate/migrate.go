@@ -55,6 +55,13 @@ type Options struct {
 	// RowsAffectedWarn is the per-statement row count above which RA101 is
 	// reported (default 10000).
 	RowsAffectedWarn int64
+	// Prepared says the change will be held in a prepared transaction
+	// until a reviewer acts (set it for a prepared-mode scope's dry runs
+	// too): locks it keeps on pre-existing tables are then reported as
+	// LK102, and EndPrepare refuses one that blocks reads unless
+	// AllowBlockingLocks (docs/architecture.md, Held changes).
+	Prepared           bool
+	AllowBlockingLocks bool
 	// Progress, if set, is called after each statement with the number of
 	// statements done, the total, and a one-line summary of the last one.
 	Progress func(done, total int, message string)
@@ -343,6 +350,9 @@ func (r *runner) statement(ctx context.Context, i int) error {
 		sr.Rows = &img.effect
 		sr.Compared = img.effect.Compared
 	}
+	if sr.allRows, err = r.touchedEveryRow(ctx, st, sr.RowsAffected); err != nil {
+		return r.ownQueryError(ctx, fmt.Sprintf("counting the rows of statement %d's table", i+1), err)
+	}
 	r.report.Statements = append(r.report.Statements, sr)
 	if r.opt.Progress != nil {
 		r.opt.Progress(i+1, len(r.plan.Statements), progressMessage(i, &sr))
@@ -362,6 +372,41 @@ func (r *runner) planImage(ctx context.Context, i int, sql string) (*imagePlan, 
 	}
 	want := r.arg.Expected.Rows[i]
 	return planImage(ctx, r.tx, sql, want.Salt, &want)
+}
+
+// touchedEveryRow reports whether an UPDATE or DELETE with a WHERE clause
+// reached every row of its table (docs/architecture.md, Risk): such a
+// predicate is as destructive as none. The count stops one row past what
+// the statement touched, so it never reads more than the statement did.
+// A table the role may read no column of is not counted.
+func (r *runner) touchedEveryRow(ctx context.Context, st *sqlguard.MigrationStatement, affected int64) (bool, error) {
+	if affected == 0 || !st.HasWhere || len(st.Targets) == 0 || (st.Kind != "update" && st.Kind != "delete") {
+		return false, nil
+	}
+	schema, name, ok := strings.Cut(st.Targets[0], ".")
+	if !ok {
+		return false, nil
+	}
+	var readable bool
+	err := r.tx.QueryRow(ctx, `SELECT coalesce(pg_catalog.has_any_column_privilege(c.oid, 'SELECT'), false)
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2`, schema, name).Scan(&readable)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !readable) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var left int64
+	table := pgx.Identifier{schema, name}.Sanitize()
+	if st.Kind == "delete" {
+		err = r.tx.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+table+" LIMIT 1) s").Scan(&left)
+		return err == nil && left == 0, err
+	}
+	// An UPDATE leaves as many rows as it found: every row was touched when
+	// the table holds exactly as many as it affected.
+	err = r.tx.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+table+" LIMIT $1) s", affected+1).Scan(&left)
+	return err == nil && left == affected, err
 }
 
 // executedSQL is the text Run sends for a statement: the guard's
@@ -436,6 +481,10 @@ func (r *runner) finishReport(after *catalog) {
 func (r *runner) finish(ctx context.Context) error {
 	switch r.end {
 	case EndPrepare:
+		if blocking := r.blockingLocks(); len(blocking) > 0 && !r.opt.AllowBlockingLocks {
+			_ = r.rollback(ctx)
+			return &BlockingLockError{Locks: blocking}
+		}
 		if err := r.beforeCommit(ctx); err != nil {
 			return err
 		}
@@ -474,6 +523,21 @@ func (r *runner) finish(ctx context.Context) error {
 		}
 		return nil
 	}
+}
+
+// blockingLocks lists the locks a prepared transaction would keep on
+// pre-existing relations that block their reads: ACCESS EXCLUSIVE. A
+// relation the migration created is invisible to everyone else until the
+// commit, whatever it holds on it.
+func (r *runner) blockingLocks() []Lock {
+	var out []Lock
+	for oid, mode := range r.obs.strongest {
+		if _, existed := r.before.rels[oid]; existed && mode == accessExclusive {
+			out = append(out, Lock{Relation: r.obs.names[oid], Mode: mode})
+		}
+	}
+	sortLocks(out)
+	return out
 }
 
 func (r *runner) beforeCommit(ctx context.Context) error {

@@ -344,9 +344,12 @@ func TestPrepare(t *testing.T) {
 		_, err := tx.Exec(ctx, "INSERT INTO airlock.changes (id, status) VALUES ($1, 'pending')", gid)
 		return err
 	}
-	rep, err := Run(ctx, conn, plan, Options{}, EndPrepare, RunArg{GID: gid, BeforeCommit: hook})
+	rep, err := Run(ctx, conn, plan, Options{AllowBlockingLocks: true}, EndPrepare, RunArg{GID: gid, BeforeCommit: hook})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(f sqlguard.Finding) bool { return f.Code == "LK102" && f.Level == "danger" }) || rep.Risk != RiskHigh {
+		t.Errorf("a prepared change holding ACCESS EXCLUSIVE is not reported LK102 and high risk:\n%s", rep.Text())
 	}
 	wantHeld := []Lock{{customers, "RowExclusiveLock"}, {orders, accessExclusive}}
 	if !slices.Equal(rep.HeldLocks, wantHeld) {
@@ -807,8 +810,10 @@ func TestLargeTableFindings(t *testing.T) {
 			[]string{"PG101 warning"}},
 		{"rewrite", stmt{sql: "ALTER TABLE public.orders ALTER COLUMN total TYPE bigint", kind: "alter_column_type", targets: []string{orders}},
 			[]string{"LK101 warning", "RW101 danger"}},
-		{"rows", stmt{sql: "UPDATE public.orders SET note = 'x' WHERE id > 0", kind: "update", targets: []string{orders}},
+		{"rows", stmt{sql: "UPDATE public.orders SET note = 'x' WHERE id > 10", kind: "update", targets: []string{orders}},
 			[]string{"RA101 warning"}},
+		{"every row", stmt{sql: "UPDATE public.orders SET note = 'x' WHERE id > 0", kind: "update", targets: []string{orders}},
+			[]string{"RA102 danger", "RA101 warning"}},
 		{"small table", stmt{sql: "ALTER TABLE public.products ADD COLUMN x int DEFAULT random()", kind: "add_column", targets: []string{products}},
 			[]string{"RW101 warning"}},
 	}

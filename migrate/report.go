@@ -56,6 +56,9 @@ type StatementReport struct {
 	// the review store: its salt keeps the hash from being an oracle only
 	// while the agent does not see it.
 	Rows *RowsEffect `json:"-"`
+	// allRows is set when an UPDATE or DELETE with a WHERE clause reached
+	// every row of its table.
+	allRows bool
 }
 
 // Effects is the part of a report that must be identical when a migration

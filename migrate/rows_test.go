@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/airlock-dev/airlock/internal/pgtest"
 )
 
@@ -158,5 +160,76 @@ func TestRowImageColumns(t *testing.T) {
 	}
 	if _, err := Run(ctx, conn, plan, Options{Role: role}, EndCommitIfSame, RunArg{Expected: &e}); err != nil {
 		t.Fatalf("replay: %v", err)
+	}
+}
+
+// TestEveryRow: an UPDATE or DELETE whose WHERE clause matches every row
+// of its table is rated like one without a WHERE clause, on a table of any
+// size; one that leaves a row is not.
+func TestEveryRow(t *testing.T) {
+	url := fixtureDB(t)
+	conn := pgtest.Connect(t, url)
+	ctx := testContext(t)
+	for _, tt := range []struct {
+		sql, kind string
+		every     bool
+	}{
+		{"DELETE FROM public.products WHERE price > 0", "delete", true},
+		{"DELETE FROM public.products WHERE id IS NOT NULL OR id IS NULL", "delete", true},
+		{"DELETE FROM public.products WHERE price > 3", "delete", false},
+		{"UPDATE public.products SET name = name WHERE true", "update", true},
+		{"UPDATE public.products SET name = name WHERE id < 10", "update", false},
+		{"UPDATE public.orders SET note = note WHERE customer_id > 0", "update", true},
+	} {
+		t.Run(tt.sql, func(t *testing.T) {
+			target := "public.products"
+			if strings.Contains(tt.sql, "orders") {
+				target = orders
+			}
+			rep, err := Run(ctx, conn, planOf(stmt{sql: tt.sql, kind: tt.kind, targets: []string{target}}), Options{}, EndRollback, RunArg{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := false
+			for _, f := range rep.Warnings {
+				got = got || f.Code == "RA102"
+			}
+			if got != tt.every {
+				t.Fatalf("RA102 reported %v, want %v:\n%s", got, tt.every, rep.Text())
+			}
+			if tt.every && rep.Risk != RiskHigh {
+				t.Errorf("risk %s, want high", rep.Risk)
+			}
+		})
+	}
+}
+
+// TestPreparedBlockingLock: a prepared change that would keep ACCESS
+// EXCLUSIVE on a table in use is refused unless the scope opts in, and
+// nothing is prepared; a lock on a table the change creates is no reason.
+func TestPreparedBlockingLock(t *testing.T) {
+	url := fixtureDB(t)
+	conn := pgtest.Connect(t, url)
+	ctx := testContext(t)
+	before := pgtest.Fingerprint(t, url)
+	plan := planOf(stmt{sql: "ALTER TABLE public.orders ADD COLUMN discount integer", kind: "add_column", targets: []string{orders}})
+	_, err := Run(ctx, conn, plan, Options{}, EndPrepare, RunArg{GID: "airlock_" + uuid.NewString()})
+	var blocking *BlockingLockError
+	if !errors.As(err, &blocking) || len(blocking.Locks) != 1 || blocking.Locks[0].Relation != orders {
+		t.Fatalf("err = %v, want a BlockingLockError on %s", err, orders)
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM pg_prepared_xacts"); n != 0 {
+		t.Fatalf("%d prepared transactions left", n)
+	}
+	if d := before.Diff(pgtest.Fingerprint(t, url)); d != "" {
+		t.Fatalf("a refused prepare changed the database:\n%s", d)
+	}
+	gid := "airlock_" + uuid.NewString()
+	plan = planOf(stmt{sql: "CREATE TABLE public.fresh (id int)", kind: "create_table", targets: []string{"public.fresh"}})
+	if _, err := Run(ctx, conn, plan, Options{}, EndPrepare, RunArg{GID: gid}); err != nil {
+		t.Fatalf("a new table's lock refused: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "ROLLBACK PREPARED '"+gid+"'"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -84,6 +84,9 @@ type Change struct {
 	// TTL is how long the change may wait for a reviewer; only read by
 	// Record, and only when ExpiresAt is zero.
 	TTL time.Duration
+	// Limits, only read by Record, bound the pending changes of the
+	// change's scope and session, this one included.
+	Limits Limits
 	// Reviewer, DecidedAt and Reason are set once the change is decided
 	// (Reviewer is "reaper" for expired ones; DecidedAt is zero before).
 	Reviewer  string

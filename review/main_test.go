@@ -92,6 +92,8 @@ func (e *env) newChange(sql, scope, mode string, opt migrate.Options) *Change {
 	end, arg := migrate.EndRollback, migrate.RunArg{}
 	if mode == ModePrepared {
 		end, arg = migrate.EndPrepare, migrate.RunArg{GID: NewGID()}
+		// These tests hold DDL locks on purpose, to review around them.
+		opt.AllowBlockingLocks = true
 	}
 	rep, err := migrate.Run(e.ctx, conn, plan, opt, end, arg)
 	if err != nil {

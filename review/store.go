@@ -180,7 +180,8 @@ func (s *Store) Record(ctx context.Context, c *Change) error {
 	// live. FOR SHARE orders this against a merge's UPDATE of the branch
 	// row: either the merge sees this change (and refuses to merge a log
 	// it did not replay) or this insert sees the branch decided.
-	err = s.pool.QueryRow(ctx, `
+	insert := func(q querier) error {
+		return q.QueryRow(ctx, `
 		WITH live AS (SELECT 1 FROM airlock.branches WHERE id = $18::uuid AND status = 'live' FOR SHARE)
 		INSERT INTO airlock.changes (id, ticket, summary, sql, sql_fingerprint, statements, scope, session,
 			mode, gid, report, effects, fingerprint, options, status, created_at, expires_at, branch_id, scope_version)
@@ -189,9 +190,29 @@ func (s *Store) Record(ctx context.Context, c *Change) error {
 			COALESCE($16::timestamptz, COALESCE($15::timestamptz, now()) + $17::interval), $18::uuid, $19
 		WHERE $18::uuid IS NULL OR EXISTS (SELECT 1 FROM live)
 		RETURNING status, created_at, expires_at`,
-		c.ID, c.Ticket, c.Summary, c.SQL, c.SQLFingerprint, statements, c.Scope, c.Session,
-		c.Mode, gid, report, effects, c.Fingerprint, options, created, expires, c.TTL, branch, c.ScopeVersion,
-	).Scan(&c.Status, &c.CreatedAt, &c.ExpiresAt)
+			c.ID, c.Ticket, c.Summary, c.SQL, c.SQLFingerprint, statements, c.Scope, c.Session,
+			c.Mode, gid, report, effects, c.Fingerprint, options, created, expires, c.TTL, branch, c.ScopeVersion,
+		).Scan(&c.Status, &c.CreatedAt, &c.ExpiresAt)
+	}
+	if c.Limits == (Limits{}) {
+		err = insert(s.pool)
+	} else {
+		// Under the scope's lock, the count and the insert are one step:
+		// racing sessions cannot both take the last slot.
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := lockPending(ctx, tx, c.Scope); err != nil {
+				return err
+			}
+			if err := checkLimits(ctx, tx, c.Scope, c.Session, c.Limits); err != nil {
+				return err
+			}
+			return insert(tx)
+		})
+	}
+	var tooMany *TooManyPendingError
+	if errors.As(err, &tooMany) {
+		return err
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("record change %s: %w", c.ID, ErrBranchClosed)
 	}

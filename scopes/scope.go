@@ -28,6 +28,10 @@ const (
 	DefaultBranchStrategy     = "template"
 	DefaultBranchTTL          = 2 * time.Hour
 	DefaultMaxBranches        = 5
+	// DefaultMaxPending bounds a scope's pending changes, and
+	// DefaultMaxPendingPerSession one agent session's.
+	DefaultMaxPending           = 50
+	DefaultMaxPendingPerSession = 10
 )
 
 // Tool names, as listed to agents. Keep them stable: users' configs and
@@ -126,6 +130,15 @@ type Write struct {
 	// Role is the database role writes run as; empty means the default
 	// (see Scope.WriteRole).
 	Role string `json:"role,omitempty"`
+	// MaxPending bounds the scope's pending changes, and
+	// MaxPendingPerSession those of one agent session: held changes cost
+	// locks, prepared transaction slots and reviewers' attention.
+	MaxPending           int `json:"max_pending"`
+	MaxPendingPerSession int `json:"max_pending_per_session"`
+	// AllowBlockingLocks lets a prepared change hold a lock that blocks
+	// reads of a table (ACCESS EXCLUSIVE) until a reviewer acts; without
+	// it such a change is refused in prepared mode.
+	AllowBlockingLocks bool `json:"allow_blocking_locks"`
 	// Branch holds the branch mode settings; applyDefaults fills it in
 	// when Mode is "branch".
 	Branch *Branch `json:"branch,omitempty"`
@@ -172,6 +185,8 @@ func (s *Scope) applyDefaults() {
 		setDefault(&w.LockTimeoutMS, DefaultWriteLockTimeoutMS)
 		setDefault(&w.LargeTableRows, DefaultLargeTableRows)
 		setDefault(&w.RowsAffectedWarn, DefaultRowsAffectedWarn)
+		setDefault(&w.MaxPending, DefaultMaxPending)
+		setDefault(&w.MaxPendingPerSession, min(DefaultMaxPendingPerSession, w.MaxPending))
 		if w.Mode == "branch" {
 			if w.Branch == nil {
 				w.Branch = &Branch{}

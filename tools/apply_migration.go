@@ -123,7 +123,22 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		return nil, plan, refusal, err
 	}
 	change := &review.Change{Ticket: args.Ticket, Summary: summary, SQL: args.SQL,
-		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: w.Mode, TTL: w.ReviewTTL}
+		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: w.Mode, TTL: w.ReviewTTL,
+		Limits: review.Limits{PerScope: w.MaxPending, PerSession: w.MaxPendingPerSession}}
+	// Refused before anything runs; Record checks again atomically.
+	if refusal, err := a.limitRefusal(a.store.CheckLimits(ctx, change.Scope, change.Session, change.Limits)); refusal != nil || err != nil {
+		return nil, plan, refusal, err
+	}
+	if w.Mode == review.ModePrepared {
+		slots, err := review.ReadPreparedSlots(ctx, a.env.Pool)
+		if err != nil {
+			return nil, plan, nil, err
+		}
+		if !slots.Available() {
+			return nil, plan, &sqlguard.Refusal{Code: "prepared_slots_full", Reason: (&review.PreparedSlotsError{Slots: slots}).Error(),
+				Hint: "ask a reviewer to commit or roll back pending changes (airlock pending), then try again"}, nil
+		}
+	}
 	var rep *migrate.Report
 	switch w.Mode {
 	case review.ModeBranch:
@@ -156,6 +171,11 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 	default:
 		rep, err = a.env.runMigration(ctx, req, plan, migrate.EndRollback, migrate.RunArg{})
 	}
+	var blocking *migrate.BlockingLockError
+	if errors.As(err, &blocking) {
+		return nil, plan, &sqlguard.Refusal{Code: "blocking_lock", Reason: blocking.Error(),
+			Hint: "in prepared mode a held change may not keep a lock that blocks reads of a table in use: make the change without DDL on existing tables, or ask for a replay-mode scope (or write.allow_blocking_locks)"}, nil
+	}
 	if err != nil {
 		return nil, plan, nil, err
 	}
@@ -166,6 +186,9 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		if change.GID != "" {
 			a.rollbackOrphan(change.GID)
 		}
+		if refusal, _ := a.limitRefusal(err); refusal != nil {
+			return nil, plan, refusal, nil
+		}
 		if errors.Is(err, review.ErrBranchClosed) {
 			return nil, plan, &sqlguard.Refusal{Code: "branch_closed",
 				Reason: "a reviewer decided this session's branch while the change was being applied; the change is not part of any review",
@@ -175,6 +198,16 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 	}
 	return &ApplyResult{ChangeID: change.ID, Status: review.StatusPending, Mode: change.Mode,
 		Ticket: change.Ticket, ExpiresAt: change.ExpiresAt, Report: rep}, plan, nil, nil
+}
+
+// limitRefusal turns a pending-change limit into a refusal.
+func (a *ApplyMigration) limitRefusal(err error) (*sqlguard.Refusal, error) {
+	var tooMany *review.TooManyPendingError
+	if errors.As(err, &tooMany) {
+		return &sqlguard.Refusal{Code: "too_many_pending", Reason: tooMany.Error(),
+			Hint: "wait for a reviewer to decide your pending changes (get_change_status), or fold several changes into one"}, nil
+	}
+	return nil, err
 }
 
 // rollbackOrphan undoes a prepared transaction whose change could not be

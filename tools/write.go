@@ -40,11 +40,13 @@ func writePolicy(w *scopes.Write, read *sqlguard.Policy) *sqlguard.WritePolicy {
 func migrateOptions(scope *scopes.Scope) migrate.Options {
 	w := scope.Write
 	return migrate.Options{
-		SearchPath:       slices.Clone(scope.Read.SearchPath),
-		StatementTimeout: time.Duration(w.StatementTimeoutMS) * time.Millisecond,
-		LockTimeout:      time.Duration(w.LockTimeoutMS) * time.Millisecond,
-		LargeTableRows:   w.LargeTableRows,
-		RowsAffectedWarn: w.RowsAffectedWarn,
+		SearchPath:         slices.Clone(scope.Read.SearchPath),
+		Prepared:           w.Mode == "prepared",
+		AllowBlockingLocks: w.AllowBlockingLocks,
+		StatementTimeout:   time.Duration(w.StatementTimeoutMS) * time.Millisecond,
+		LockTimeout:        time.Duration(w.LockTimeoutMS) * time.Millisecond,
+		LargeTableRows:     w.LargeTableRows,
+		RowsAffectedWarn:   w.RowsAffectedWarn,
 	}
 }
 
