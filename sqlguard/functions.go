@@ -226,6 +226,24 @@ func (f LookupForms) lookup(nargs int) bool {
 	return false
 }
 
+// checkCall asks a function checker about a call with nargs arguments, as
+// the parse tree has them. FunctionRule is given the number, which narrows
+// its catalog lookup class to the overloads PostgreSQL could pick; any
+// other checker, including a type that embeds FunctionRule to refuse more
+// (whose CheckCall would skip its own CheckFunction), is asked by name,
+// where the class is refused whole.
+func checkCall(fc FunctionChecker, schema, name string, nargs int) *Refusal {
+	switch r := fc.(type) {
+	case FunctionRule:
+		return r.CheckCall(schema, name, nargs)
+	case *FunctionRule:
+		if r != nil {
+			return r.CheckCall(schema, name, nargs)
+		}
+	}
+	return fc.CheckFunction(schema, name)
+}
+
 // funcRuleDenied returns why name is denylisted and what to do instead,
 // or "".
 func funcRuleDenied(name string) (why, hint string) {

@@ -1670,7 +1670,7 @@ func (c *readChecker) funcCall(fc *pg_query.FuncCall, lv *readLevel) *Refusal {
 	if c.policy.Functions == nil {
 		return refuse("function_not_allowed", "this scope allows no function calls", "function %s is not allowed", readJoinStrings(fc.Funcname))
 	}
-	if r := readCheckCall(c.policy.Functions, schema, name, len(fc.Args)); r != nil {
+	if r := checkCall(c.policy.Functions, schema, name, len(fc.Args)); r != nil {
 		return r
 	}
 	if r := c.exprs(lv, fc.Args...); r != nil {
@@ -1688,23 +1688,6 @@ func (c *readChecker) funcCall(fc *pg_query.FuncCall, lv *readLevel) *Refusal {
 		return c.windowDef(fc.Over, lv)
 	}
 	return nil
-}
-
-// readCheckCall asks the function checker about a call. FunctionRule is
-// given the number of arguments, which narrows its catalog lookup class to
-// the overloads PostgreSQL could pick; any other checker, including a type
-// that embeds FunctionRule to refuse more, is asked by name, where the
-// class is refused whole.
-func readCheckCall(fc FunctionChecker, schema, name string, nargs int) *Refusal {
-	switch r := fc.(type) {
-	case FunctionRule:
-		return r.CheckCall(schema, name, nargs)
-	case *FunctionRule:
-		if r != nil {
-			return r.CheckCall(schema, name, nargs)
-		}
-	}
-	return fc.CheckFunction(schema, name)
 }
 
 func (c *readChecker) subLink(s *pg_query.SubLink, lv *readLevel) *Refusal {

@@ -21,7 +21,8 @@ const catalogTTL = 30 * time.Second
 
 // Catalog is the part of the database catalog the guard needs for one
 // scope: the in-scope tables with all their columns, and the volatility
-// and catalog lookup forms of every pg_catalog function. It is loaded once and refreshed lazily.
+// and catalog lookup forms of every pg_catalog function. It is loaded once
+// and refreshed lazily.
 type Catalog struct {
 	pool  *pgxpool.Pool
 	scope *scopes.Scope
@@ -81,9 +82,10 @@ func (c *Catalog) reloadLocked(ctx context.Context) (*sqlguard.Policy, error) {
 	return p, nil
 }
 
-// catalogColumnsSQL loads the scope's tables, their columns, and what says
-// that the scope may read only some of a table's rows (row-level security,
-// or a view): EXPLAIN is refused over those (sqlguard.Table.RowFiltered).
+// catalogColumnsSQL loads the scope's tables with their columns, and
+// whether the scope may see only some of a table's rows from what the
+// catalog says (row-level security is enabled, or it is a view): EXPLAIN
+// is refused over those (sqlguard.Table.RowFiltered).
 const catalogColumnsSQL = `
 SELECT n.nspname, c.relname, a.attname, c.relkind::text, c.relrowsecurity
 FROM pg_catalog.pg_class c
