@@ -47,6 +47,12 @@ type Table struct {
 	// keeps the table's name as the reference's alias, so the query's
 	// column references read as written.
 	ReadSchema, ReadName string
+	// RowFiltered is true when the scope may read only some of the rows
+	// the planner's statistics count: the scope has a row_filter for the
+	// table, row-level security is enabled on it, or it is a view (whose
+	// query may filter the rows of the tables behind it). EXPLAIN over it
+	// is refused, because its estimates count the hidden rows.
+	RowFiltered bool
 }
 
 // QualifiedName is schema.name.

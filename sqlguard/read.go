@@ -67,8 +67,13 @@ const (
 //
 // Every function call, in expressions and in FROM, is decided by
 // p.Functions (nil refuses all calls). Operators, types and collations may
-// be qualified only with pg_catalog, and the xml type is refused. System
-// columns (ctid, xmin, ...) are refused.
+// be qualified only with pg_catalog, and xml, aclitem and the object
+// identifier types (regclass, ...) are refused. System columns (ctid,
+// xmin, tableoid, ...) are refused.
+//
+// EXPLAIN is refused when the statement reads a table whose rows are
+// filtered for the scope (Table.RowFiltered): the plan's estimates count
+// the rows the filter hides.
 //
 // For a SELECT, maxRows > 0 caps the rows the database produces at
 // maxRows+1, so the caller can tell that the result was cut: a missing
@@ -91,6 +96,7 @@ const (
 //	multiple_statements      more than one statement
 //	statement_not_allowed    not a SELECT or an EXPLAIN of one
 //	explain_option_not_allowed  EXPLAIN ANALYZE or an option not on the list
+//	explain_not_allowed      EXPLAIN over a row-filtered table (Table.RowFiltered)
 //	select_into              SELECT ... INTO
 //	locking_clause           FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE
 //	data_modifying_cte       a WITH query that is not a SELECT
@@ -425,8 +431,29 @@ func (c *readChecker) explainStmt(e *pg_query.ExplainStmt) *Refusal {
 	if q == nil {
 		return refuse("statement_not_allowed", readHintStatement, "EXPLAIN of %s is not allowed", readStatementName(e.GetQuery()))
 	}
-	_, r := c.selectStmt(q, nil)
-	return r
+	if _, r := c.selectStmt(q, nil); r != nil {
+		return r
+	}
+	return c.explainRowFiltered()
+}
+
+// readHintExplainFiltered is the hint of an EXPLAIN refused over a
+// row-filtered table.
+const readHintExplainFiltered = "EXPLAIN is not available on tables with a row filter: its estimates count the rows the filter hides; run the query itself"
+
+// explainRowFiltered refuses an EXPLAIN that reads a row-filtered table
+// anywhere. The planner estimates from statistics over every row of the
+// table, so an estimate of 45 rows against 1 for a value only hidden rows
+// hold tells the agent about rows it may not read; VERBOSE also prints the
+// filter (docs/architecture.md, Catalog lookups).
+func (c *readChecker) explainRowFiltered() *Refusal {
+	for _, name := range c.tableList() {
+		if t := c.policy.Tables[name]; t != nil && t.RowFiltered {
+			return refuse("explain_not_allowed", readHintExplainFiltered,
+				"EXPLAIN over %s is not allowed: the rows you may read there are filtered, and the plan's estimates count the rows the filter hides", name)
+		}
+	}
+	return nil
 }
 
 func (c *readChecker) explainOption(o *pg_query.Node) *Refusal {
@@ -1643,7 +1670,7 @@ func (c *readChecker) funcCall(fc *pg_query.FuncCall, lv *readLevel) *Refusal {
 	if c.policy.Functions == nil {
 		return refuse("function_not_allowed", "this scope allows no function calls", "function %s is not allowed", readJoinStrings(fc.Funcname))
 	}
-	if r := c.policy.Functions.CheckFunction(schema, name); r != nil {
+	if r := checkCall(c.policy.Functions, schema, name, len(fc.Args)); r != nil {
 		return r
 	}
 	if r := c.exprs(lv, fc.Args...); r != nil {
@@ -1800,11 +1827,14 @@ func (c *readChecker) windowDef(w *pg_query.WindowDef, lv *readLevel) *Refusal {
 }
 
 // readRefusedTypes are pg_catalog types refused in casts and column
-// definitions: xml input runs the XML parser on agent text, and the
-// object identifier types look up any object by name, so a cast such as
+// definitions: xml input runs the XML parser on agent text, the object
+// identifier types look up any object by name, so a cast such as
 // 'public.secrets'::regclass tells whether a table outside the scope
-// exists.
-var readRefusedTypes = map[string]bool{"xml": true, "_xml": true,
+// exists, and aclitem's input looks up the roles it names. oid itself
+// stays: it is a number, and everything that maps an oid to an object is
+// refused with the catalog lookup class (docs/architecture.md, Catalog
+// lookups).
+var readRefusedTypes = map[string]bool{"xml": true, "_xml": true, "aclitem": true, "_aclitem": true,
 	"regclass": true, "regproc": true, "regprocedure": true, "regoper": true, "regoperator": true,
 	"regtype": true, "regnamespace": true, "regrole": true, "regcollation": true, "regconfig": true,
 	"regdictionary": true, "_regclass": true, "_regproc": true, "_regprocedure": true, "_regoper": true,

@@ -65,9 +65,12 @@ func readTestFunctions() FunctionRule {
 			"current_setting": 's', "lo_import": 'v', "lo_export": 'v', "pg_terminate_backend": 'v',
 			"pg_cancel_backend": 'v', "random": 'v', "setseed": 'v', "txid_current": 's', "pg_notify": 'v',
 			"ts_stat": 'v', "pg_reload_conf": 'v', "obj_description": 's', "pg_logical_emit_message": 'v',
-			"pg_stat_reset": 'v', "xpath": 'i',
+			"pg_stat_reset": 'v', "xpath": 'i', "format_type": 's', "regclassout": 's', "regclassin": 's',
+			"int4in": 'i', "row_security_active": 's', "pg_get_userbyid": 's', "pg_typeof": 's',
+			"to_tsvector": 's', "ts_headline": 's',
 		},
-		Allowed: map[string]bool{"util.slugify": true},
+		CatalogLookup: readTestLookup(),
+		Allowed:       map[string]bool{"util.slugify": true},
 	}
 }
 
@@ -129,6 +132,11 @@ func TestCheckReadAccepts(t *testing.T) {
 		{"SELECT current_user, current_date, random()", 100, "SELECT current_user, current_date, random() LIMIT 101", nil, nil},
 		{"SELECT $$; DROP TABLE x$$", 100, "SELECT '; DROP TABLE x' LIMIT 101", nil, nil},
 		{"SELECT metadata -> 'a' ->> 'b' FROM customers", 100, "SELECT (metadata -> 'a') ->> 'b' FROM public.customers LIMIT 101", nil, []string{"public.customers"}},
+		// The forms of a name outside the catalog lookup class, and oid,
+		// which is a number.
+		{"SELECT to_tsvector(notes) FROM orders", 100, "SELECT to_tsvector(notes) FROM public.orders LIMIT 101", nil, []string{"public.orders"}},
+		{"SELECT ts_headline(notes, NULL) FROM orders", 100, "SELECT ts_headline(notes, NULL) FROM public.orders LIMIT 101", nil, []string{"public.orders"}},
+		{"SELECT 1259::oid, max(id::oid) FROM orders", 100, "SELECT 1259::oid, max(id::oid) FROM public.orders LIMIT 101", nil, []string{"public.orders"}},
 
 		// Whole rows and * of unrestricted tables are fine.
 		{"SELECT * FROM orders", 100, "SELECT * FROM public.orders LIMIT 101", nil, []string{"public.orders"}},
@@ -364,6 +372,24 @@ func TestCheckReadRefuses(t *testing.T) {
 		{"SELECT to_regclass('public.secrets')", "function_not_allowed"},
 		{"SELECT has_table_privilege('public.secrets', 'SELECT')", "function_not_allowed"},
 		{"SELECT pg_relation_size('public.secrets')", "function_not_allowed"},
+		// The catalog lookup class: oids and names mapped to objects.
+		{"SELECT format_type(g, NULL) FROM generate_series(1, 20000) AS g", "function_not_allowed"},
+		{"SELECT f FROM generate_series(1, 20000) AS g, LATERAL format_type(g, NULL) AS f", "function_not_allowed"},
+		{"SELECT pg_catalog.format_type(16384, -1)", "function_not_allowed"},
+		{"SELECT regclassout(16384)", "function_not_allowed"},
+		{"SELECT regclassin('public.secrets')", "function_not_allowed"},
+		{"SELECT int4in('1')", "function_not_allowed"},
+		{"SELECT row_security_active('public.secrets')", "function_not_allowed"},
+		{"SELECT pg_get_userbyid(10)", "function_not_allowed"},
+		{"SELECT ARRAY[pg_typeof(1), 'public.secrets']", "function_not_allowed"},
+		{"SELECT to_tsvector('nosuchschema.cfg', notes) FROM orders", "function_not_allowed"},
+		{"SELECT ts_headline('nosuchschema.cfg', notes, NULL) FROM orders", "function_not_allowed"},
+		{"SELECT id FROM orders WHERE format_type(id, NULL) IS NULL", "function_not_allowed"},
+		{"SELECT 'postgres=r/postgres'::aclitem", "type_not_allowed"},
+		{"SELECT '{}'::aclitem[]", "type_not_allowed"},
+		{"SELECT '{}'::pg_catalog._aclitem", "type_not_allowed"},
+		{"SELECT 1259::regclass", "type_not_allowed"},
+		{"SELECT tableoid FROM orders", "column_not_allowed"},
 		{"SELECT * FROM json_to_record('{}') AS x(a public.t)", "type_not_allowed"},
 		{"SELECT 'a' COLLATE public.evil", "collation_not_allowed"},
 
@@ -520,6 +546,89 @@ func TestCheckReadRefusalText(t *testing.T) {
 	}
 }
 
+// TestCheckReadExplainRowFiltered: EXPLAIN is refused wherever the
+// statement reads a row-filtered table, and only there.
+func TestCheckReadExplainRowFiltered(t *testing.T) {
+	t.Parallel()
+	p := readTestPolicy()
+	p.Tables["public.customers"].RowFiltered = true
+	tests := []struct{ sql, code string }{
+		{"EXPLAIN SELECT name FROM customers", "explain_not_allowed"},
+		{"EXPLAIN SELECT name FROM public.customers WHERE plan = 'gold'", "explain_not_allowed"},
+		{"EXPLAIN (COSTS false) SELECT name FROM customers", "explain_not_allowed"},
+		{"EXPLAIN (FORMAT json, VERBOSE) SELECT name FROM customers", "explain_not_allowed"},
+		{"EXPLAIN SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id", "explain_not_allowed"},
+		{"EXPLAIN SELECT id FROM orders WHERE customer_id IN (SELECT id FROM customers)", "explain_not_allowed"},
+		{"EXPLAIN SELECT id FROM orders WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = orders.customer_id)", "explain_not_allowed"},
+		{"EXPLAIN WITH c AS (SELECT id FROM customers) SELECT count(*) FROM c", "explain_not_allowed"},
+		{"EXPLAIN SELECT id FROM orders UNION SELECT id FROM customers", "explain_not_allowed"},
+		{"EXPLAIN SELECT * FROM orders o, LATERAL (SELECT name FROM customers c WHERE c.id = o.customer_id) x", "explain_not_allowed"},
+		// Without the filtered table, or without EXPLAIN, nothing changes.
+		{"EXPLAIN SELECT * FROM orders", ""},
+		{"EXPLAIN SELECT o.id, i.amount FROM orders o JOIN invoices i ON i.order_id = o.id", ""},
+		{"EXPLAIN WITH customers AS (SELECT 1 AS name) SELECT name FROM customers", ""},
+		{"SELECT name FROM customers", ""},
+		{"SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id", ""},
+		// Other refusals come first.
+		{"EXPLAIN SELECT ssn FROM customers", "column_not_allowed"},
+		{"EXPLAIN ANALYZE SELECT name FROM customers", "explain_option_not_allowed"},
+	}
+	for _, tt := range tests {
+		plan, err := p.CheckRead(tt.sql, 10)
+		if tt.code == "" {
+			if err != nil {
+				t.Errorf("CheckRead(%q): %v", tt.sql, err)
+			} else {
+				readAssertInvariants(t, p, tt.sql, plan)
+			}
+			continue
+		}
+		var r *Refusal
+		if !errors.As(err, &r) || r.Code != tt.code {
+			t.Errorf("CheckRead(%q) = %v, want %s", tt.sql, err, tt.code)
+			continue
+		}
+		if tt.code == "explain_not_allowed" {
+			want := "EXPLAIN over public.customers is not allowed: the rows you may read there are filtered, and the plan's estimates count the rows the filter hides"
+			if r.Reason != want || r.Hint != readHintExplainFiltered {
+				t.Errorf("CheckRead(%q) = %q / %q", tt.sql, r.Reason, r.Hint)
+			}
+		}
+	}
+}
+
+// TestCheckReadCallArity: the read guard hands FunctionRule the number of
+// arguments, and hands any other checker, a FunctionRule embedded in one
+// included, the name alone.
+func TestCheckReadCallArity(t *testing.T) {
+	t.Parallel()
+	const sql = "SELECT to_tsvector(notes) FROM orders"
+	for _, tc := range []struct {
+		name string
+		fc   FunctionChecker
+		ok   bool
+	}{
+		{"value", readTestFunctions(), true},
+		{"pointer", func() FunctionChecker { r := readTestFunctions(); return &r }(), true},
+		{"embedded", readEmbeddedRule{readTestFunctions()}, false},
+	} {
+		p := readTestPolicy()
+		p.Functions = tc.fc
+		_, err := p.CheckRead(sql, 10)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: CheckRead(%q) = %v, want allowed=%v", tc.name, sql, err, tc.ok)
+		}
+	}
+}
+
+// readEmbeddedRule is a checker that embeds FunctionRule, as one that
+// refuses more than the rule would.
+type readEmbeddedRule struct{ FunctionRule }
+
+func (r readEmbeddedRule) CheckFunction(schema, name string) *Refusal {
+	return r.FunctionRule.CheckFunction(schema, name)
+}
+
 func TestCheckReadSearchPath(t *testing.T) {
 	t.Parallel()
 	p := readTestPolicy()
@@ -662,7 +771,13 @@ func readAssertInvariants(t *testing.T, p *Policy, sql string, plan *ReadPlan) {
 			if len(x.Funcname) == 2 {
 				schema = x.Funcname[0].GetString_().GetSval()
 			}
-			if r := p.Functions.CheckFunction(schema, name); r != nil {
+			// FunctionRule decides on the call with its number of
+			// arguments; other checkers see the name alone.
+			r := p.Functions.CheckFunction(schema, name)
+			if rule, ok := p.Functions.(FunctionRule); ok {
+				r = rule.CheckCall(schema, name, len(x.Args))
+			}
+			if r != nil {
 				t.Errorf("CheckRead(%q) accepted a refused call: %v", sql, r)
 			}
 		case *pg_query.ColumnRef:

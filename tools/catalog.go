@@ -20,8 +20,9 @@ import (
 const catalogTTL = 30 * time.Second
 
 // Catalog is the part of the database catalog the guard needs for one
-// scope: the in-scope tables with all their columns, and the volatility of
-// every pg_catalog function. It is loaded once and refreshed lazily.
+// scope: the in-scope tables with all their columns, and the volatility
+// and catalog lookup forms of every pg_catalog function. It is loaded once
+// and refreshed lazily.
 type Catalog struct {
 	pool  *pgxpool.Pool
 	scope *scopes.Scope
@@ -81,8 +82,12 @@ func (c *Catalog) reloadLocked(ctx context.Context) (*sqlguard.Policy, error) {
 	return p, nil
 }
 
+// catalogColumnsSQL loads the scope's tables with their columns, and
+// whether the scope may see only some of a table's rows from what the
+// catalog says (row-level security is enabled, or it is a view): EXPLAIN
+// is refused over those (sqlguard.Table.RowFiltered).
 const catalogColumnsSQL = `
-SELECT n.nspname, c.relname, a.attname
+SELECT n.nspname, c.relname, a.attname, c.relkind::text, c.relrowsecurity
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -90,13 +95,75 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND (n.nspname || '.' || c.relname) = ANY($1)
 ORDER BY n.nspname, c.relname, a.attnum`
 
-// Aggregates and window functions are in pg_proc too. max() picks the
-// strongest volatility over all overloads because 'v' > 's' > 'i'.
+// catalogFunctionsSQL loads, per pg_catalog function name, the strongest
+// volatility of its overloads (max() works because 'v' > 's' > 'i';
+// aggregates and window functions are in pg_proc too) and the argument
+// counts of its overloads in the catalog lookup class, with whether it
+// has overloads outside it.
+//
+// The catalog lookup class is every function that maps oids or names to
+// catalog objects (docs/architecture.md, Catalog lookups). An overload is
+// in it when
+//
+//   - it is a type's input, output, receive, send or typmod function
+//     (pg_type.typinput ... typmodout): no query needs int4in(...), and
+//     regclassin('public.t') and regclassout(oid) are lookups by name and
+//     by oid;
+//   - its argument, OUT parameter or result types include a type whose
+//     values name catalog objects: an object identifier type (regclass,
+//     regtype, ..., regdictionary; every pg_catalog type named reg* or
+//     that oid converts to implicitly without conversion) or aclitem
+//     (whose text names roles), or an array of one. A string literal
+//     passed where such a type is expected is looked up by name
+//     (row_security_active('public.t'), to_tsvector('s.cfg', ...)), and a
+//     value of one prints as the object's name (pg_typeof, to_regclass);
+//   - or they include oid, oidvector or oid[], unless it is an aggregate
+//     or a cast function: format_type(oid, int), pg_get_userbyid(oid),
+//     obj_description(oid), has_table_privilege(oid, text) look the
+//     number up, while max(oid), min(oid), int8(oid) and oid(bigint)
+//     only compare or convert it.
+//
+// A name with any overload in the class is refused at the argument
+// counts that overload accepts, which covers functions that resolve a
+// name given as text (has_table_privilege(text, text),
+// row_security_active(text)) through their oid overloads of the same
+// arity. xid, xid8, cid and tid are not object identifiers: they number
+// transactions and row versions, and age(xid) shares its name with
+// age(timestamp).
 const catalogFunctionsSQL = `
-SELECT p.proname, max(p.provolatile)::text
-FROM pg_catalog.pg_proc p
-WHERE p.pronamespace = 'pg_catalog'::regnamespace
-GROUP BY p.proname`
+WITH ids AS (
+	SELECT t.oid, t.typname NOT IN ('oid', 'oidvector') AS names
+	FROM pg_catalog.pg_type t
+	WHERE t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace
+	  AND (t.typname IN ('oid', 'oidvector', 'aclitem') OR t.typname LIKE 'reg%'
+	       OR EXISTS (SELECT FROM pg_catalog.pg_cast c
+	                  WHERE c.castsource = 'pg_catalog.oid'::pg_catalog.regtype AND c.casttarget = t.oid
+	                    AND c.castmethod = 'b' AND c.castcontext = 'i'))
+), idtypes AS (
+	SELECT i.oid, i.names FROM ids i
+	UNION ALL
+	SELECT a.oid, i.names FROM pg_catalog.pg_type a JOIN ids i ON a.typelem = i.oid AND a.typlen = -1
+), procs AS (
+	SELECT p.oid, p.proname, p.provolatile, p.prokind, p.pronargs, p.pronargdefaults, p.provariadic,
+	       ARRAY[p.prorettype] || p.proargtypes::pg_catalog.oid[] || coalesce(p.proallargtypes, '{}') AS types
+	FROM pg_catalog.pg_proc p
+	WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+), classed AS (
+	SELECT p.*,
+	       EXISTS (SELECT FROM pg_catalog.pg_type t
+	               WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend, t.typmodin, t.typmodout))
+	       OR p.types && ARRAY(SELECT i.oid FROM idtypes i WHERE i.names)
+	       OR (p.types && ARRAY(SELECT i.oid FROM idtypes i)
+	           AND p.prokind <> 'a'
+	           AND NOT EXISTS (SELECT FROM pg_catalog.pg_cast c WHERE c.castfunc = p.oid)) AS lookup
+	FROM procs p
+)
+SELECT proname, max(provolatile)::text,
+       coalesce(array_agg(pronargs - pronargdefaults - (provariadic <> 0)::int) FILTER (WHERE lookup), '{}'),
+       coalesce(array_agg(CASE WHEN provariadic <> 0 THEN -1 ELSE pronargs END) FILTER (WHERE lookup), '{}'),
+       bool_or(NOT lookup)
+FROM classed
+GROUP BY proname`
 
 func loadPolicy(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope) (*sqlguard.Policy, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -115,15 +182,20 @@ func loadPolicy(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope) (*
 	var t *sqlguard.Table
 	var rule scopes.TableRule
 	for rows.Next() {
-		var schema, rel, col string
-		if err := rows.Scan(&schema, &rel, &col); err != nil {
+		var schema, rel, col, kind string
+		var rls bool
+		if err := rows.Scan(&schema, &rel, &col, &kind, &rls); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("load catalog: %w", err)
 		}
 		// Rows come ordered by table, so a new table starts a new entry.
 		if t == nil || t.Schema != schema || t.Name != rel {
 			rule, _ = scope.TableRule(schema + "." + rel)
-			t = &sqlguard.Table{Schema: schema, Name: rel, Restricted: rule.Restricted()}
+			t = &sqlguard.Table{Schema: schema, Name: rel, Restricted: rule.Restricted(),
+				// The scope's own row filter, someone else's row-level
+				// security, or a view's query: each hides rows that
+				// EXPLAIN's estimates would count.
+				RowFiltered: rule.RowFilter != "" || rls || kind == "v"}
 			if len(rule.Mask) > 0 {
 				// Read through the view that hashes the masked columns:
 				// the read role holds no grant on the table itself.
@@ -145,17 +217,27 @@ func loadPolicy(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope) (*
 	}
 
 	vol := map[string]byte{}
+	lookup := map[string]sqlguard.LookupForms{}
 	frows, err := pool.Query(ctx, catalogFunctionsSQL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load functions: %w", err)
 	}
 	for frows.Next() {
 		var name, v string
-		if err := frows.Scan(&name, &v); err != nil {
+		var mins, maxs []int32
+		var others bool
+		if err := frows.Scan(&name, &v, &mins, &maxs, &others); err != nil {
 			frows.Close()
 			return nil, nil, fmt.Errorf("load functions: %w", err)
 		}
 		vol[name] = v[0]
+		if len(mins) > 0 {
+			forms := sqlguard.LookupForms{Others: others}
+			for i := range mins {
+				forms.Args = append(forms.Args, sqlguard.ArgCount{Min: int(mins[i]), Max: int(maxs[i])})
+			}
+			lookup[name] = forms
+		}
 	}
 	frows.Close()
 	if err := frows.Err(); err != nil {
@@ -172,7 +254,7 @@ func loadPolicy(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope) (*
 	return &sqlguard.Policy{
 		Tables:     tables,
 		SearchPath: searchPath,
-		Functions:  &sqlguard.FunctionRule{Volatility: vol, Allowed: allowed},
+		Functions:  &sqlguard.FunctionRule{Volatility: vol, CatalogLookup: lookup, Allowed: allowed},
 	}, missing, nil
 }
 
