@@ -634,6 +634,7 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 			return nil
 		},
 	})
+	unlockAll(ctx, pc.Conn())
 	pc.Release()
 	res.Report = rep
 	var drift *migrate.Drift

@@ -408,19 +408,22 @@ func lockChange(ctx context.Context, conn *pgx.Conn, id string) (unlock func(), 
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, hashtext($2))", lockClass, id); err != nil {
 		return nil, err
 	}
-	return func() {
-		if conn.IsClosed() {
-			return
-		}
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		var ok bool
-		err := conn.QueryRow(uctx, "SELECT pg_advisory_unlock($1, hashtext($2))", lockClass, id).Scan(&ok)
-		if err != nil || !ok {
-			// A session lock must not go back to the pool.
-			_ = conn.Close(uctx)
-		}
-	}, nil
+	return func() { unlockAll(ctx, conn) }, nil
+}
+
+// unlockAll drops every session-level advisory lock conn holds: the
+// reviewers' lock, and any the replayed statements took, which outlive
+// their transaction (docs/architecture.md, Connections come back clean).
+// A connection that cannot be cleaned is closed, never pooled.
+func unlockAll(ctx context.Context, conn *pgx.Conn) {
+	if conn.IsClosed() {
+		return
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(uctx, "SELECT pg_catalog.pg_advisory_unlock_all()"); err != nil {
+		_ = conn.Close(uctx)
+	}
 }
 
 // recordOutcome audits a commit or rollback.

@@ -218,10 +218,12 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 		return nil, err
 	}
 	pg := conn.Conn().PgConn()
+	dirty := false
 	defer func() {
-		// A connection that saw an error, or is not idle, may carry state
-		// from the agent's statement: never return it to the pool.
-		if err != nil || pg.TxStatus() != 'I' {
+		// A connection that saw an error, is not idle, or could not drop
+		// session locks may carry state from the agent's statement: never
+		// return it to the pool.
+		if err != nil || dirty || pg.TxStatus() != 'I' {
 			conn.Hijack().Close(context.Background())
 			return
 		}
@@ -235,6 +237,9 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 	}
 	b.ExecParams(plan.SQL, params, nil, nil, nil)
 	b.ExecParams("ROLLBACK", nil, nil, nil, nil)
+	// Session-level advisory locks survive the rollback; whatever the
+	// statement managed to take is dropped in the same round trip.
+	b.ExecParams(unlockAllSQL, nil, nil, nil, nil)
 	mrr := pg.ExecBatch(ctx, b)
 
 	for range setup {
@@ -254,12 +259,28 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 		mrr.Close()
 		return nil, err
 	}
-	if err := mrr.Close(); err != nil {
+	if !mrr.NextResult() {
+		return nil, batchErr(mrr)
+	}
+	if _, err := mrr.ResultReader().Close(); err != nil {
+		mrr.Close()
 		return nil, err
+	}
+	if mrr.NextResult() {
+		if _, uerr := mrr.ResultReader().Close(); uerr != nil {
+			dirty = true // the answer stands; the connection does not go back
+		}
+	}
+	if cerr := mrr.Close(); cerr != nil {
+		dirty = true
 	}
 	res.ElapsedMS = ms(time.Since(start))
 	return res, nil
 }
+
+// unlockAllSQL drops every session-level advisory lock of the connection
+// (docs/architecture.md, Connections come back clean).
+const unlockAllSQL = "SELECT pg_catalog.pg_advisory_unlock_all()"
 
 func batchErr(mrr *pgconn.MultiResultReader) error {
 	if err := mrr.Close(); err != nil {

@@ -119,8 +119,40 @@ func (e *Env) runMigrationOn(ctx context.Context, pool *pgxpool.Pool, req mcp.Ca
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Release()
-	return migrate.Run(ctx, conn.Conn(), plan, opt, end, arg)
+	rep, err := migrate.Run(ctx, conn.Conn(), plan, opt, end, arg)
+	releaseClean(ctx, conn, runsCode(plan))
+	return rep, err
+}
+
+// releaseClean returns a connection that ran agent SQL to the pool only
+// clean (docs/architecture.md, Connections come back clean): idle, and
+// without the session-level advisory locks a statement may have taken,
+// which outlive any transaction. A connection that ran procedural code
+// (DO, CALL) is closed instead: its session settings, prepared statements
+// and listeners are more than an unlock can undo.
+func releaseClean(ctx context.Context, conn *pgxpool.Conn, procedural bool) {
+	c := conn.Conn()
+	if procedural || c.IsClosed() || c.PgConn().TxStatus() != 'I' {
+		conn.Hijack().Close(context.WithoutCancel(ctx))
+		return
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := c.Exec(uctx, unlockAllSQL); err != nil {
+		conn.Hijack().Close(uctx)
+		return
+	}
+	conn.Release()
+}
+
+// runsCode reports whether a plan holds procedural code.
+func runsCode(plan *sqlguard.MigrationPlan) bool {
+	for _, st := range plan.Statements {
+		if st.Kind == "do" || st.Kind == "call" || st.Kind == "unchecked" {
+			return true
+		}
+	}
+	return false
 }
 
 // progressReporter sends MCP progress notifications when the client asked
