@@ -975,6 +975,13 @@ func TestCheckMigrationNameRules(t *testing.T) {
 		{"UPDATE orders SET note = 'x' WHERE id = 1 RETURNING id, note, total OPERATOR(pg_catalog.+) 1", "", nil},
 		{"INSERT INTO orders (note) SELECT name COLLATE pg_catalog.\"C\" FROM products ORDER BY name USING OPERATOR(pg_catalog.<)", "", nil},
 		{"UPDATE orders SET note = 'x'::text::varchar(10), total = '1'::pg_catalog.numeric WHERE id = '1'::int8", "", nil},
+		// A writable table with masked columns: RETURNING and the
+		// statement's own expressions cannot read them either.
+		{"UPDATE orders SET total = 0 WHERE id = 1 RETURNING note", "column_not_allowed", migMaskOrdersNote},
+		{"INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET total = 1 WHERE orders.note = 'x'", "column_not_allowed", migMaskOrdersNote},
+		{"ALTER TABLE orders ADD CONSTRAINT c CHECK (note <> 'x') NOT VALID", "column_not_allowed", migMaskOrdersNote},
+		{"CREATE INDEX ON orders (lower(note))", "column_not_allowed", migMaskOrdersNote},
+		{"UPDATE orders SET total = 0 WHERE id = 1 RETURNING id, total", "", migMaskOrdersNote},
 		// View bodies follow the table and column rules.
 		{"CREATE VIEW invoices AS SELECT id, ssn FROM customers", "column_not_allowed", nil},
 		{"CREATE VIEW invoices AS SELECT c.* FROM customers c", "column_not_allowed", nil},
@@ -1006,6 +1013,19 @@ func TestCheckMigrationNameRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// migMaskOrdersNote masks orders.note, a column of a writable table.
+func migMaskOrdersNote(w *WritePolicy) {
+	o := *w.Read.Tables["public.orders"]
+	o.Columns = migCols(map[string]Access{"note": Masked}, "id", "customer_id", "total", "status", "note", "created_at")
+	o.Restricted = true
+	tables := map[string]*Table{}
+	for k, v := range w.Read.Tables {
+		tables[k] = v
+	}
+	tables["public.orders"] = &o
+	w.Read.Tables = tables
 }
 
 func TestCheckMigrationNextval(t *testing.T) {
