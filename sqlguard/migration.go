@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -58,6 +59,11 @@ var MigrationRefusalCodes = map[string]string{
 	"create_table_as":       "CREATE TABLE AS and SELECT INTO",
 	"cascade":               "DROP, TRUNCATE or DROP COLUMN/CONSTRAINT with CASCADE",
 	"data_modifying_cte":    "INSERT, UPDATE, DELETE or MERGE inside WITH",
+	"type_not_allowed":      "an xml or object identifier (reg*) type anywhere (casts, column types), or a type qualified with a schema that is neither pg_catalog nor one of the scope's",
+	"operator_not_allowed":  "an operator qualified with a schema other than pg_catalog",
+	"collation_not_allowed": "a collation qualified with a schema other than pg_catalog",
+	"opclass_not_allowed":   "an operator class qualified with a schema that is neither pg_catalog nor one of the scope's",
+	"like_not_allowed":      "CREATE TABLE ... LIKE of a table with restricted columns, or copying expressions (INCLUDING DEFAULTS, CONSTRAINTS, GENERATED, INDEXES, STATISTICS) from a table that is not writable",
 }
 
 // FindingInfo documents one finding code for the findings page.
@@ -150,9 +156,30 @@ var migAlterRank = map[string]int{
 //     to such a table are refused. Unqualified names are matched against
 //     every such table the statement names (conservative).
 //   - Every function call goes through Read.Functions, except nextval in a
-//     column DEFAULT of CREATE TABLE, ADD COLUMN or SET DEFAULT.
+//     column DEFAULT of CREATE TABLE, ADD COLUMN or SET DEFAULT, whose one
+//     argument must be a string literal naming a sequence (optionally cast
+//     to regclass). The sequence is listed in Sequences and rendered
+//     qualified; the caller checks that a writable table owns it.
+//   - The read rules for expressions apply to every expression and name
+//     anywhere in the statement (SET and VALUES, WHERE, RETURNING, ON
+//     CONFLICT, DEFAULT, CHECK, generated columns, index expressions and
+//     predicates, exclusion constraints, USING, view bodies): no xml or
+//     reg* type (in casts and as column types), types and operator classes
+//     qualified only with pg_catalog or a scope schema, operators and
+//     collations qualified only with pg_catalog, no XML expressions.
+//     CREATE TABLE ... LIKE may copy expressions (INCLUDING DEFAULTS,
+//     CONSTRAINTS, GENERATED, INDEXES, STATISTICS) only from a writable
+//     table, and never from a table with restricted columns.
+//   - QualifiedSQL names every unqualified function pg_catalog.f(...) and
+//     every unqualified operator OPERATOR(pg_catalog.op), so PostgreSQL
+//     can only pick the pg_catalog objects the FunctionChecker and the
+//     rules above decided on, whatever the search path holds. It is parsed
+//     again and must give the checked tree back.
+//   - DO runs only LANGUAGE plpgsql; its body must parse (DoBody).
 //   - Data-modifying CTEs are refused; CASCADE is refused because it can
 //     reach objects outside the scope.
+//
+// docs/architecture.md, Write statements: the read rules everywhere.
 func (w *WritePolicy) CheckMigration(sql string) (*MigrationPlan, error) {
 	tree, err := pg.Parse(sql)
 	if err != nil {
@@ -172,6 +199,7 @@ func (w *WritePolicy) CheckMigration(sql string) (*MigrationPlan, error) {
 		return nil, fmt.Errorf("fingerprint migration: %w", err)
 	}
 	plan := &MigrationPlan{Fingerprint: fp}
+	newColumns := map[string]bool{}
 	for i, raw := range tree.Stmts {
 		c := &migStmt{
 			w:       w,
@@ -183,7 +211,11 @@ func (w *WritePolicy) CheckMigration(sql string) (*MigrationPlan, error) {
 			targets: map[*pg.RangeVar]string{},
 			reads:   map[*pg.RangeVar]string{},
 			nextval: map[*pg.FuncCall]bool{},
+			exempt:  map[*pg.TypeName]bool{},
 			out:     MigrationStatement{SQL: migStatementText(sql, raw), HasWhere: true},
+			// Shared by the migration's statements: a statement may name
+			// columns an earlier one added.
+			newColumns: newColumns,
 		}
 		if r := c.check(); r != nil {
 			return nil, r
@@ -241,7 +273,24 @@ type migStmt struct {
 	reads map[*pg.RangeVar]string
 	// nextval holds the nextval calls allowed in a column DEFAULT.
 	nextval map[*pg.FuncCall]bool
-	walk    migWalk
+	// exempt holds the regclass casts of those calls' arguments, the one
+	// place an object identifier type is allowed.
+	exempt map[*pg.TypeName]bool
+	// sequences are the sequence names of those calls, rendered qualified.
+	sequences []migSequence
+	// doLanguage is the LANGUAGE of a DO statement.
+	doLanguage string
+	// newColumns holds "schema.table.column" for the columns this
+	// migration creates, adds or renames to, up to this statement.
+	newColumns map[string]bool
+	walk       migWalk
+}
+
+// migSequence is the literal naming a sequence in an allowed nextval call
+// and the name the guard resolved it to.
+type migSequence struct {
+	lit          *pg.String
+	schema, name string
 }
 
 // migListTarget is a table or index named by a list of strings; the last
@@ -289,7 +338,8 @@ func (c *migStmt) check() *Refusal {
 		}
 	}
 	for _, step := range []func() *Refusal{
-		c.checkKinds, c.checkTargets, c.checkReads, c.checkFunctions, c.checkColumns,
+		c.checkKinds, c.checkDo, c.checkTargets, c.recordColumns, c.checkReads, c.checkNextval,
+		c.checkFunctions, c.checkNames, c.checkLikes, c.checkColumns, c.checkFieldNotation,
 	} {
 		if r := step(); r != nil {
 			return r
@@ -348,6 +398,17 @@ func (c *migStmt) classify(n *pg.Node) *Refusal {
 		return c.classifyComment(s.CommentStmt)
 	case *pg.Node_DoStmt:
 		c.kinds = []string{"do"}
+		// PostgreSQL's default language for DO.
+		c.doLanguage = "plpgsql"
+		for _, n := range s.DoStmt.Args {
+			d := n.GetDefElem()
+			switch d.GetDefname() {
+			case "language":
+				c.doLanguage = d.GetArg().GetString_().GetSval()
+			case "as":
+				c.out.DoBody = d.GetArg().GetString_().GetSval()
+			}
+		}
 	case *pg.Node_CallStmt:
 		c.kinds = []string{"call"}
 	case *pg.Node_SelectStmt:
@@ -855,6 +916,366 @@ func (c *migStmt) checkFunctions() *Refusal {
 	return nil
 }
 
+// migHintNextval is the hint of every refused nextval in a DEFAULT.
+const migHintNextval = "name the sequence of a writable table's serial or identity column as a string literal: DEFAULT nextval('orders_id_seq')"
+
+// checkNextval requires every nextval a column DEFAULT may call to take one
+// string literal (optionally cast to regclass) naming a sequence, and
+// lists the sequence, resolved, in Sequences: the parse tree cannot tell
+// whether a writable table owns it, the caller checks that against the
+// catalog. A DEFAULT that advances a sequence outside the scope would make
+// every later insert write to it, and the agent can read its value back.
+func (c *migStmt) checkNextval() *Refusal {
+	for _, f := range c.walk.funcs {
+		if !c.nextval[f] {
+			continue
+		}
+		lit, cast := migNextvalArg(f)
+		if lit == nil {
+			return c.refuse("function_not_allowed", migHintNextval,
+				"nextval in a column DEFAULT must name one sequence as a string literal")
+		}
+		schema, name, ok := migSequenceName(lit.Sval)
+		if !ok {
+			return c.refuse("function_not_allowed", migHintNextval,
+				"nextval('%s') in a column DEFAULT does not name one sequence as schema.sequence", lit.Sval)
+		}
+		if schema == "" {
+			schema = c.searchPath()[0]
+		}
+		if cast != nil {
+			c.exempt[cast] = true
+		}
+		c.sequences = append(c.sequences, migSequence{lit: lit, schema: schema, name: name})
+		if q := schema + "." + name; !slices.Contains(c.out.Sequences, q) {
+			c.out.Sequences = append(c.out.Sequences, q)
+		}
+	}
+	return nil
+}
+
+// migNextvalArg returns the literal of nextval('seq') or
+// nextval('seq'::regclass) and the regclass cast, if any; lit is nil for
+// any other call.
+func migNextvalArg(f *pg.FuncCall) (lit *pg.String, cast *pg.TypeName) {
+	if len(f.Args) != 1 || f.AggStar || f.AggDistinct || f.FuncVariadic || f.AggWithinGroup ||
+		f.Over != nil || f.AggFilter != nil || len(f.AggOrder) > 0 {
+		return nil, nil
+	}
+	arg := f.Args[0]
+	if tc := arg.GetTypeCast(); tc != nil {
+		t := tc.TypeName
+		names := migStrings(t.GetNames())
+		if len(names) != len(t.GetNames()) || !slices.Equal(names, []string{"regclass"}) && !slices.Equal(names, []string{"pg_catalog", "regclass"}) ||
+			len(t.Typmods) > 0 || len(t.ArrayBounds) > 0 || t.Setof || t.PctType {
+			return nil, nil
+		}
+		cast, arg = t, tc.Arg
+	}
+	k := arg.GetAConst()
+	if k == nil || k.Isnull || k.GetSval() == nil {
+		return nil, nil
+	}
+	return k.GetSval(), cast
+}
+
+// migSequenceName reads a regclass literal as a relation name with the
+// real parser: it must be exactly one [schema.]name, nothing else. Names
+// holding a dot are refused so that "schema.name" stays unambiguous for
+// the caller. The guard renders the name it read quoted (qualifyCode), so
+// PostgreSQL looks up exactly this name whatever the text's quirks.
+func migSequenceName(text string) (schema, name string, ok bool) {
+	tree, err := pg.Parse("SELECT FROM " + text)
+	if err != nil || len(tree.Stmts) != 1 {
+		return "", "", false
+	}
+	got := tree.Stmts[0].Stmt
+	rv := got.GetSelectStmt().GetFromClause()
+	if len(rv) != 1 || rv[0].GetRangeVar() == nil {
+		return "", "", false
+	}
+	schema, name = rv[0].GetRangeVar().Schemaname, rv[0].GetRangeVar().Relname
+	want := &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: &pg.SelectStmt{
+		FromClause: []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: &pg.RangeVar{
+			Schemaname: schema, Relname: name, Inh: true, Relpersistence: "p",
+		}}}},
+		LimitOption: pg.LimitOption_LIMIT_OPTION_DEFAULT,
+		Op:          pg.SetOperation_SETOP_NONE,
+	}}}
+	if !migSameTree(got, want) || strings.Contains(schema, ".") || strings.Contains(name, ".") {
+		return "", "", false
+	}
+	return schema, name, true
+}
+
+// scopeSchemas are the schemas a type or operator class may be qualified
+// with: pg_catalog, the search path and the schemas of the scope's tables.
+func (c *migStmt) scopeSchemas() []string {
+	set := map[string]bool{"pg_catalog": true}
+	for _, s := range c.searchPath() {
+		set[s] = true
+	}
+	for t := range c.w.Tables {
+		set[strings.SplitN(t, ".", 2)[0]] = true
+	}
+	for _, t := range c.read.Tables {
+		set[t.Schema] = true
+	}
+	return migSortedKeys(set)
+}
+
+// wrap prefixes a refusal made by a shared read rule with the statement
+// number, as c.refuse does.
+func (c *migStmt) wrap(r *Refusal) *Refusal {
+	if r == nil || !c.multi {
+		return r
+	}
+	out := *r
+	out.Reason = fmt.Sprintf("statement %d: %s", c.index+1, out.Reason)
+	return &out
+}
+
+// checkNames applies the read path's rules on types, operators and
+// collations to every one the statement names, wherever it is: a cast in
+// an UPDATE, a column type, a CHECK, an index expression, a view body.
+// Object identifier types look up any name given as text (an existence
+// oracle for objects outside the scope: 'public.secrets'::regclass), and as
+// a column type turn every later insert of a literal into such a lookup;
+// xml input runs the XML parser. docs/architecture.md, Write statements:
+// the read rules everywhere.
+func (c *migStmt) checkNames() *Refusal {
+	if len(c.walk.xml) > 0 {
+		return c.refuse("function_not_allowed", "use the json and jsonb functions instead",
+			"XML expressions (%s) are not allowed: they run the XML parser", strings.ToUpper(c.walk.xml[0]))
+	}
+	schemas := c.scopeSchemas()
+	for _, t := range c.walk.typeNames {
+		if c.exempt[t] {
+			continue
+		}
+		if r := c.checkType(t, schemas); r != nil {
+			return r
+		}
+	}
+	for _, e := range c.walk.aExprs {
+		if r := readOperator(e.Name); r != nil {
+			return c.wrap(r)
+		}
+	}
+	for _, l := range c.walk.subLinks {
+		if r := readOperator(l.OperName); r != nil {
+			return c.wrap(r)
+		}
+	}
+	for _, sb := range c.walk.sortBys {
+		if r := readOperator(sb.UseOp); r != nil {
+			return c.wrap(r)
+		}
+	}
+	for _, con := range c.walk.constraints {
+		for _, ops := range migExclusionOps(con) {
+			if r := readOperator(ops.Items); r != nil {
+				return c.wrap(r)
+			}
+		}
+	}
+	for _, cc := range c.walk.collates {
+		if r := readCollation(cc.Collname); r != nil {
+			return c.wrap(r)
+		}
+	}
+	for _, ie := range c.walk.indexElems {
+		if r := readCollation(ie.Collation); r != nil {
+			return c.wrap(r)
+		}
+		// Operator classes resolve through the search path like types;
+		// one in a schema outside the scope runs code outside it.
+		names := migStrings(ie.Opclass)
+		if len(names) != len(ie.Opclass) || len(names) > 2 || len(names) == 2 && !slices.Contains(schemas, names[0]) {
+			return c.refuse("opclass_not_allowed", "use operator classes of pg_catalog or of the scope's schemas: "+joinNames(schemas),
+				"operator class %s is not allowed", strings.Join(names, "."))
+		}
+	}
+	return nil
+}
+
+// checkType is the read path's type rule (readRefusedTypes) with one
+// difference: a type may be qualified with any of the scope's schemas, not
+// only pg_catalog, since migrations create columns of the scope's own
+// enums and domains. Unqualified types resolve with pg_catalog first.
+func (c *migStmt) checkType(t *pg.TypeName, schemas []string) *Refusal {
+	names := migStrings(t.Names)
+	written := strings.Join(names, ".")
+	hint := "use built-in types (unqualified or pg_catalog.) or types of the scope's schemas: " + joinNames(schemas)
+	switch {
+	case t.PctType:
+		return c.refuse("type_not_allowed", hint, "%s%%TYPE is not allowed", written)
+	case len(names) != len(t.Names) || len(names) == 0 || len(names) > 2:
+		return c.refuse("type_not_allowed", hint, "type %s is not allowed", written)
+	case len(names) == 2 && !slices.Contains(schemas, names[0]):
+		return c.refuse("type_not_allowed", hint, "type %s is not allowed: %s is not one of the scope's schemas", written, names[0])
+	}
+	base := names[len(names)-1]
+	if !readRefusedTypes[base] {
+		return nil
+	}
+	why := "its input looks up objects by name"
+	if base == "xml" || base == "_xml" {
+		why = "its input runs the XML parser"
+	}
+	return c.refuse("type_not_allowed", "use built-in types other than xml and the object identifier types (regclass, regproc, ...)",
+		"type %s is not allowed: %s", written, why)
+}
+
+// migLikeExpressions are the LIKE options that copy expressions of the
+// source table (CREATE_TABLE_LIKE_CONSTRAINTS, _DEFAULTS, _GENERATED,
+// _INDEXES, _STATISTICS in PostgreSQL's parsenodes.h).
+const migLikeExpressions = 1<<2 | 1<<3 | 1<<4 | 1<<6 | 1<<7
+
+// migLikeAll is CREATE_TABLE_LIKE_ALL and migLikeKnown every option bit
+// PostgreSQL defines (COMMENTS through STORAGE).
+const (
+	migLikeAll   = 1<<31 - 1
+	migLikeKnown = 1<<9 - 1
+)
+
+// checkLikes bounds CREATE TABLE ... (LIKE source): it copies the name and
+// type of every column of the source, and with INCLUDING DEFAULTS,
+// CONSTRAINTS, GENERATED, INDEXES or STATISTICS the expressions in them,
+// none of which is in the statement for the guard to check. A source with
+// restricted columns is refused; expressions may only come from a
+// writable table.
+func (c *migStmt) checkLikes() *Refusal {
+	for _, l := range c.walk.likes {
+		q := c.relationName(l.Relation)
+		if t := c.read.Tables[q]; t != nil && migRestricted(t) {
+			return c.refuse("like_not_allowed", "list the new table's columns: "+joinNames(t.AllowedColumns()),
+				"LIKE %s would copy the definitions of its restricted columns", q)
+		}
+		if l.Options&migLikeExpressions != 0 && !c.writable(q) {
+			return c.refuse("like_not_allowed", "copy only the columns (LIKE without INCLUDING DEFAULTS, CONSTRAINTS, GENERATED, INDEXES or STATISTICS), or write the expressions out",
+				"LIKE %s would copy expressions of a table that is not writable", q)
+		}
+	}
+	return nil
+}
+
+// recordColumns notes the columns the statement creates, adds or renames
+// to, before the checks that look for them: they are columns of their
+// table for this statement and the ones after it.
+func (c *migStmt) recordColumns() *Refusal {
+	add := func(table, col string) {
+		if table != "" {
+			c.newColumns[table+"."+col] = true
+		}
+	}
+	switch s := c.raw.Stmt.Node.(type) {
+	case *pg.Node_CreateStmt:
+		for _, e := range s.CreateStmt.TableElts {
+			if cd := e.GetColumnDef(); cd != nil {
+				add(c.targets[s.CreateStmt.Relation], cd.Colname)
+			}
+		}
+	case *pg.Node_AlterTableStmt:
+		for _, n := range s.AlterTableStmt.Cmds {
+			if cd := n.GetAlterTableCmd().GetDef().GetColumnDef(); cd != nil && n.GetAlterTableCmd().Subtype == pg.AlterTableType_AT_AddColumn {
+				add(c.targets[s.AlterTableStmt.Relation], cd.Colname)
+			}
+		}
+	case *pg.Node_RenameStmt:
+		if s.RenameStmt.RenameType == pg.ObjectType_OBJECT_COLUMN {
+			add(c.targets[s.RenameStmt.Relation], s.RenameStmt.Newname)
+		}
+	}
+	return nil
+}
+
+// checkFieldNotation refuses t.f and (t).f where t is a row of a table whose
+// columns the guard knows and f is none of them, and (ROW(...)).f:
+// PostgreSQL reads those as the call f(t), with f looked up through the
+// search path, which no FunctionChecker and no qualification sees.
+func (c *migStmt) checkFieldNotation() *Refusal {
+	known := map[string][]*Table{}
+	for _, ref := range c.walk.rangeVars {
+		rv := ref.rv
+		if ref.cte || rv == c.newRel || slices.Contains(c.walk.noNamespace, rv) {
+			continue
+		}
+		q := c.relationName(rv)
+		t := c.read.Tables[q]
+		if t == nil {
+			continue
+		}
+		if rv.Alias != nil {
+			known[rv.Alias.Aliasname] = append(known[rv.Alias.Aliasname], t)
+			continue
+		}
+		known[rv.Relname] = append(known[rv.Relname], t)
+		known[q] = append(known[q], t)
+	}
+	field := func(qual []string, f string) *Refusal {
+		for _, t := range known[strings.Join(qual, ".")] {
+			if t.Column(f) != nil || readSystemColumns[f] || c.newColumns[t.QualifiedName()+"."+f] {
+				continue
+			}
+			return c.refuse("column_not_allowed", "columns of "+t.QualifiedName()+": "+joinNames(t.AllowedColumns()),
+				"%s has no column %s: %s.%s would call a function %s(%s)", t.QualifiedName(), f, strings.Join(qual, "."), f, f, strings.Join(qual, "."))
+		}
+		return nil
+	}
+	for _, ref := range c.walk.columns {
+		names := migStrings(ref.Fields)
+		if len(names) != len(ref.Fields) || len(names) < 2 {
+			continue
+		}
+		if r := field(names[:len(names)-1], names[len(names)-1]); r != nil {
+			return r
+		}
+	}
+	for _, ind := range c.walk.indirections {
+		if len(ind.Indirection) == 0 || ind.Indirection[0].GetString_() == nil {
+			continue
+		}
+		f := ind.Indirection[0].GetString_().Sval
+		if ind.Arg.GetRowExpr() != nil {
+			return c.refuse("function_not_allowed", "select the value itself instead of a field of ROW(...)",
+				"(ROW(...)).%s would call a function %s(record) looked up through the search path", f, f)
+		}
+		cr := ind.Arg.GetColumnRef()
+		if cr == nil {
+			continue
+		}
+		names := migStrings(cr.Fields)
+		switch {
+		case len(cr.Fields) == 1 && len(names) == 1:
+		case len(cr.Fields) == 2 && len(names) == 1 && cr.Fields[1].GetAStar() != nil:
+		default:
+			continue // a field of a column: a composite value, not a row
+		}
+		if r := field(names, f); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// checkDo lets DO run PL/pgSQL only, and only a body pg_query's PL/pgSQL
+// parser accepts: another language is code airlock cannot even parse.
+func (c *migStmt) checkDo() *Refusal {
+	if _, ok := c.raw.Stmt.Node.(*pg.Node_DoStmt); !ok {
+		return nil
+	}
+	if c.doLanguage != "plpgsql" {
+		return c.refuse("code_object", "write the block in LANGUAGE plpgsql, or the statements as plain SQL",
+			"DO LANGUAGE %s runs code airlock cannot parse; only plpgsql is allowed", c.doLanguage)
+	}
+	if _, err := pg.ParsePlPgSqlToJSON(c.out.SQL); err != nil {
+		return c.refuse("syntax_error", "fix the PL/pgSQL block",
+			"the DO block does not parse: %v", err)
+	}
+	return nil
+}
+
 // migGuarded is a table with a read rule that denies or masks columns,
 // with the names a column reference may qualify it by.
 type migGuarded struct {
@@ -1195,25 +1616,161 @@ func (c *migStmt) qualify() *Refusal {
 			t.list.Items = append([]*pg.Node{pg.MakeStrNode(schema)}, t.list.Items...)
 		}
 	}
+	c.qualifyCode()
 	text, err := pg.Deparse(&pg.ParseResult{Version: c.version, Stmts: []*pg.RawStmt{{Stmt: c.raw.Stmt}}})
 	if err != nil {
 		return c.refuse("statement_not_allowed", "simplify the statement",
 			"airlock could not render the statement with qualified names: %v", err)
 	}
+	// QualifiedSQL is what runs: it must mean exactly the tree the checks
+	// decided on, so a deparser slip (a lost parenthesis, a dropped
+	// clause) is a refusal, never a different statement.
+	again, err := pg.Parse(text)
+	if err != nil || len(again.Stmts) != 1 || !migSameTree(again.Stmts[0].Stmt, c.raw.Stmt) {
+		return c.refuse("statement_not_allowed", "simplify the statement",
+			"airlock could not render the statement with qualified names so that it keeps its meaning")
+	}
 	c.out.QualifiedSQL = text
 	return nil
+}
+
+// qualifyCode makes every function and operator the statement calls
+// resolve in pg_catalog only: an unqualified name is looked up through
+// the search path, where an object in another schema with a better
+// matching signature wins over pg_catalog's (public.upper(integer) over
+// pg_catalog.upper(text) for upper(1)). The FunctionChecker and the
+// operator rule decided on unqualified names as pg_catalog's, so that is
+// what must run. docs/architecture.md, Write statements: the read rules
+// everywhere.
+func (c *migStmt) qualifyCode() {
+	for _, f := range c.walk.funcs {
+		if len(f.Funcname) == 1 {
+			f.Funcname = migPgCatalog(f.Funcname)
+		}
+	}
+	for _, e := range c.walk.aExprs {
+		switch e.Kind {
+		case pg.A_Expr_Kind_AEXPR_LIKE, pg.A_Expr_Kind_AEXPR_ILIKE, pg.A_Expr_Kind_AEXPR_SIMILAR:
+			// PostgreSQL resolves LIKE, ILIKE and SIMILAR TO exactly as the
+			// operator they name (~~, ~~*, ~ and their negations), which
+			// can be written qualified; the keywords cannot.
+			e.Kind = pg.A_Expr_Kind_AEXPR_OP
+			e.Name = migPgCatalog(e.Name)
+		case pg.A_Expr_Kind_AEXPR_OP, pg.A_Expr_Kind_AEXPR_OP_ANY, pg.A_Expr_Kind_AEXPR_OP_ALL:
+			e.Name = migPgCatalog(e.Name)
+		}
+		// IN lists, BETWEEN, IS DISTINCT FROM and NULLIF have no syntax
+		// for a qualified operator: they resolve = (or <, >, <>) through
+		// the search path, which the caller pins with pg_catalog first.
+	}
+	for _, l := range c.walk.subLinks {
+		if l.SubLinkType == pg.SubLinkType_ANY_SUBLINK && len(l.OperName) == 0 {
+			// x IN (SELECT ...) is x = ANY (SELECT ...) with its = looked
+			// up through the search path.
+			l.OperName = []*pg.Node{pg.MakeStrNode("=")}
+		}
+		l.OperName = migPgCatalog(l.OperName)
+	}
+	for _, sb := range c.walk.sortBys {
+		sb.UseOp = migPgCatalog(sb.UseOp)
+	}
+	for _, con := range c.walk.constraints {
+		for _, ops := range migExclusionOps(con) {
+			ops.Items = migPgCatalog(ops.Items)
+		}
+	}
+	// INCLUDING ALL EXCLUDING x keeps PostgreSQL's unused high bits, which
+	// the deparser spells as the options that are left: drop them, so the
+	// rendering parses back to this tree.
+	for _, l := range c.walk.likes {
+		if l.Options != migLikeAll {
+			l.Options &= migLikeKnown
+		}
+	}
+	// The literal nextval receives is looked up as a regclass when the
+	// DEFAULT is created: spelled quoted and qualified, it names exactly
+	// the sequence the guard resolved and the caller checked.
+	for _, s := range c.sequences {
+		s.lit.Sval = quoteIdent(s.schema) + "." + quoteIdent(s.name)
+	}
+}
+
+// migPgCatalog qualifies a one-element name with pg_catalog and leaves
+// every other name (empty or already qualified) as it is.
+func migPgCatalog(name []*pg.Node) []*pg.Node {
+	if len(name) != 1 {
+		return name
+	}
+	return []*pg.Node{pg.MakeStrNode("pg_catalog"), name[0]}
+}
+
+// migExclusionOps returns the operator names of an EXCLUDE constraint's
+// elements (each element is a list of an IndexElem and an operator name).
+func migExclusionOps(con *pg.Constraint) []*pg.List {
+	var out []*pg.List
+	for _, n := range con.Exclusions {
+		items := n.GetList().GetItems()
+		if len(items) == 2 && items[1].GetList() != nil {
+			out = append(out, items[1].GetList())
+		}
+	}
+	return out
+}
+
+// migSameTree reports whether two parse trees are equal but for the
+// source locations they carry.
+func migSameTree(a, b proto.Message) bool {
+	x, y := proto.Clone(a), proto.Clone(b)
+	migClearLocations(x.ProtoReflect())
+	migClearLocations(y.ProtoReflect())
+	return proto.Equal(x, y)
+}
+
+func migClearLocations(m protoreflect.Message) {
+	var clear []protoreflect.FieldDescriptor
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Message() == nil:
+			name := string(fd.Name())
+			if fd.Kind() == protoreflect.Int32Kind && (name == "location" || strings.HasSuffix(name, "_location")) {
+				clear = append(clear, fd)
+			}
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				migClearLocations(l.Get(i).Message())
+			}
+		case fd.IsMap():
+		default:
+			migClearLocations(v.Message())
+		}
+		return true
+	})
+	for _, fd := range clear {
+		m.Clear(fd)
+	}
 }
 
 // migWalk collects, from a generic walk over every message of a parse
 // tree, the nodes the checks need. CTE names are tracked with their real
 // scope so that a RangeVar is only taken for a CTE where PostgreSQL would.
 type migWalk struct {
-	rangeVars   []migRangeRef
-	funcs       []*pg.FuncCall
-	columns     []*pg.ColumnRef
-	joins       []*pg.JoinExpr
-	ctes        []*pg.CommonTableExpr
-	constraints []*pg.Constraint
+	rangeVars    []migRangeRef
+	funcs        []*pg.FuncCall
+	columns      []*pg.ColumnRef
+	joins        []*pg.JoinExpr
+	ctes         []*pg.CommonTableExpr
+	constraints  []*pg.Constraint
+	typeNames    []*pg.TypeName
+	aExprs       []*pg.A_Expr
+	subLinks     []*pg.SubLink
+	sortBys      []*pg.SortBy
+	collates     []*pg.CollateClause
+	indexElems   []*pg.IndexElem
+	likes        []*pg.TableLikeClause
+	indirections []*pg.A_Indirection
+	// xml names the XML expressions the statement holds.
+	xml []string
 	// noNamespace are RangeVars whose columns no expression can reference
 	// (FOREIGN KEY targets, LIKE sources).
 	noNamespace []*pg.RangeVar
@@ -1249,7 +1806,28 @@ func (k *migWalk) node(m protoreflect.Message, scope map[string]bool) {
 	case *pg.TableLikeClause:
 		if n.Relation != nil {
 			k.noNamespace = append(k.noNamespace, n.Relation)
+			k.likes = append(k.likes, n)
 		}
+	case *pg.TypeName:
+		k.typeNames = append(k.typeNames, n)
+	case *pg.A_Expr:
+		k.aExprs = append(k.aExprs, n)
+	case *pg.SubLink:
+		k.subLinks = append(k.subLinks, n)
+	case *pg.SortBy:
+		k.sortBys = append(k.sortBys, n)
+	case *pg.CollateClause:
+		k.collates = append(k.collates, n)
+	case *pg.IndexElem:
+		k.indexElems = append(k.indexElems, n)
+	case *pg.A_Indirection:
+		k.indirections = append(k.indirections, n)
+	case *pg.XmlExpr:
+		k.xml = append(k.xml, strings.TrimPrefix(n.Op.String(), "IS_"))
+	case *pg.XmlSerialize:
+		k.xml = append(k.xml, "XMLSERIALIZE")
+	case *pg.RangeTableFunc:
+		k.xml = append(k.xml, "XMLTABLE")
 	}
 	withField := m.Descriptor().Fields().ByName("with_clause")
 	inner := scope

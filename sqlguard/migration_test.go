@@ -68,7 +68,8 @@ func migTestPolicy() *WritePolicy {
 				Volatility: map[string]byte{
 					"lower": 'i', "upper": 'i', "now": 's', "length": 'i', "sum": 'i', "count": 'i',
 					"row_to_json": 's', "random": 'v', "gen_random_uuid": 'v',
-					"nextval": 'v',
+					"nextval": 'v', "abs": 'i', "round": 'i', "extract": 'i', "similar_to_escape": 'i',
+					"like_escape": 'i', "row_number": 'i', "tstzrange": 'i', "substring": 'i', "btrim": 'i',
 				},
 				Allowed: map[string]bool{"public.archive_orders": true},
 			},
@@ -193,7 +194,8 @@ func TestCheckMigrationKinds(t *testing.T) {
 		{"returning star on unrestricted table", "DELETE FROM orders WHERE id = 1 RETURNING *", nil, []string{"delete"}, nil},
 		{"for update of alias", "UPDATE orders SET total = 0 WHERE id IN (SELECT id FROM invoices i FOR UPDATE OF i)", nil, []string{"update"}, nil},
 		{"foreign key to allowed column of restricted table", "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (customer_id) REFERENCES customers (id) NOT VALID", nil, []string{"add_constraint"}, nil},
-		{"create table like", "CREATE TABLE invoices (LIKE products INCLUDING DEFAULTS)", nil, []string{"create_table"}, nil},
+		{"create table like", "CREATE TABLE invoices (LIKE products INCLUDING COMMENTS)", nil, []string{"create_table"}, nil},
+		{"create table like writable with defaults", "CREATE TABLE invoices (LIKE orders INCLUDING ALL)", nil, []string{"create_table"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -784,5 +786,432 @@ func BenchmarkCheckMigration(b *testing.B) {
 		if _, err := w.CheckMigration(sql); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// migPlaces are the places of a write statement that hold an expression,
+// each with %s where one goes. The read rules must apply in every one of
+// them (docs/architecture.md, Write statements: the read rules everywhere).
+var migPlaces = []struct {
+	name  string
+	sql   string
+	edit  func(*WritePolicy)
+	deflt bool // a column DEFAULT, where nextval('seq') is allowed
+}{
+	{name: "update set", sql: "UPDATE orders SET note = (%s)::text WHERE id = 1"},
+	{name: "update where", sql: "UPDATE orders SET note = 'x' WHERE (%s) IS NOT NULL"},
+	{name: "update set subquery", sql: "UPDATE orders SET note = (SELECT (%s)::text FROM products LIMIT 1) WHERE id = 1"},
+	{name: "update from subquery", sql: "UPDATE orders SET note = p.n FROM (SELECT (%s)::text AS n FROM products) p WHERE orders.id = 1"},
+	{name: "insert values", sql: "INSERT INTO orders (note) VALUES ((%s)::text)"},
+	{name: "insert select", sql: "INSERT INTO orders (note) SELECT (%s)::text FROM products"},
+	{name: "insert select where", sql: "INSERT INTO orders (note) SELECT name FROM products WHERE (%s) IS NULL"},
+	{name: "returning", sql: "DELETE FROM orders WHERE id = 1 RETURNING (%s)"},
+	{name: "on conflict set", sql: "INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET note = (%s)::text"},
+	{name: "on conflict where", sql: "INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET note = 'x' WHERE (%s) IS NULL"},
+	{name: "on conflict target where", sql: "INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) WHERE (%s) IS NULL DO NOTHING"},
+	{name: "delete where subquery", sql: "DELETE FROM orders WHERE id IN (SELECT id FROM products WHERE (%s) IS NOT NULL)"},
+	{name: "cte", sql: "WITH x AS (SELECT (%s) AS v) INSERT INTO orders (note) SELECT v::text FROM x"},
+	{name: "create table default", sql: "CREATE TABLE invoices (id int, n text DEFAULT (%s))", deflt: true},
+	{name: "add column default", sql: "ALTER TABLE orders ADD COLUMN n text DEFAULT (%s)", deflt: true},
+	{name: "set default", sql: "ALTER TABLE orders ALTER COLUMN note SET DEFAULT (%s)", deflt: true},
+	{name: "create table check", sql: "CREATE TABLE invoices (id int CHECK ((%s) IS NOT NULL))"},
+	{name: "create table table check", sql: "CREATE TABLE invoices (id int, CONSTRAINT c CHECK ((%s) IS NOT NULL))"},
+	{name: "add constraint check", sql: "ALTER TABLE orders ADD CONSTRAINT c CHECK ((%s) IS NOT NULL) NOT VALID"},
+	{name: "add column check", sql: "ALTER TABLE orders ADD COLUMN n int CHECK ((%s) IS NOT NULL)"},
+	{name: "create table generated", sql: "CREATE TABLE invoices (id int, g text GENERATED ALWAYS AS ((%s)::text) STORED)"},
+	{name: "add column generated", sql: "ALTER TABLE orders ADD COLUMN g text GENERATED ALWAYS AS ((%s)::text) STORED"},
+	{name: "index expression", sql: "CREATE INDEX ON orders (((%s)))"},
+	{name: "index predicate", sql: "CREATE INDEX ON orders (status) WHERE (%s) IS NOT NULL"},
+	{name: "unique constraint predicate", sql: "ALTER TABLE orders ADD CONSTRAINT x EXCLUDE USING btree (status WITH =) WHERE ((%s) IS NOT NULL)"},
+	{name: "exclusion expression", sql: "ALTER TABLE orders ADD CONSTRAINT x EXCLUDE USING gist (((%s)) WITH =)"},
+	{name: "alter column type using", sql: "ALTER TABLE orders ALTER COLUMN note TYPE text USING (%s)::text"},
+	{name: "view body", sql: "CREATE VIEW invoices AS SELECT (%s) AS x FROM products"},
+	{name: "view where", sql: "CREATE VIEW invoices AS SELECT id FROM products WHERE (%s) IS NOT NULL"},
+	{name: "partition bound", sql: "CREATE TABLE invoices PARTITION OF orders FOR VALUES IN ((%s))"},
+	{name: "call argument", sql: "CALL public.archive_orders((%s))", edit: migAllow("call")},
+}
+
+// migClasses are expressions that reach outside the scope, each with the
+// refusal it must get in every place.
+var migClasses = []struct {
+	name, expr, code string
+}{
+	{"out-of-scope table", "(SELECT token FROM secrets LIMIT 1)", "table_not_in_scope"},
+	{"out-of-scope table in another schema", "(SELECT key FROM internal.api_keys LIMIT 1)", "table_not_in_scope"},
+	{"catalog table", "(SELECT rolpassword FROM pg_authid LIMIT 1)", "table_not_in_scope"},
+	{"denied column", "(SELECT ssn FROM customers LIMIT 1)", "column_not_allowed"},
+	{"masked column", "(SELECT email FROM customers LIMIT 1)", "column_not_allowed"},
+	{"whole row of a restricted table", "(SELECT row_to_json(c) FROM customers c LIMIT 1)", "column_not_allowed"},
+	{"pg_read_file", "pg_read_file('/etc/passwd')", "function_not_allowed"},
+	{"pg_sleep", "pg_sleep(10)", "function_not_allowed"},
+	{"set_config", "set_config('search_path', 'evil', true)", "function_not_allowed"},
+	{"to_regclass", "to_regclass('public.secrets')", "function_not_allowed"},
+	{"function in another schema", "public.leak_secrets()", "function_not_allowed"},
+	{"nextval outside a default", "nextval('orders_id_seq')", "function_not_allowed"},
+	{"regclass cast", "'public.secrets'::regclass", "type_not_allowed"},
+	{"qualified regclass cast", "CAST('public.secrets' AS pg_catalog.regclass)", "type_not_allowed"},
+	{"regclass array cast", "'{public.secrets}'::regclass[]", "type_not_allowed"},
+	{"regproc cast", "'public.evil_write'::regproc", "type_not_allowed"},
+	{"regrole cast", "'postgres'::regrole", "type_not_allowed"},
+	{"regnamespace cast", "'internal'::regnamespace", "type_not_allowed"},
+	{"xml cast", "'<a/>'::xml", "type_not_allowed"},
+	{"xml expression", "xmlparse(document '<a/>')", "function_not_allowed"},
+	{"type of another schema", "'x'::internal.secret_type", "type_not_allowed"},
+	{"type of another database", "'x'::otherdb.public.t", "type_not_allowed"},
+	{"operator of another schema", "1 OPERATOR(public.+) 1", "operator_not_allowed"},
+	{"operator of another schema in ANY", "1 OPERATOR(public.=) ANY ('{1}'::int[])", "operator_not_allowed"},
+	{"operator of another schema on a subquery", "1 OPERATOR(public.=) ANY (SELECT id FROM products)", "operator_not_allowed"},
+	{"collation of another schema", "'a' COLLATE public.evil", "collation_not_allowed"},
+	{"regclass cast in a subquery", "(SELECT 'public.secrets'::regclass FROM products LIMIT 1)", "type_not_allowed"},
+}
+
+func TestCheckMigrationReadRulesEverywhere(t *testing.T) {
+	t.Parallel()
+	for _, p := range migPlaces {
+		for _, cl := range migClasses {
+			if p.deflt && strings.HasPrefix(cl.expr, "nextval(") {
+				continue // below
+			}
+			sql := fmt.Sprintf(p.sql, cl.expr)
+			t.Run(p.name+"/"+cl.name, func(t *testing.T) {
+				t.Parallel()
+				plan, r := migCheck(t, sql, p.edit)
+				if r == nil {
+					t.Fatalf("accepted %q (kinds %v), want refusal %s", sql, migKinds(plan), cl.code)
+				}
+				if r.Code != cl.code {
+					t.Fatalf("%q: code = %s (%v), want %s", sql, r.Code, r, cl.code)
+				}
+				if _, ok := MigrationRefusalCodes[r.Code]; !ok {
+					t.Errorf("code %s is not documented in MigrationRefusalCodes", r.Code)
+				}
+			})
+		}
+		// A DEFAULT may name a sequence, which the caller must find owned
+		// by a writable table; everywhere else nextval is refused.
+		t.Run(p.name+"/nextval of another sequence", func(t *testing.T) {
+			t.Parallel()
+			sql := fmt.Sprintf(p.sql, "nextval('public.other_seq')")
+			plan, r := migCheck(t, sql, p.edit)
+			if !p.deflt {
+				if r == nil || r.Code != "function_not_allowed" {
+					t.Fatalf("%q: %v, want function_not_allowed", sql, r)
+				}
+				return
+			}
+			if r != nil {
+				t.Fatalf("%q refused: %v", sql, r)
+			}
+			migWantList(t, "Sequences", plan.Statements[0].Sequences, "public.other_seq")
+		})
+	}
+}
+
+func TestCheckMigrationNameRules(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		sql  string
+		code string // "" when accepted
+		edit func(*WritePolicy)
+	}{
+		// Column types: a reg* column makes every literal insert a name
+		// lookup, xml every insert a run of the XML parser.
+		{"CREATE TABLE invoices (id int, r regclass)", "type_not_allowed", nil},
+		{"CREATE TABLE invoices (id int, r pg_catalog.regoper[])", "type_not_allowed", nil},
+		{"ALTER TABLE orders ADD COLUMN r regclass", "type_not_allowed", nil},
+		{"ALTER TABLE orders ADD COLUMN r regtype DEFAULT 'int4'", "type_not_allowed", nil},
+		{"ALTER TABLE orders ADD COLUMN x xml", "type_not_allowed", nil},
+		{"ALTER TABLE orders ALTER COLUMN note TYPE regclass USING note::regclass", "type_not_allowed", nil},
+		{"ALTER TABLE orders ALTER COLUMN note TYPE regclass", "type_not_allowed", nil},
+		{"ALTER TABLE orders ADD COLUMN x internal.secret_type", "type_not_allowed", nil},
+		{"CREATE TABLE invoices OF internal.t", "type_not_allowed", nil},
+		{"CREATE TABLE invoices (id int, t text COLLATE public.evil)", "collation_not_allowed", nil},
+		{"ALTER TABLE orders ALTER COLUMN note TYPE text COLLATE public.evil", "collation_not_allowed", nil},
+		{"CREATE INDEX ON orders (note COLLATE public.evil)", "collation_not_allowed", nil},
+		{"CREATE INDEX ON orders (note internal.evil_ops)", "opclass_not_allowed", nil},
+		{"ALTER TABLE orders ADD CONSTRAINT x EXCLUDE USING gist (note internal.evil_ops WITH =)", "opclass_not_allowed", nil},
+		{"ALTER TABLE orders ADD CONSTRAINT x EXCLUDE USING gist (status WITH OPERATOR(public.=))", "operator_not_allowed", nil},
+		{"INSERT INTO orders (id) SELECT id FROM products ORDER BY id USING OPERATOR(public.<)", "operator_not_allowed", nil},
+		{"INSERT INTO orders (id) SELECT id FROM products WHERE name OPERATOR(evil.~~) 'a%'", "operator_not_allowed", nil},
+		{"INSERT INTO orders (note) SELECT xmlserialize(content '<a/>' AS text)", "function_not_allowed", nil},
+		{"INSERT INTO orders (note) SELECT x FROM XMLTABLE('/a' PASSING '<a/>' COLUMNS x text)", "function_not_allowed", nil},
+		{"UPDATE orders SET note = 'x' WHERE '<a/>' IS DOCUMENT", "function_not_allowed", nil},
+		// CREATE TABLE ... LIKE copies what the statement does not show.
+		{"CREATE TABLE invoices (LIKE customers)", "like_not_allowed", nil},
+		{"CREATE TABLE invoices (LIKE customers EXCLUDING ALL)", "like_not_allowed", nil},
+		{"CREATE TABLE invoices (LIKE products INCLUDING DEFAULTS)", "like_not_allowed", nil},
+		{"CREATE TABLE invoices (LIKE products INCLUDING CONSTRAINTS)", "like_not_allowed", nil},
+		{"CREATE TABLE invoices (LIKE products INCLUDING GENERATED)", "like_not_allowed", nil},
+		{"CREATE TABLE invoices (LIKE products INCLUDING INDEXES)", "like_not_allowed", nil},
+		{"CREATE TABLE invoices (LIKE products INCLUDING STATISTICS)", "like_not_allowed", nil},
+		{"CREATE TABLE invoices (LIKE products INCLUDING ALL)", "like_not_allowed", nil},
+		{"CREATE TABLE invoices (LIKE products INCLUDING ALL EXCLUDING DEFAULTS EXCLUDING CONSTRAINTS EXCLUDING GENERATED EXCLUDING INDEXES EXCLUDING STATISTICS)", "", nil},
+		{"CREATE TABLE invoices (LIKE products INCLUDING COMMENTS INCLUDING STORAGE INCLUDING IDENTITY)", "", nil},
+		{"CREATE TABLE invoices (LIKE orders INCLUDING ALL)", "", nil},
+		// Code objects stay refused.
+		{"CREATE FUNCTION public.upper(integer) RETURNS text LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'", "code_object", nil},
+		{"CREATE OPERATOR public.+ (LEFTARG = int, RIGHTARG = text, FUNCTION = f)", "statement_not_allowed", nil},
+		{"CREATE OPERATOR CLASS c FOR TYPE int USING btree AS OPERATOR 1 <", "statement_not_allowed", nil},
+		{"CREATE COLLATION public.evil (locale = 'C')", "statement_not_allowed", nil},
+		{"CREATE DOMAIN d AS int CHECK (VALUE > 0)", "statement_not_allowed", nil},
+		// What must keep working.
+		{"CREATE TABLE invoices (id serial PRIMARY KEY, n bigserial, s smallserial)", "", nil},
+		{"CREATE TABLE invoices (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, o bigint GENERATED BY DEFAULT AS IDENTITY (START WITH 10))", "", nil},
+		{"CREATE TABLE invoices (id int, created timestamptz NOT NULL DEFAULT now(), u uuid DEFAULT gen_random_uuid())", "", nil},
+		{"CREATE TABLE invoices (id int, price numeric CHECK (price > 0), a int, b int GENERATED ALWAYS AS (a * 2) STORED)", "", nil},
+		{"CREATE TABLE invoices (id int, c public.product_category, d pg_catalog.int4, e text[], f double precision, g timestamp(3) with time zone, h \"char\", i interval hour to minute)", "", nil},
+		{"CREATE TABLE invoices (id int, t text COLLATE \"C\", u text COLLATE pg_catalog.\"default\")", "", nil},
+		{"ALTER TABLE orders ADD COLUMN c product_category NOT NULL DEFAULT 'software'", "", nil},
+		{"ALTER TABLE orders ADD COLUMN c public.product_category", "", nil},
+		{"ALTER TABLE orders ALTER COLUMN total TYPE numeric(14,2) USING total::numeric(14,2)", "", nil},
+		{"CREATE INDEX ON orders (lower(note))", "", nil},
+		{"CREATE INDEX ON orders (status) WHERE status = 'pending' AND total > 0", "", nil},
+		{"CREATE INDEX ON orders (note text_pattern_ops, status COLLATE \"C\" pg_catalog.text_ops)", "", nil},
+		{"CREATE INDEX ON orders USING gin (note public.gin_trgm_ops)", "", nil},
+		{"ALTER TABLE orders ADD CONSTRAINT x EXCLUDE USING gist (customer_id WITH =, tstzrange(created_at, created_at) WITH &&)", "", nil},
+		{"ALTER TABLE orders ADD CONSTRAINT total_positive CHECK (total > 0 AND status IN ('a', 'b') AND note NOT LIKE 'x%')", "", nil},
+		{"CREATE VIEW invoices AS SELECT o.id, o.total, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.plan = 'pro'", "", nil},
+		{"CREATE VIEW invoices AS SELECT id, name, price FROM products", "", nil},
+		{"UPDATE orders SET note = 'x' WHERE id = 1 RETURNING id, note, total OPERATOR(pg_catalog.+) 1", "", nil},
+		{"INSERT INTO orders (note) SELECT name COLLATE pg_catalog.\"C\" FROM products ORDER BY name USING OPERATOR(pg_catalog.<)", "", nil},
+		{"UPDATE orders SET note = 'x'::text::varchar(10), total = '1'::pg_catalog.numeric WHERE id = '1'::int8", "", nil},
+		// A writable table with masked columns: RETURNING and the
+		// statement's own expressions cannot read them either.
+		{"UPDATE orders SET total = 0 WHERE id = 1 RETURNING note", "column_not_allowed", migMaskOrdersNote},
+		{"INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET total = 1 WHERE orders.note = 'x'", "column_not_allowed", migMaskOrdersNote},
+		{"ALTER TABLE orders ADD CONSTRAINT c CHECK (note <> 'x') NOT VALID", "column_not_allowed", migMaskOrdersNote},
+		{"CREATE INDEX ON orders (lower(note))", "column_not_allowed", migMaskOrdersNote},
+		{"UPDATE orders SET total = 0 WHERE id = 1 RETURNING id, total", "", migMaskOrdersNote},
+		// View bodies follow the table and column rules.
+		{"CREATE VIEW invoices AS SELECT id, ssn FROM customers", "column_not_allowed", nil},
+		{"CREATE VIEW invoices AS SELECT c.* FROM customers c", "column_not_allowed", nil},
+		{"CREATE VIEW invoices AS SELECT id FROM customers WHERE email LIKE '%@x.com'", "column_not_allowed", nil},
+		{"CREATE VIEW invoices AS SELECT token FROM secrets", "table_not_in_scope", nil},
+		{"CREATE VIEW invoices AS SELECT * FROM public.secret_view", "table_not_in_scope", nil},
+		{"CREATE VIEW invoices AS SELECT id FROM products UNION SELECT id FROM internal.api_keys", "table_not_in_scope", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sql, func(t *testing.T) {
+			t.Parallel()
+			plan, r := migCheck(t, tt.sql, tt.edit)
+			switch {
+			case tt.code == "" && r != nil:
+				t.Fatalf("refused: %v", r)
+			case tt.code == "":
+				if plan.Statements[0].QualifiedSQL == "" {
+					t.Error("no QualifiedSQL")
+				}
+			case r == nil:
+				t.Fatalf("accepted (kinds %v), want refusal %s", migKinds(plan), tt.code)
+			case r.Code != tt.code:
+				t.Fatalf("code = %s (%v), want %s", r.Code, r, tt.code)
+			}
+			if r != nil {
+				if _, ok := MigrationRefusalCodes[r.Code]; !ok {
+					t.Errorf("code %s is not documented in MigrationRefusalCodes", r.Code)
+				}
+			}
+		})
+	}
+}
+
+// migMaskOrdersNote masks orders.note, a column of a writable table.
+func migMaskOrdersNote(w *WritePolicy) {
+	o := *w.Read.Tables["public.orders"]
+	o.Columns = migCols(map[string]Access{"note": Masked}, "id", "customer_id", "total", "status", "note", "created_at")
+	o.Restricted = true
+	tables := map[string]*Table{}
+	for k, v := range w.Read.Tables {
+		tables[k] = v
+	}
+	tables["public.orders"] = &o
+	w.Read.Tables = tables
+}
+
+func TestCheckMigrationNextval(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		sql       string
+		sequences []string // nil with qualified "" for a refusal
+		qualified string   // QualifiedSQL, or "" to skip
+	}{
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('orders_id_seq'::regclass)", []string{"public.orders_id_seq"},
+			`ALTER TABLE public.orders ALTER COLUMN id SET DEFAULT pg_catalog.nextval('"public"."orders_id_seq"'::regclass)`},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('orders_id_seq')", []string{"public.orders_id_seq"},
+			`ALTER TABLE public.orders ALTER COLUMN id SET DEFAULT pg_catalog.nextval('"public"."orders_id_seq"')`},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT pg_catalog.nextval('public.orders_id_seq'::pg_catalog.regclass)", []string{"public.orders_id_seq"}, ""},
+		{`CREATE TABLE invoices (id bigint DEFAULT nextval('"Odd ""Seq"""'), n int DEFAULT nextval('app.s') + 1)`, []string{`public.Odd "Seq"`, "app.s"},
+			`CREATE TABLE public.invoices (id bigint DEFAULT pg_catalog.nextval('"public"."Odd ""Seq"""'), n int DEFAULT pg_catalog.nextval('"app"."s"') OPERATOR(pg_catalog.+) 1)`},
+		{"ALTER TABLE orders ADD COLUMN n bigint DEFAULT nextval('  public . ticket_seq ')", []string{"public.ticket_seq"}, ""},
+		{"ALTER TABLE orders ADD COLUMN n bigint DEFAULT nextval('public.ticket_seq'), ADD COLUMN m bigint DEFAULT nextval('public.ticket_seq')", []string{"public.ticket_seq"}, ""},
+		// Refused: anything but one sequence name as a literal.
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval(note::regclass)", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('a' || 'b')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('s'::text)", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval(('s'::regclass)::text)", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('s'::regclass::regclass)", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('s'::public.regclass)", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval(NULL)", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval(VARIADIC ARRAY['s'])", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('a, b')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('a; DROP TABLE orders')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('a WHERE true')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('otherdb.public.s')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('\"a.b\"')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('ONLY s')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('s', 1)", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT evil.nextval('s')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT currval('orders_id_seq')", nil, ""},
+		{"ALTER TABLE orders ALTER COLUMN id SET DEFAULT setval('orders_id_seq', 1)", nil, ""},
+		{"ALTER TABLE orders ADD CONSTRAINT c CHECK (nextval('orders_id_seq') > 0)", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sql, func(t *testing.T) {
+			t.Parallel()
+			plan, r := migCheck(t, tt.sql, nil)
+			if tt.sequences == nil {
+				if r == nil || r.Code != "function_not_allowed" {
+					t.Fatalf("%v, want function_not_allowed", r)
+				}
+				return
+			}
+			if r != nil {
+				t.Fatalf("refused: %v", r)
+			}
+			s := plan.Statements[0]
+			migWantList(t, "Sequences", s.Sequences, tt.sequences...)
+			if tt.qualified != "" {
+				migWant(t, "QualifiedSQL", s.QualifiedSQL, tt.qualified)
+			}
+		})
+	}
+}
+
+// TestCheckMigrationQualifiedCode: QualifiedSQL, what runs, names every
+// unqualified function and operator in pg_catalog, in every place.
+func TestCheckMigrationQualifiedCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ sql, want string }{
+		{"UPDATE orders SET note = upper(note) WHERE id = 1",
+			"UPDATE public.orders SET note = pg_catalog.upper(note) WHERE id OPERATOR(pg_catalog.=) 1"},
+		{"INSERT INTO orders (total) SELECT count(*) FROM products",
+			"INSERT INTO public.orders (total) SELECT pg_catalog.count(*) FROM public.products"},
+		{"INSERT INTO orders (id, total) SELECT row_number() OVER (ORDER BY id), sum(price) OVER w FROM products WINDOW w AS (PARTITION BY name)",
+			"INSERT INTO public.orders (id, total) SELECT pg_catalog.row_number() OVER (ORDER BY id), pg_catalog.sum(price) OVER w FROM public.products WINDOW w AS (PARTITION BY name)"},
+		{"UPDATE orders SET note = substring(note from 1 for 2) || trim(both 'x' from note) WHERE extract(year from created_at) > 2000",
+			"UPDATE public.orders SET note = SUBSTRING(note FROM 1 FOR 2) OPERATOR(pg_catalog.||) TRIM (BOTH 'x' FROM note) WHERE extract ('year' FROM created_at) OPERATOR(pg_catalog.>) 2000"},
+		{"UPDATE orders SET note = 'x' WHERE note LIKE 'a%' OR note NOT ILIKE 'b' OR note SIMILAR TO 'c' OR note LIKE 'd!%' ESCAPE '!'",
+			"UPDATE public.orders SET note = 'x' WHERE note OPERATOR(pg_catalog.~~) 'a%' OR note OPERATOR(pg_catalog.!~~*) 'b' OR note OPERATOR(pg_catalog.~) pg_catalog.similar_to_escape('c') OR note OPERATOR(pg_catalog.~~) pg_catalog.like_escape('d!%', '!')"},
+		{"DELETE FROM orders WHERE id IN (SELECT id FROM products) AND id NOT IN (SELECT id FROM invoices) AND id = ANY ('{1}') AND id <> ALL (SELECT 2)",
+			"DELETE FROM public.orders WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id FROM public.products) AND NOT id OPERATOR(pg_catalog.=) ANY (SELECT id FROM public.invoices) AND id OPERATOR(pg_catalog.=) ANY('{1}') AND id OPERATOR(pg_catalog.<>) ALL (SELECT 2)"},
+		{"UPDATE orders SET total = -total + 2 * 3 WHERE (id, total) < (1, 2)",
+			"UPDATE public.orders SET total = (OPERATOR(pg_catalog.-) total) OPERATOR(pg_catalog.+) (2 OPERATOR(pg_catalog.*) 3) WHERE (id, total) OPERATOR(pg_catalog.<) (1, 2)"},
+		{"CREATE TABLE invoices (id int DEFAULT abs(1), a int CHECK (a > 0), b int GENERATED ALWAYS AS (a * 2) STORED)",
+			"CREATE TABLE public.invoices (id int DEFAULT pg_catalog.abs(1), a int CHECK (a OPERATOR(pg_catalog.>) 0), b int GENERATED ALWAYS AS (a OPERATOR(pg_catalog.*) 2) STORED)"},
+		{"CREATE INDEX i ON orders (lower(note)) WHERE total > 0",
+			"CREATE INDEX i ON public.orders USING btree (pg_catalog.lower(note)) WHERE total OPERATOR(pg_catalog.>) 0"},
+		{"ALTER TABLE orders ADD CONSTRAINT x EXCLUDE USING gist (customer_id WITH =)",
+			"ALTER TABLE public.orders ADD CONSTRAINT x EXCLUDE USING gist (customer_id WITH pg_catalog.=)"},
+		{"INSERT INTO orders (id) SELECT id FROM products ORDER BY id USING <",
+			"INSERT INTO public.orders (id) SELECT id FROM public.products ORDER BY id USING OPERATOR(pg_catalog.<)"},
+		{"CREATE VIEW invoices AS SELECT lower(name) AS n FROM products WHERE price > 1",
+			"CREATE VIEW public.invoices AS SELECT pg_catalog.lower(name) AS n FROM public.products WHERE price OPERATOR(pg_catalog.>) 1"},
+		{"ALTER TABLE orders ALTER COLUMN total TYPE int USING round(total)::int",
+			"ALTER TABLE public.orders ALTER COLUMN total TYPE int USING pg_catalog.round(total)::int"},
+		{"CALL public.archive_orders(abs(1))", "CALL public.archive_orders(pg_catalog.abs(1))"},
+		// Fixed names stay as PostgreSQL's grammar has them.
+		{"UPDATE orders SET note = nullif(note, '') WHERE id IN (1, 2) AND total BETWEEN 1 AND 2 AND note IS DISTINCT FROM 'x'",
+			"UPDATE public.orders SET note = NULLIF(note, '') WHERE id IN (1, 2) AND total BETWEEN 1 AND 2 AND note IS DISTINCT FROM 'x'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sql, func(t *testing.T) {
+			t.Parallel()
+			plan, r := migCheck(t, tt.sql, migAllow("call"))
+			if r != nil {
+				t.Fatalf("refused: %v", r)
+			}
+			migWant(t, "QualifiedSQL", plan.Statements[0].QualifiedSQL, tt.want)
+		})
+	}
+}
+
+func TestCheckMigrationDoBlock(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		sql, code, body string
+	}{
+		{"DO $$ BEGIN UPDATE orders SET note = 'x' WHERE id = 1; END $$", "", " BEGIN UPDATE orders SET note = 'x' WHERE id = 1; END "},
+		{"DO LANGUAGE plpgsql $body$ DECLARE n int; BEGIN n := 1; END $body$", "", " DECLARE n int; BEGIN n := 1; END "},
+		{"DO $$ BEGIN END $$ LANGUAGE plpgsql", "", " BEGIN END "},
+		{"DO $$ BEGIN SELEC 1; END $$", "syntax_error", ""},
+		{"DO $$ BEGI END $$", "syntax_error", ""},
+		{"DO $$ DECLARE x int; BEGIN x := 1 +; END $$", "syntax_error", ""},
+		{"DO LANGUAGE plperlu $$ system('id') $$", "code_object", ""},
+		{"DO LANGUAGE sql $$ SELECT 1 $$", "code_object", ""},
+		{"DO LANGUAGE 'PLpgSQL' $$ BEGIN END $$", "code_object", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sql, func(t *testing.T) {
+			t.Parallel()
+			plan, r := migCheck(t, tt.sql, migAllow("do"))
+			if tt.code != "" {
+				if r == nil || r.Code != tt.code {
+					t.Fatalf("%v, want %s", r, tt.code)
+				}
+				return
+			}
+			if r != nil {
+				t.Fatalf("refused: %v", r)
+			}
+			migWant(t, "DoBody", plan.Statements[0].DoBody, tt.body)
+		})
+	}
+	// Without kind do, the language is not the first thing said.
+	if _, r := migCheck(t, "DO LANGUAGE plperlu $$ x $$", nil); r == nil || r.Code != "kind_not_allowed" {
+		t.Errorf("DO without kind do: %v, want kind_not_allowed", r)
+	}
+	plan, r := migCheck(t, "INSERT INTO orders (id) VALUES (1)", nil)
+	if r != nil || plan.Statements[0].DoBody != "" {
+		t.Errorf("INSERT: %v, DoBody %q", r, plan.Statements[0].DoBody)
+	}
+}
+
+// TestCheckMigrationFieldNotation: t.f and (t).f with no column f are the
+// call f(t), looked up through the search path; they are refused where the
+// guard knows t's columns, and columns the migration adds count.
+func TestCheckMigrationFieldNotation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		sql  string
+		code string
+	}{
+		{"UPDATE orders o SET note = o.leak WHERE id = 1", "column_not_allowed"},
+		{"UPDATE orders SET note = orders.leak WHERE id = 1", "column_not_allowed"},
+		{"UPDATE orders SET note = public.orders.leak WHERE id = 1", "column_not_allowed"},
+		{"UPDATE orders SET note = (orders).leak WHERE id = 1", "column_not_allowed"},
+		{"UPDATE orders o SET note = (o.*).leak WHERE id = 1", "column_not_allowed"},
+		{"INSERT INTO orders (note) SELECT p.leak FROM products p", "column_not_allowed"},
+		{"DELETE FROM orders WHERE id = 1 RETURNING orders.leak", "column_not_allowed"},
+		{"INSERT INTO orders (note) SELECT (ROW(1)).leak", "function_not_allowed"},
+		{"UPDATE orders o SET note = o.status WHERE o.ctid = '(0,1)' AND (o).id = 1", ""},
+		{"ALTER TABLE orders ADD COLUMN a int, ADD CONSTRAINT c CHECK (orders.a > 0)", ""},
+		{"ALTER TABLE orders ADD COLUMN region text; UPDATE orders SET region = 'eu' WHERE orders.region IS NULL", ""},
+		{"ALTER TABLE orders RENAME COLUMN note TO memo; UPDATE orders SET memo = 'x' WHERE orders.memo IS NULL", ""},
+		{"UPDATE orders SET note = 'x' WHERE orders.region IS NULL; ALTER TABLE orders ADD COLUMN region text", "column_not_allowed"},
+		{"UPDATE orders SET note = p.n FROM (SELECT name AS n FROM products) p WHERE orders.id = 1", ""},
+		{"CREATE TABLE invoices (a int, CHECK (invoices.a > 0))", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sql, func(t *testing.T) {
+			t.Parallel()
+			_, r := migCheck(t, tt.sql, nil)
+			switch {
+			case tt.code == "" && r != nil:
+				t.Fatalf("refused: %v", r)
+			case tt.code != "" && (r == nil || r.Code != tt.code):
+				t.Fatalf("%v, want %s", r, tt.code)
+			}
+		})
 	}
 }

@@ -50,6 +50,18 @@ type MigrationStatement struct {
 	IndexTargets []string
 	// Reads lists the qualified tables it only reads.
 	Reads []string
+	// Sequences lists the "schema.sequence" names that nextval calls in
+	// column DEFAULTs name, resolved with the search path like tables; the
+	// guard renders each one qualified into QualifiedSQL. The guard cannot
+	// tell which table owns a sequence: the caller must check, against the
+	// catalog, that each one exists and is owned by a column of a writable
+	// table (docs/architecture.md, Write statements: the read rules
+	// everywhere).
+	Sequences []string
+	// DoBody is the PL/pgSQL source of a DO statement, "" for every other
+	// statement. The guard only checks that it parses; its statements are
+	// not inspected (finding CD101).
+	DoBody string
 	// HasWhere is false for an UPDATE or DELETE without a WHERE clause,
 	// and true for every other statement.
 	HasWhere bool
