@@ -46,6 +46,7 @@ type approvalStatement struct {
 	Executed string   `json:"executed"`
 	Kind     string   `json:"kind"`
 	Targets  []string `json:"targets"`
+	DoBody   string   `json:"do_body,omitempty"`
 }
 
 // ApprovalHash is the hex SHA-256 of the change's reviewed content. Two
@@ -58,7 +59,7 @@ func (c *Change) ApprovalHash() string {
 		Effects: c.Effects.Fingerprint(),
 	}
 	for _, s := range c.Statements {
-		d.Statements = append(d.Statements, approvalStatement{Executed: executed(s), Kind: s.Kind, Targets: s.Targets})
+		d.Statements = append(d.Statements, approvalStatement{Executed: executed(s), Kind: s.Kind, Targets: s.Targets, DoBody: s.DoBody})
 	}
 	b, err := json.Marshal(d)
 	if err != nil {
@@ -162,7 +163,7 @@ func (s *Store) verify(ctx context.Context, q querier, c *Change, a Approval, ca
 	}
 	for i, st := range plan.Statements {
 		stored := c.Statements[i]
-		if executed(st) != executed(stored) || st.Kind != stored.Kind {
+		if executed(st) != executed(stored) || st.Kind != stored.Kind || st.DoBody != stored.DoBody {
 			return &RecheckError{ID: c.ID, Reason: fmt.Sprintf("stored statement %d is not what the guard makes of the change's SQL: the stored change was altered", i+1)}
 		}
 	}

@@ -149,6 +149,8 @@ type storedStatement struct {
 	HasWhere     bool               `json:"has_where"`
 	NotValid     bool               `json:"not_valid,omitempty"`
 	Findings     []sqlguard.Finding `json:"findings,omitempty"`
+	Sequences    []string           `json:"sequences,omitempty"`
+	DoBody       string             `json:"do_body,omitempty"`
 }
 
 func encodeStatements(sts []sqlguard.MigrationStatement) ([]byte, error) {
@@ -158,6 +160,7 @@ func encodeStatements(sts []sqlguard.MigrationStatement) ([]byte, error) {
 			SQL: s.SQL, QualifiedSQL: s.QualifiedSQL, Kind: s.Kind, Kinds: s.Kinds,
 			Targets: s.Targets, IndexTargets: s.IndexTargets, Reads: s.Reads,
 			HasWhere: s.HasWhere, NotValid: s.NotValid, Findings: s.Findings,
+			Sequences: s.Sequences, DoBody: s.DoBody,
 		}
 		if out[i].Targets == nil {
 			out[i].Targets = []string{}
@@ -177,6 +180,7 @@ func decodeStatements(b []byte) ([]sqlguard.MigrationStatement, error) {
 			SQL: s.SQL, QualifiedSQL: s.QualifiedSQL, Kind: s.Kind, Kinds: s.Kinds,
 			Targets: s.Targets, IndexTargets: s.IndexTargets, Reads: s.Reads,
 			HasWhere: s.HasWhere, NotValid: s.NotValid, Findings: s.Findings,
+			Sequences: s.Sequences, DoBody: s.DoBody,
 		}
 	}
 	return out, nil

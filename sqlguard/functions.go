@@ -2,6 +2,8 @@ package sqlguard
 
 import (
 	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // funcRuleHint is the hint of every function refusal.
@@ -242,6 +244,38 @@ func checkCall(fc FunctionChecker, schema, name string, nargs int) *Refusal {
 		}
 	}
 	return fc.CheckFunction(schema, name)
+}
+
+// checkCallArgs is checkCall with the call's arguments: the text search
+// functions take their configuration as a regconfig, which puts their
+// two-argument forms in the catalog lookup class, yet a full-text index or
+// generated column needs exactly those forms (the one-argument ones are
+// only stable). A configuration written as the literal name of one of
+// PostgreSQL's built-in configurations looks nothing up that is not
+// already known, so those calls are judged as their one-argument form.
+func checkCallArgs(fc FunctionChecker, schema, name string, args []*pg_query.Node) *Refusal {
+	if (schema == "" || schema == "pg_catalog") && tsConfigFunctions[name] && len(args) >= 2 {
+		if s := args[0].GetAConst().GetSval(); s != nil && builtinTSConfigs[s.Sval] {
+			return checkCall(fc, schema, name, len(args)-1)
+		}
+	}
+	return checkCall(fc, schema, name, len(args))
+}
+
+// tsConfigFunctions take a regconfig first and a document or query after.
+var tsConfigFunctions = map[string]bool{
+	"to_tsvector": true, "to_tsquery": true, "plainto_tsquery": true, "phraseto_tsquery": true,
+	"websearch_to_tsquery": true, "ts_headline": true, "json_to_tsvector": true, "jsonb_to_tsvector": true,
+}
+
+// builtinTSConfigs are the text search configurations initdb creates in
+// pg_catalog.
+var builtinTSConfigs = map[string]bool{
+	"simple": true, "arabic": true, "armenian": true, "basque": true, "catalan": true, "danish": true,
+	"dutch": true, "english": true, "finnish": true, "french": true, "german": true, "greek": true,
+	"hindi": true, "hungarian": true, "indonesian": true, "irish": true, "italian": true, "lithuanian": true,
+	"nepali": true, "norwegian": true, "portuguese": true, "romanian": true, "russian": true, "serbian": true,
+	"spanish": true, "swedish": true, "tamil": true, "turkish": true, "yiddish": true,
 }
 
 // funcRuleDenied returns why name is denylisted and what to do instead,

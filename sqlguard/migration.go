@@ -905,7 +905,7 @@ func (c *migStmt) checkFunctions() *Refusal {
 			return c.refuse("function_not_allowed", "this scope allows no function calls; use literal values",
 				"function %s is not allowed", migQualify(schema, name))
 		}
-		if r := c.read.Functions.CheckFunction(schema, name); r != nil {
+		if r := checkCallArgs(c.read.Functions, schema, name, f.Args); r != nil {
 			out := *r
 			if c.multi {
 				out.Reason = fmt.Sprintf("statement %d: %s", c.index+1, out.Reason)

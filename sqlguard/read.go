@@ -1670,7 +1670,7 @@ func (c *readChecker) funcCall(fc *pg_query.FuncCall, lv *readLevel) *Refusal {
 	if c.policy.Functions == nil {
 		return refuse("function_not_allowed", "this scope allows no function calls", "function %s is not allowed", readJoinStrings(fc.Funcname))
 	}
-	if r := checkCall(c.policy.Functions, schema, name, len(fc.Args)); r != nil {
+	if r := checkCallArgs(c.policy.Functions, schema, name, fc.Args); r != nil {
 		return r
 	}
 	if r := c.exprs(lv, fc.Args...); r != nil {

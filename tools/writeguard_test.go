@@ -371,3 +371,35 @@ func TestObjectNameProbes(t *testing.T) {
 		t.Fatalf("refused migrations changed the database:\n%s", d)
 	}
 }
+
+// TestFullTextSearchForms: a full-text index or generated column needs the
+// configuration argument; written as a built-in configuration's name it is
+// allowed in writes and reads alike, while a configuration named any other
+// way (a lookup by name) stays refused.
+func TestFullTextSearchForms(t *testing.T) {
+	env, _ := writeGuardEnv(t)
+	for _, tt := range []struct {
+		sql string
+		ok  bool
+	}{
+		{"CREATE INDEX orders_notes_fts ON orders USING gin (to_tsvector('english', coalesce(notes, '')))", true},
+		{"ALTER TABLE orders ADD COLUMN notes_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', coalesce(notes, ''))) STORED", true},
+		{"CREATE INDEX ON orders USING gin (to_tsvector('public.english', notes))", false},
+		{"CREATE INDEX ON orders USING gin (to_tsvector('nosuchconfig', notes))", false},
+	} {
+		res := dryRun(t, env, tt.sql)
+		if res.IsError == tt.ok {
+			t.Errorf("%s: refused %v, want %v: %s", tt.sql, res.IsError, !tt.ok, toolText(res))
+		}
+	}
+	policy, err := env.Catalog.Policy(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policy.CheckRead("SELECT id FROM orders WHERE to_tsvector('english', notes) @@ plainto_tsquery('english', 'gift')", 10); err != nil {
+		t.Errorf("full-text read refused: %v", err)
+	}
+	if _, err := policy.CheckRead("SELECT to_tsvector('public.secrets', 'x')", 10); err == nil {
+		t.Error("a configuration looked up by a qualified name was allowed")
+	}
+}
