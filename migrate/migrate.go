@@ -62,6 +62,11 @@ type Options struct {
 	// AllowBlockingLocks (docs/architecture.md, Held changes).
 	Prepared           bool
 	AllowBlockingLocks bool
+	// DoRunner is the qualified name of the scope's DO runner
+	// (scopes.DoRunner): with a Role set, a DO statement's body runs only
+	// through it, never as a plain DO, because inside a plain DO a RESET
+	// ROLE would give the block the login's own rights.
+	DoRunner string
 	// Progress, if set, is called after each statement with the number of
 	// statements done, the total, and a one-line summary of the last one.
 	Progress func(done, total int, message string)
@@ -314,9 +319,12 @@ func (r *runner) statement(ctx context.Context, i int) error {
 	}
 	t0 := time.Now()
 	var tag pgconn.CommandTag
-	if img != nil && img.sql != "" {
+	switch {
+	case st.Kind == "do" && r.opt.Role != "":
+		tag, err = r.execDo(ctx, st)
+	case img != nil && img.sql != "":
 		tag, err = execImage(ctx, r.conn, img)
-	} else {
+	default:
 		tag, err = execOne(ctx, r.conn, sql)
 	}
 	elapsed := time.Since(t0)
@@ -417,6 +425,17 @@ func executedSQL(st *sqlguard.MigrationStatement) string {
 		return st.QualifiedSQL
 	}
 	return st.SQL
+}
+
+// execDo runs a DO block's body through the scope's runner, a SECURITY
+// DEFINER function owned by the write role: PostgreSQL refuses SET ROLE,
+// RESET ROLE and SET SESSION AUTHORIZATION inside one, so the block keeps
+// exactly the write role's rights. The body is a bound parameter.
+func (r *runner) execDo(ctx context.Context, st *sqlguard.MigrationStatement) (pgconn.CommandTag, error) {
+	if r.opt.DoRunner == "" || st.DoBody == "" {
+		return pgconn.CommandTag{}, errors.New("DO blocks run only through the scope's DO runner, which this scope does not have: an admin applies the scope (airlock scope apply) with \"do\" in write.allow")
+	}
+	return r.conn.PgConn().ExecParams(ctx, "SELECT "+r.opt.DoRunner+"($1)", [][]byte{[]byte(st.DoBody)}, []uint32{25}, nil, nil).Close()
 }
 
 // execOne is the only path agent SQL takes to the server. ExecParams forces

@@ -27,6 +27,7 @@ import (
 
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/migrate"
+	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/sqlguard"
 )
 
@@ -575,6 +576,7 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 	if opt.Role, err = writeRole(ctx, s.pool, b.Scope); err != nil {
 		return res, err
 	}
+	opt.DoRunner = scopes.DoRunner(b.Scope)
 
 	bpool, err := s.OpenBranch(ctx, b)
 	if err != nil {

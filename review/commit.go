@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/migrate"
+	"github.com/airlock-dev/airlock/scopes"
 )
 
 // Review actions as the audit log names them.
@@ -146,6 +147,7 @@ func (s *Store) replay(ctx context.Context, id, reviewer string) (row, error) {
 	if opt.Role, err = writeRole(ctx, pc, r.Scope); err != nil {
 		return r, err
 	}
+	opt.DoRunner = scopes.DoRunner(r.Scope)
 	_, err = migrate.Run(ctx, pc.Conn(), r.Plan(), opt, migrate.EndCommitIfSame, migrate.RunArg{
 		Expected:     &r.Effects,
 		BeforeCommit: markCommitted(id, reviewer, true),

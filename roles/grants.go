@@ -168,6 +168,10 @@ func writeGrants(scope *scopes.Scope, cat *catalog) grantSet {
 		return g
 	}
 	g.addReads(scope, cat)
+	if doRunnerWanted(scope) {
+		// To call its DO runner.
+		g[grant{Kind: onSchema, Schema: scope.MaskSchema(), Priv: "USAGE"}] = true
+	}
 	for _, table := range w.Tables {
 		cols, exists := cat.columns[table]
 		schema, rel := splitQualified(table)

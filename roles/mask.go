@@ -182,8 +182,11 @@ func loadMaskState(ctx context.Context, q querier, scope *scopes.Scope) (*maskSt
 
 // planMaskSchema returns what makes the scope's mask schema and key exist:
 // made by the admin, the key table readable by the mask role only.
+//
+// The schema also holds the scope's DO runner, when the scope allows DO.
 func planMaskSchema(scope *scopes.Scope, cat *catalog, st *maskState) []string {
-	if len(maskedTables(scope, cat)) == 0 {
+	masked := len(maskedTables(scope, cat)) > 0
+	if !masked && !doRunnerWanted(scope) {
 		return nil
 	}
 	ms := scope.MaskSchema()
@@ -191,7 +194,7 @@ func planMaskSchema(scope *scopes.Scope, cat *catalog, st *maskState) []string {
 	if !st.schema {
 		out = append(out, "CREATE SCHEMA "+ident(ms), "REVOKE ALL ON SCHEMA "+ident(ms)+" FROM PUBLIC")
 	}
-	if !st.keyed {
+	if masked && !st.keyed {
 		out = append(out,
 			"CREATE TABLE IF NOT EXISTS "+qualified(ms, "mask_key")+" (ipad bytea NOT NULL, opad bytea NOT NULL)",
 			"REVOKE ALL ON "+qualified(ms, "mask_key")+" FROM PUBLIC",

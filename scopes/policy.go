@@ -163,3 +163,14 @@ func (s *Scope) MaskRole() string {
 func (s *Scope) MaskSchema() string {
 	return "airlock_" + strings.ReplaceAll(s.Name, "-", "_")
 }
+
+// DoRunnerFunction is the name of the function in a scope's schema that
+// runs the scope's DO blocks: SECURITY DEFINER and owned by the write role,
+// so that nothing in a block can leave that role (docs/architecture.md,
+// DO blocks).
+const DoRunnerFunction = "run_do"
+
+// DoRunner returns the qualified, quoted name of scope name's DO runner.
+func DoRunner(name string) string {
+	return `"airlock_` + strings.ReplaceAll(name, "-", "_") + `".` + DoRunnerFunction
+}

@@ -40,6 +40,7 @@ func writePolicy(w *scopes.Write, read *sqlguard.Policy) *sqlguard.WritePolicy {
 func migrateOptions(scope *scopes.Scope) migrate.Options {
 	w := scope.Write
 	return migrate.Options{
+		DoRunner:           scopes.DoRunner(scope.Name),
 		SearchPath:         slices.Clone(scope.Read.SearchPath),
 		Prepared:           w.Mode == "prepared",
 		AllowBlockingLocks: w.AllowBlockingLocks,
