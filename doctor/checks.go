@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
 )
@@ -314,17 +315,19 @@ func (d *doctor) prepared(ctx context.Context) Check {
 		mode = d.scope.Write.Mode
 	}
 	if mode != "prepared" {
-		return judgePrepared(mode, 0)
+		return judgePrepared(mode, review.PreparedSlots{})
 	}
-	var max int
-	err := d.pool.QueryRow(ctx, `SELECT current_setting('max_prepared_transactions')::int`).Scan(&max)
+	slots, err := review.ReadPreparedSlots(ctx, d.pool)
 	if err != nil {
-		return couldNotCheck(CheckPrepared, fmt.Errorf("read max_prepared_transactions: %w", err))
+		return couldNotCheck(CheckPrepared, err)
 	}
-	return judgePrepared(mode, max)
+	return judgePrepared(mode, slots)
 }
 
-func judgePrepared(mode string, max int) Check {
+// judgePrepared reports the cluster's prepared transaction slots: airlock
+// holds a prepared change only while fewer than Max - Headroom are in use
+// (docs/architecture.md, Held changes).
+func judgePrepared(mode string, slots review.PreparedSlots) Check {
 	c := Check{Name: CheckPrepared, Status: OK}
 	switch {
 	case mode != "prepared":
@@ -332,13 +335,80 @@ func judgePrepared(mode string, max int) Check {
 		if mode != "" {
 			c.Detail = "not needed: write mode is " + mode
 		}
-	case max > 0:
-		c.Detail = fmt.Sprintf("max_prepared_transactions = %d", max)
+	case slots.Max > 0:
+		c.Detail = fmt.Sprintf("max_prepared_transactions = %d, %d in use; airlock holds a change only while fewer than %d are (it leaves %d free for others)",
+			slots.Max, slots.Used, slots.Max-slots.Headroom, slots.Headroom)
+		if !slots.Available() {
+			c.Status = WARN
+			c.Detail += ": every apply is refused (prepared_slots_full) until reviewers decide pending changes"
+			c.Fix = "commit or roll back pending changes (airlock pending), roll back stray prepared transactions (SELECT gid FROM pg_prepared_xacts), or raise max_prepared_transactions"
+		}
 	default:
 		c.Status = FAIL
 		c.Detail = "write mode is prepared but max_prepared_transactions = 0: every write would fail"
 		c.Fix = "set max_prepared_transactions (e.g. 20) in postgresql.conf and restart PostgreSQL"
 	}
+	return c
+}
+
+// foreignKeysSQL lists the foreign keys from the scope's write tables to
+// tables with row-level security enabled, with the referenced table.
+const foreignKeysSQL = `
+SELECT n.nspname || '.' || t.relname, fn.nspname || '.' || ft.relname, ft.relrowsecurity
+FROM pg_catalog.pg_constraint c
+JOIN pg_catalog.pg_class t ON t.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+JOIN pg_catalog.pg_class ft ON ft.oid = c.confrelid JOIN pg_catalog.pg_namespace fn ON fn.oid = ft.relnamespace
+WHERE c.contype = 'f' AND n.nspname || '.' || t.relname = ANY($1)
+ORDER BY 1, 2`
+
+type foreignKey struct {
+	from, to string
+	rls      bool
+}
+
+func (d *doctor) foreignKeys(ctx context.Context) Check {
+	if d.scope.Write == nil {
+		return judgeForeignKeys(d.scope, nil)
+	}
+	rows, err := d.pool.Query(ctx, foreignKeysSQL, d.scope.Write.Tables)
+	if err != nil {
+		return couldNotCheck(CheckForeignKeys, fmt.Errorf("list foreign keys: %w", err))
+	}
+	fks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (foreignKey, error) {
+		var f foreignKey
+		err := r.Scan(&f.from, &f.to, &f.rls)
+		return f, err
+	})
+	if err != nil {
+		return couldNotCheck(CheckForeignKeys, fmt.Errorf("list foreign keys: %w", err))
+	}
+	return judgeForeignKeys(d.scope, fks)
+}
+
+// judgeForeignKeys WARNs on a foreign key from a write table to a
+// row-filtered table: PostgreSQL checks foreign keys without row-level
+// security, so an insert naming a hidden row's key succeeds where one
+// naming a missing key fails (docs/architecture.md, Foreign keys).
+func judgeForeignKeys(scope *scopes.Scope, fks []foreignKey) Check {
+	c := Check{Name: CheckForeignKeys, Status: OK, Detail: "no write table has a foreign key to a row-filtered table"}
+	if scope.Write == nil {
+		c.Detail = "not needed: the scope has no write section"
+		return c
+	}
+	var hits []string
+	for _, f := range fks {
+		rule, ok := scope.TableRule(f.to)
+		if (ok && rule.RowFilter != "") || f.rls {
+			hits = append(hits, f.from+" -> "+f.to)
+		}
+	}
+	if len(hits) == 0 {
+		return c
+	}
+	c.Status = WARN
+	c.Detail = "foreign keys from write tables to row-filtered tables: " + strings.Join(hits, ", ") +
+		"; PostgreSQL checks a foreign key without row-level security, so an insert or update that names a key tells the agent whether a row it cannot see exists"
+	c.Fix = "drop the foreign key, take the table out of write.tables, or accept that key existence is visible across the filter"
 	return c
 }
 
@@ -453,19 +523,20 @@ JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ANY($1)) AS r
 WHERE p.prosecdef
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'airlock')
+  AND NOT (n.nspname = $2 AND p.proname = $3) -- the scope's own DO runner
   AND pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')
 ORDER BY 1`
 
 func (d *doctor) definers(ctx context.Context) Check {
-	names, err := pgxQueryStrings(ctx, d, definersSQL, d.scopeRoleNames())
+	names, err := pgxQueryStrings(ctx, d, definersSQL, d.scopeRoleNames(), d.scope.MaskSchema(), scopes.DoRunnerFunction)
 	if err != nil {
 		return couldNotCheck(CheckDefiner, fmt.Errorf("list SECURITY DEFINER functions: %w", err))
 	}
 	return judgeDefiners(names)
 }
 
-func pgxQueryStrings(ctx context.Context, d *doctor, sql string, arg any) ([]string, error) {
-	rows, err := d.pool.Query(ctx, sql, arg)
+func pgxQueryStrings(ctx context.Context, d *doctor, sql string, args ...any) ([]string, error) {
+	rows, err := d.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/roles"
+	"github.com/airlock-dev/airlock/scopes"
 )
 
 var (
@@ -85,7 +87,7 @@ func TestJudge(t *testing.T) {
 		{"agent reaches large objects", judgeAgentReach("app", []roles.Exposure{{What: "EXECUTE on lo_create(oid)", Fix: "REVOKE EXECUTE ON FUNCTION lo_create(oid) FROM PUBLIC"}}, "s.json"), FAIL,
 			"an agent holding app could, with plain SQL: EXECUTE on lo_create(oid)", "--harden"},
 
-		{"no write section", judgePrepared("", 0), OK, "not needed", ""},
+		{"no write section", judgePrepared("", review.PreparedSlots{}), OK, "not needed", ""},
 
 		{"branch, not needed", judgeBranch(branchFacts{mode: "replay"}), OK, "not needed: write mode is replay", ""},
 		{"branch, createdb", judgeBranch(branchFacts{mode: "branch", strategy: "schema", login: "app", createDB: true}), OK, "app can create branch databases", ""},
@@ -95,9 +97,12 @@ func TestJudge(t *testing.T) {
 			"may not copy prod as a template", `strategy to "schema"`},
 		{"branch, template as owner", judgeBranch(branchFacts{mode: "branch", strategy: "template", login: "app", createDB: true, copyable: true}), OK, "template strategy", ""},
 		{"branch, superuser", judgeBranch(branchFacts{mode: "branch", strategy: "template", login: "postgres", super: true}), OK, "can create", ""},
-		{"replay", judgePrepared("replay", 0), OK, "not needed: write mode is replay", ""},
-		{"prepared, enabled", judgePrepared("prepared", 20), OK, "max_prepared_transactions = 20", ""},
-		{"prepared, disabled", judgePrepared("prepared", 0), FAIL, "max_prepared_transactions = 0",
+		{"replay", judgePrepared("replay", review.PreparedSlots{}), OK, "not needed: write mode is replay", ""},
+		{"prepared, enabled", judgePrepared("prepared", review.PreparedSlots{Used: 3, Max: 20, Headroom: 4}), OK,
+			"max_prepared_transactions = 20, 3 in use; airlock holds a change only while fewer than 16 are (it leaves 4 free for others)", ""},
+		{"prepared, slots taken", judgePrepared("prepared", review.PreparedSlots{Used: 16, Max: 20, Headroom: 4}), WARN,
+			"every apply is refused (prepared_slots_full)", "airlock pending"},
+		{"prepared, disabled", judgePrepared("prepared", review.PreparedSlots{}), FAIL, "max_prepared_transactions = 0",
 			"set max_prepared_transactions (e.g. 20) in postgresql.conf and restart"},
 
 		{"timeouts set", judgeTimeouts("app", timeoutFacts{60000, 60000}), OK, "statement_timeout = 60000ms", ""},
@@ -166,5 +171,30 @@ func TestRender(t *testing.T) {
 	}
 	if got, want := Summary(checks), "1 failed, 1 warning, 1 ok"; got != want {
 		t.Errorf("Summary = %q, want %q", got, want)
+	}
+}
+
+func TestJudgeForeignKeys(t *testing.T) {
+	scope, err := scopes.Parse([]byte(`{"name": "fk", "read": {"tables": {
+		"public.customers": {"row_filter": "tenant_id = 1"}, "public.orders": {}, "public.products": {}}},
+		"write": {"tables": ["public.orders"], "allow": ["insert"], "ticket_pattern": "^[A-Z]+-[0-9]+$"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		fks  []foreignKey
+		want Status
+		text string
+	}{
+		{"none", nil, OK, "no write table has a foreign key to a row-filtered table"},
+		{"to an unfiltered table", []foreignKey{{from: "public.orders", to: "public.products"}}, OK, "no write table"},
+		{"to the scope's row filter", []foreignKey{{from: "public.orders", to: "public.customers"}}, WARN, "public.orders -> public.customers"},
+		{"to someone else's row-level security", []foreignKey{{from: "public.orders", to: "public.tenants", rls: true}}, WARN, "public.orders -> public.tenants"},
+	} {
+		c := judgeForeignKeys(scope, tt.fks)
+		if c.Status != tt.want || !strings.Contains(c.Detail, tt.text) {
+			t.Errorf("%s: %+v, want %s containing %q", tt.name, c, tt.want, tt.text)
+		}
 	}
 }

@@ -69,7 +69,9 @@ const (
 	// on a schema (roles.Exposures), each with the REVOKE that closes it.
 	CheckAgentReach = "agent reach"
 	// CheckPrepared FAILs when the write mode is prepared and the server
-	// has max_prepared_transactions = 0; OK ("not needed") otherwise.
+	// has max_prepared_transactions = 0, WARNs when the slots airlock may
+	// use (all but a fifth, kept free for others) are taken, and reports
+	// the count; OK ("not needed") in the other modes.
 	CheckPrepared = "prepared transactions"
 	// CheckTimeouts WARNs when the login's sessions start without a
 	// statement_timeout or idle_in_transaction_session_timeout. airlock
@@ -92,6 +94,11 @@ const (
 	// its owner or a superuser): every session's first apply would fail.
 	// OK ("not needed") in the other modes.
 	CheckBranch = "branch databases"
+	// CheckForeignKeys WARNs when a write table has a foreign key to a
+	// table with a row filter or row-level security: PostgreSQL checks
+	// foreign keys without row-level security, so writes reveal which
+	// hidden keys exist.
+	CheckForeignKeys = "foreign keys"
 )
 
 // Check is the result of one check. Fix says what to do about a WARN or
@@ -151,6 +158,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Optio
 		d.tls(ctx),
 		d.definers(ctx),
 		d.branch(ctx),
+		d.foreignKeys(ctx),
 	}
 }
 

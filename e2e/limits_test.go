@@ -200,3 +200,26 @@ func TestSessionLocksDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestDoctorForeignKeyOracle: PostgreSQL checks foreign keys without
+// row-level security, so a write table's foreign key to a row-filtered
+// table tells the agent which hidden keys exist; doctor says so.
+func TestDoctorForeignKeyOracle(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	scope := writeScopeFile(t, `{
+  "name": "fkoracle",
+  "database": {"url_env": "AIRLOCK_DATABASE_URL"},
+  "read": {"tables": {"public.customers": {"columns": ["id", "tenant_id", "name"], "row_filter": "tenant_id = 1"}, "public.orders": {}}},
+  "write": {"tables": ["public.orders"], "allow": ["insert"], "ticket_pattern": "^[A-Z]+-[0-9]+$"}
+}`)
+	out, _ := reviewer(t, url, "doctor", "--scope", scope, "--allow-owner")
+	var line string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "foreign keys") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "WARN") || !strings.Contains(out, "public.orders -> public.customers") {
+		t.Fatalf("doctor does not warn about the foreign key:\n%s", out)
+	}
+}
