@@ -47,7 +47,7 @@ type Options struct {
 	// SearchPath lists the scope's schemas. The transaction's search_path
 	// is pg_catalog, these (default public), pg_temp: pg_catalog first, so
 	// that no same-named object of another schema shadows a built-in one
-	// (docs/architecture.md, Write statements).
+	// (docs/architecture.md, Write statements: the read rules everywhere).
 	SearchPath []string
 	// LargeTableRows is the estimated row count above which a table is
 	// "large" for the lock, rewrite and scan findings (default 100000).

@@ -116,7 +116,7 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer pool.Close()
 
-	// Which principal this process is (docs/architecture.md, Transports):
+	// Which principal this process is (docs/architecture.md, Transports and sessions):
 	// over HTTP the service; over stdio agent-side, holding the agent
 	// login, unless --local-writes makes it one process that does both.
 	as := doctor.AsAgent
