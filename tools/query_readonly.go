@@ -63,7 +63,7 @@ func NewQueryReadonly(env *Env) *QueryReadonly {
 
 const queryDescription = `Run ONE read-only SQL query (SELECT, VALUES, WITH ... SELECT, or EXPLAIN without ANALYZE) against the tables this scope allows, and get typed rows back.
 
-Rules: one statement per call; only in-scope tables and columns (call list_tables / describe_table first); no writes, no locking clauses, no SELECT INTO; only built-in immutable or stable functions. SELECT * is refused on tables with column restrictions: list the columns. Masked columns may only be selected as plain output columns and come back as "masked:<hash>" (equal inputs give equal hashes); they cannot be used in WHERE, JOIN, ORDER BY, GROUP BY or expressions.
+Rules: one statement per call; only in-scope tables and columns (call list_tables / describe_table first); no writes, no locking clauses, no SELECT INTO; only built-in immutable or stable functions. SELECT * is refused on tables with column restrictions: list the columns. Masked columns may only be selected as plain output columns and come back as "masked:<hash>" (equal inputs give equal hashes); they cannot be used in WHERE, JOIN, ORDER BY, GROUP BY or expressions. EXPLAIN is refused over tables with a row filter or row-level security, and over views; functions that look up catalog objects by oid or name are refused.
 Pass values as params ($1, $2, ...), never by pasting them into the SQL. At most max_rows rows come back (truncated: true says when more existed): for counts and totals use aggregates (count(*), sum(...), GROUP BY) instead of fetching rows.
 Example: {"sql": "SELECT status, count(*) FROM orders WHERE created_at > $1 GROUP BY status", "params": ["2024-01-01"]}`
 
