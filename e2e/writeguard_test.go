@@ -119,34 +119,13 @@ func TestWriteDefaultOtherSequence(t *testing.T) {
 	}
 }
 
-// adminShadows is what an administrator has in public: a SECURITY DEFINER
-// upper(integer) and an operator + (bigint, text) that count their calls
-// in a sequence (which no rollback undoes) and raise an error carrying the
-// secrets. Unqualified, upper(id::int) and id + notes resolve to them, not
-// to pg_catalog's, whatever the search path's order.
-const adminShadows = `
-CREATE SEQUENCE public.shadow_calls;
-CREATE FUNCTION public.upper(integer) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-BEGIN
-    PERFORM nextval('public.shadow_calls');
-    RAISE EXCEPTION 'leak: %', (SELECT string_agg(token, ',') FROM public.secrets);
-END $$;
-CREATE FUNCTION public.shadow_plus(bigint, text) RETURNS bigint
-    LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-BEGIN
-    PERFORM nextval('public.shadow_calls');
-    RAISE EXCEPTION 'leak: %', (SELECT string_agg(token, ',') FROM public.secrets);
-END $$;
-CREATE OPERATOR public.+ (LEFTARG = bigint, RIGHTARG = text, FUNCTION = public.shadow_plus);`
-
 // TestWriteShadowedFunctions: the guard approves upper() and + as
 // pg_catalog's, and pg_catalog's is what PostgreSQL runs: the admin's
 // functions never run, their secret never reaches the agent, and nothing
 // changes but what was approved.
 func TestWriteShadowedFunctions(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	if _, err := pgtest.Connect(t, url).Exec(context.Background(), adminShadows); err != nil {
+	if _, err := pgtest.Connect(t, url).Exec(context.Background(), pgtest.ShadowingObjects); err != nil {
 		t.Fatal(err)
 	}
 	c := startAirlock(t, url, "support.json")

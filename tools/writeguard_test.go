@@ -54,29 +54,6 @@ func writeGuardEnv(t *testing.T) (*Env, string) {
 		Audit: audit.NewLog(nil, logger), Log: logger}, url
 }
 
-// adminObjects is what an administrator (not the agent) has in public: a
-// SECURITY DEFINER upper(integer) that counts its calls in a sequence (a
-// rollback does not undo nextval) and raises an error carrying a secret,
-// and an operator + on (bigint, text) that does the same. Unqualified,
-// upper(id::int) and id + notes pick them over pg_catalog's. They are
-// declared IMMUTABLE so that index expressions, CHECKs and generated
-// columns call them too.
-const adminObjects = `
-CREATE SEQUENCE public.admin_calls;
-CREATE FUNCTION public.upper(integer) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-BEGIN
-    PERFORM nextval('public.admin_calls');
-    RAISE EXCEPTION 'leak: %', (SELECT string_agg(token, ',') FROM public.secrets);
-END $$;
-CREATE FUNCTION public.leak_plus(bigint, text) RETURNS bigint
-    LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-BEGIN
-    PERFORM nextval('public.admin_calls');
-    RAISE EXCEPTION 'leak: %', (SELECT string_agg(token, ',') FROM public.secrets);
-END $$;
-CREATE OPERATOR public.+ (LEFTARG = bigint, RIGHTARG = text, FUNCTION = public.leak_plus);`
-
 func execAdmin(t *testing.T, url, sql string) {
 	t.Helper()
 	if _, err := pgtest.Connect(t, url).Exec(context.Background(), sql); err != nil {
@@ -116,7 +93,7 @@ func toolText(res *mcp.CallToolResult) string {
 // shows that the attack is real.
 func TestShadowingFunctionsNeverRun(t *testing.T) {
 	env, url := writeGuardEnv(t)
-	execAdmin(t, url, adminObjects)
+	execAdmin(t, url, pgtest.ShadowingObjects)
 	for _, sql := range []string{
 		"UPDATE orders SET notes = upper(id::int) WHERE id = 1",
 		"UPDATE orders SET notes = (id + notes)::text WHERE id = 1",
@@ -147,7 +124,7 @@ func TestShadowingFunctionsNeverRun(t *testing.T) {
 			if !strings.Contains(leaked, "SENTINEL-SECRET") {
 				t.Fatalf("control: the statement as written did not reach the admin's function: %v", err)
 			}
-			calls := sequenceState(t, url, "public.admin_calls")
+			calls := sequenceState(t, url, pgtest.ShadowCalls)
 			before := pgtest.Fingerprint(t, url)
 
 			res := dryRun(t, env, sql)
@@ -155,8 +132,8 @@ func TestShadowingFunctionsNeverRun(t *testing.T) {
 			if strings.Contains(text, "SENTINEL") || strings.Contains(text, "leak:") {
 				t.Fatalf("the admin's function ran and its secret reached the agent: %s", text)
 			}
-			if got := sequenceState(t, url, "public.admin_calls"); got != calls {
-				t.Fatalf("the admin's function ran: admin_calls %s, was %s", got, calls)
+			if got := sequenceState(t, url, pgtest.ShadowCalls); got != calls {
+				t.Fatalf("the admin's function ran: shadow_calls %s, was %s", got, calls)
 			}
 			if d := before.Diff(pgtest.Fingerprint(t, url)); d != "" {
 				t.Fatalf("the dry run changed the database:\n%s", d)
