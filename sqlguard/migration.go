@@ -1661,7 +1661,25 @@ func (c *migStmt) qualifyCode() {
 		}
 		// IN lists, BETWEEN, IS DISTINCT FROM and NULLIF have no syntax
 		// for a qualified operator: they resolve = (or <, >, <>) through
-		// the search path, which the caller pins with pg_catalog first.
+		// the search path, which the caller pins with pg_catalog first and
+		// checks for same-named operators (SearchPathOperators).
+		switch e.Kind {
+		case pg.A_Expr_Kind_AEXPR_IN, pg.A_Expr_Kind_AEXPR_DISTINCT, pg.A_Expr_Kind_AEXPR_NOT_DISTINCT, pg.A_Expr_Kind_AEXPR_NULLIF:
+			c.searchPathOperator(migStrings(e.Name)...)
+		case pg.A_Expr_Kind_AEXPR_BETWEEN, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+			pg.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+			c.searchPathOperator("<=", ">=", "<", ">")
+		}
+	}
+	for _, ce := range c.walk.cases {
+		if ce.Arg != nil {
+			c.searchPathOperator("=")
+		}
+	}
+	for _, j := range c.walk.joins {
+		if j.IsNatural || len(j.UsingClause) > 0 {
+			c.searchPathOperator("=")
+		}
 	}
 	for _, l := range c.walk.subLinks {
 		if l.SubLinkType == pg.SubLinkType_ANY_SUBLINK && len(l.OperName) == 0 {
@@ -1692,6 +1710,15 @@ func (c *migStmt) qualifyCode() {
 	// the sequence the guard resolved and the caller checked.
 	for _, s := range c.sequences {
 		s.lit.Sval = quoteIdent(s.schema) + "." + quoteIdent(s.name)
+	}
+}
+
+// searchPathOperator records operators looked up through the search path.
+func (c *migStmt) searchPathOperator(names ...string) {
+	for _, n := range names {
+		if n != "" && !slices.Contains(c.out.SearchPathOperators, n) {
+			c.out.SearchPathOperators = append(c.out.SearchPathOperators, n)
+		}
 	}
 }
 
@@ -1763,6 +1790,7 @@ type migWalk struct {
 	constraints  []*pg.Constraint
 	typeNames    []*pg.TypeName
 	aExprs       []*pg.A_Expr
+	cases        []*pg.CaseExpr
 	subLinks     []*pg.SubLink
 	sortBys      []*pg.SortBy
 	collates     []*pg.CollateClause
@@ -1812,6 +1840,8 @@ func (k *migWalk) node(m protoreflect.Message, scope map[string]bool) {
 		k.typeNames = append(k.typeNames, n)
 	case *pg.A_Expr:
 		k.aExprs = append(k.aExprs, n)
+	case *pg.CaseExpr:
+		k.cases = append(k.cases, n)
 	case *pg.SubLink:
 		k.subLinks = append(k.subLinks, n)
 	case *pg.SortBy:

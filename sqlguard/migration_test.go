@@ -1215,3 +1215,34 @@ func TestCheckMigrationFieldNotation(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchPathOperators: the statements whose syntax cannot name a
+// qualified operator list the operators PostgreSQL will look up through
+// the search path; the caller checks the catalog for same-named ones.
+func TestSearchPathOperators(t *testing.T) {
+	for _, tt := range []struct {
+		sql  string
+		want []string
+	}{
+		{"UPDATE orders SET note = 'x' WHERE id = 1", nil},
+		{"UPDATE orders SET note = 'x' WHERE id IN (1, 2)", []string{"="}},
+		{"UPDATE orders SET note = 'x' WHERE id NOT IN (1, 2)", []string{"<>"}},
+		{"UPDATE orders SET note = 'x' WHERE id BETWEEN 1 AND 2", []string{"<=", ">=", "<", ">"}},
+		{"UPDATE orders SET note = 'x' WHERE id NOT BETWEEN SYMMETRIC 2 AND 1", []string{"<=", ">=", "<", ">"}},
+		{"UPDATE orders SET note = 'x' WHERE id IS DISTINCT FROM 1", []string{"="}},
+		{"UPDATE orders SET note = 'x' WHERE id IS NOT DISTINCT FROM 1", []string{"="}},
+		{"UPDATE orders SET note = NULLIF(note, 'x') WHERE id = 1", []string{"="}},
+		{"UPDATE orders SET note = CASE status WHEN 'a' THEN 'b' END WHERE id = 1", []string{"="}},
+		{"UPDATE orders SET note = CASE WHEN status = 'a' THEN 'b' END WHERE id = 1", nil},
+		{"INSERT INTO invoices (id) SELECT o.id FROM orders o JOIN products p USING (id)", []string{"="}},
+		{"INSERT INTO invoices (id) SELECT o.id FROM orders o NATURAL JOIN products p", []string{"="}},
+	} {
+		plan, r := migCheck(t, tt.sql, nil)
+		if r != nil {
+			t.Fatalf("%s: %v", tt.sql, r)
+		}
+		if got := plan.Statements[0].SearchPathOperators; !slices.Equal(got, tt.want) {
+			t.Errorf("%s: SearchPathOperators = %q, want %q", tt.sql, got, tt.want)
+		}
+	}
+}

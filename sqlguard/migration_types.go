@@ -62,6 +62,15 @@ type MigrationStatement struct {
 	// statement. The guard only checks that it parses; its statements are
 	// not inspected (finding CD101).
 	DoBody string
+	// SearchPathOperators lists the operators the statement uses through
+	// syntax that cannot name a qualified operator (IN lists, BETWEEN, IS
+	// DISTINCT FROM, NULLIF, CASE x WHEN, JOIN USING and NATURAL JOIN):
+	// PostgreSQL looks them up through the search path, where pg_catalog
+	// comes first but a same-named operator of a scope schema with a
+	// better-matching signature would win. The caller must check, against
+	// the catalog, that the scope's schemas define no operator of these
+	// names.
+	SearchPathOperators []string
 	// HasWhere is false for an UPDATE or DELETE without a WHERE clause,
 	// and true for every other statement.
 	HasWhere bool

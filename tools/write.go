@@ -99,6 +99,9 @@ func (e *Env) checkMigration(ctx context.Context, sql string) (*sqlguard.Migrati
 			}
 		}
 	}
+	if r, err := e.checkOperators(ctx, pool, plan); r != nil || err != nil {
+		return nil, r, err
+	}
 	if r, err := e.checkSequences(ctx, pool, wp, plan); r != nil || err != nil {
 		return nil, r, err
 	}

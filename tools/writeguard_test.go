@@ -380,3 +380,45 @@ func TestFullTextSearchForms(t *testing.T) {
 		t.Error("a configuration looked up by a qualified name was allowed")
 	}
 }
+
+// TestSearchPathOperators: IN lists, BETWEEN, IS DISTINCT FROM, NULLIF,
+// CASE x WHEN and JOIN USING cannot name a qualified operator; while a
+// scope schema defines a same-named operator they are refused, and the
+// admin's operator never runs. Without one they pass.
+func TestSearchPathOperators(t *testing.T) {
+	env, url := writeGuardEnv(t)
+	statements := []string{
+		"UPDATE orders SET notes = 'x' WHERE id IN (1, 2)",
+		"UPDATE orders SET notes = 'x' WHERE id NOT IN (1, 2)",
+		"UPDATE orders SET notes = 'x' WHERE id BETWEEN 1 AND 2",
+		"UPDATE orders SET notes = 'x' WHERE id IS DISTINCT FROM 3 AND id < 3",
+		"UPDATE orders SET notes = NULLIF(notes, 'y') WHERE id = 1",
+		"UPDATE orders SET notes = CASE id WHEN 1 THEN 'a' ELSE 'b' END WHERE id < 3",
+		"INSERT INTO orders_copy SELECT o.id FROM orders o JOIN invoices i USING (id) WHERE o.id = 1",
+	}
+	execAdmin(t, url, "CREATE TABLE public.orders_copy (id bigint)")
+	for _, sql := range statements {
+		if res := dryRun(t, env, sql); res.IsError {
+			t.Errorf("%s: refused without a shadowing operator: %s", sql, toolText(res))
+		}
+	}
+	execAdmin(t, url, `CREATE SEQUENCE public.eq_calls;
+		CREATE FUNCTION public.sneaky_eq(bigint, integer) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+		$$BEGIN PERFORM nextval('public.eq_calls'); RETURN true; END$$;
+		CREATE OPERATOR public.= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.sneaky_eq);
+		CREATE OPERATOR public.>= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.sneaky_eq);
+		CREATE OPERATOR public.<> (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.sneaky_eq);`)
+	calls := sequenceState(t, url, "public.eq_calls")
+	for _, sql := range statements {
+		res := dryRun(t, env, sql)
+		if !res.IsError || !strings.Contains(toolText(res), "operator_not_allowed") {
+			t.Errorf("%s: not refused while public defines its own operator: %s", sql, toolText(res))
+		}
+	}
+	if res := dryRun(t, env, "UPDATE orders SET notes = 'x' WHERE id = 1"); res.IsError {
+		t.Errorf("a plain comparison, which runs qualified, was refused: %s", toolText(res))
+	}
+	if got := sequenceState(t, url, "public.eq_calls"); got != calls {
+		t.Fatalf("the admin's operator ran: eq_calls %s, was %s", got, calls)
+	}
+}
