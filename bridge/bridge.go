@@ -24,6 +24,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/airlock-dev/airlock/internal/jsonrpc"
 )
 
 // MaxFrameBytes is the longest message the bridge reads from its client,
@@ -253,19 +255,5 @@ func (w *writer) write(b []byte) {
 }
 
 func (w *writer) error(id json.RawMessage, code int, msg string) {
-	if id == nil {
-		id = json.RawMessage("null")
-	}
-	b, _ := json.Marshal(struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Error   struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}{JSONRPC: mcp.JSONRPC_VERSION, ID: id, Error: struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}{code, msg}})
-	w.write(b)
+	w.write(jsonrpc.Error(id, code, msg))
 }

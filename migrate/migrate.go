@@ -310,10 +310,11 @@ func searchPath(schemas []string) string {
 func (r *runner) statement(ctx context.Context, i int) error {
 	st := &r.plan.Statements[i]
 	sql := executedSQL(st)
-	if err := checkStatement(sql); err != nil {
+	tree, err := checkStatement(sql)
+	if err != nil {
 		return &StatementError{Index: i, SQL: sql, Kind: st.Kind, Err: err}
 	}
-	img, err := r.planImage(ctx, i, sql)
+	img, err := r.planImage(ctx, i, tree)
 	if err != nil {
 		return r.ownQueryError(ctx, fmt.Sprintf("reading the columns of statement %d's table", i+1), err)
 	}
@@ -371,15 +372,15 @@ func (r *runner) statement(ctx context.Context, i int) error {
 // planImage plans statement i's row image: with a fresh salt in a dry
 // run, and exactly as the dry run captured it in a replay. A replay of a
 // change recorded before row images existed compares counts only.
-func (r *runner) planImage(ctx context.Context, i int, sql string) (*imagePlan, error) {
+func (r *runner) planImage(ctx context.Context, i int, tree *pg.ParseResult) (*imagePlan, error) {
 	if r.end != EndCommitIfSame {
-		return planImage(ctx, r.tx, sql, r.salt, nil)
+		return planImage(ctx, r.tx, tree, r.salt, nil)
 	}
 	if i >= len(r.arg.Expected.Rows) || r.arg.Expected.Rows[i].Salt == "" {
 		return nil, nil
 	}
 	want := r.arg.Expected.Rows[i]
-	return planImage(ctx, r.tx, sql, want.Salt, &want)
+	return planImage(ctx, r.tx, tree, want.Salt, &want)
 }
 
 // touchedEveryRow reports whether an UPDATE or DELETE with a WHERE clause
@@ -452,18 +453,18 @@ func execOne(ctx context.Context, conn *pgx.Conn, sql string) (pgconn.CommandTag
 // statement, or transaction control (COMMIT would make a dry run permanent,
 // PREPARE TRANSACTION would hide it). The guard refuses these too; this
 // layer holds on its own.
-func checkStatement(sql string) error {
+func checkStatement(sql string) (*pg.ParseResult, error) {
 	tree, err := pg.Parse(sql)
 	if err != nil {
-		return fmt.Errorf("does not parse: %w", err)
+		return nil, fmt.Errorf("does not parse: %w", err)
 	}
 	if len(tree.Stmts) != 1 {
-		return fmt.Errorf("holds %d statements, want exactly one", len(tree.Stmts))
+		return nil, fmt.Errorf("holds %d statements, want exactly one", len(tree.Stmts))
 	}
 	if tree.Stmts[0].Stmt.GetTransactionStmt() != nil {
-		return errors.New("transaction control is not allowed in a migration")
+		return nil, errors.New("transaction control is not allowed in a migration")
 	}
-	return nil
+	return tree, nil
 }
 
 func progressMessage(i int, sr *StatementReport) string {

@@ -103,15 +103,12 @@ func newSalt() string {
 	return hex.EncodeToString(b)
 }
 
-// planImage decides the image of the statement sql (the text Run executes)
-// and rewrites it to return the image. want, when set, is the image the
+// planImage decides the image of a statement (tree, the parse of the text
+// Run executes, which checkStatement made) and rewrites it to return the
+// image; tree is not used afterwards. want, when set, is the image the
 // dry run captured: a replay returns exactly its columns. It returns nil
 // for statements without rows to image (DDL, TRUNCATE, DO).
-func planImage(ctx context.Context, tx pgx.Tx, sql, salt string, want *RowsEffect) (*imagePlan, error) {
-	tree, err := pg.Parse(sql)
-	if err != nil || len(tree.Stmts) != 1 {
-		return nil, nil // checkStatement reports it
-	}
+func planImage(ctx context.Context, tx pgx.Tx, tree *pg.ParseResult, salt string, want *RowsEffect) (*imagePlan, error) {
 	raw := tree.Stmts[0]
 	var (
 		rel      *pg.RangeVar

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -20,6 +19,8 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"golang.org/x/time/rate"
+
+	"github.com/airlock-dev/airlock/internal/jsonrpc"
 )
 
 // HTTPConfig configures the Streamable HTTP transport, for teams that run
@@ -417,11 +418,7 @@ func normalizeOrigin(o string) (string, error) {
 func httpError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"jsonrpc": "2.0",
-		"id":      nil,
-		"error":   map[string]any{"code": -32000, "message": msg},
-	})
+	_, _ = w.Write(append(jsonrpc.Error(nil, -32000, msg), '\n'))
 }
 
 // tokenRef names the token that authenticated a request.

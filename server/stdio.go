@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/airlock-dev/airlock/internal/jsonrpc"
 )
 
 // MaxFrameBytes is the longest JSON-RPC message ServeStdio accepts, newline
@@ -78,21 +80,7 @@ func (l *lineWriter) writeMessage(msg []byte) error {
 
 // oversizedResponse is the JSON-RPC error for a refused frame of n bytes.
 func oversizedResponse(id json.RawMessage, n int64) []byte {
-	if id == nil {
-		id = json.RawMessage("null")
-	}
-	msg, _ := json.Marshal(struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Error   struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}{JSONRPC: "2.0", ID: id, Error: struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}{Code: -32600, Message: fmt.Sprintf("message of %d bytes or more exceeds the %d-byte limit; it was not read", n, MaxFrameBytes)}})
-	return msg
+	return jsonrpc.Error(id, -32600, fmt.Sprintf("message of %d bytes or more exceeds the %d-byte limit; it was not read", n, MaxFrameBytes))
 }
 
 // frameReader passes newline-delimited messages through, holding each one
