@@ -37,6 +37,12 @@ func startHTTP(t *testing.T, url, scope, tokens string, extra ...string) string 
 // startHTTPOn is startHTTP listening on addr.
 func startHTTPOn(t *testing.T, url, scope, tokens, addr string, extra ...string) string {
 	t.Helper()
+	return startHTTPEnv(t, url, scope, tokens, addr, nil, extra...)
+}
+
+// startHTTPEnv is startHTTPOn with more environment for serve.
+func startHTTPEnv(t *testing.T, url, scope, tokens, addr string, moreEnv []string, extra ...string) string {
+	t.Helper()
 	if !filepath.IsAbs(scope) {
 		scope = pgtest.Testdata("scopes", scope)
 	}
@@ -48,7 +54,7 @@ func startHTTPOn(t *testing.T, url, scope, tokens, addr string, extra ...string)
 	}
 	args := append([]string{"serve", "--scope", scope, "--allow-owner", "--http", addr}, extra...)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = env
+	cmd.Env = append(env, moreEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -92,6 +92,9 @@ type Change struct {
 	Reviewer  string
 	DecidedAt time.Time
 	Reason    string
+	// AppliedBy is the login that recorded the change, as the database
+	// saw it (set by the database, never by the writer).
+	AppliedBy string
 }
 
 // NewChange fills the parts of a Change that come from a checked plan and

@@ -90,7 +90,19 @@ ALTER TABLE airlock.branches ADD COLUMN IF NOT EXISTS created_by name NOT NULL D
 -- The version of the scope file the service checked a change under: part
 -- of what the reviewer approves (docs/architecture.md, Approvals).
 ALTER TABLE airlock.changes ADD COLUMN IF NOT EXISTS scope_version text NOT NULL DEFAULT '';
-` + decisionGuard
+-- Approvals of changes and branch merges (docs/architecture.md,
+-- Reviewers): a change commits once write.approvals distinct reviewers
+-- approved exactly what show displays (approval, its approval hash).
+CREATE TABLE IF NOT EXISTS airlock.approvals (
+	subject     uuid NOT NULL,
+	kind        text NOT NULL CHECK (kind IN ('change', 'branch')),
+	reviewer    text NOT NULL CHECK (reviewer <> ''),
+	login       name NOT NULL DEFAULT session_user,
+	approval    text NOT NULL,
+	approved_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (subject, reviewer, approval)
+);
+` + decisionGuard + approvalGuard + eventTriggers
 
 // decisionGuard is the database's own rule on decisions (docs/architecture.md,
 // Approvals). A recorded change or branch is immutable but for its
@@ -203,6 +215,82 @@ CREATE TRIGGER branches_guard BEFORE INSERT OR UPDATE ON airlock.branches
 REVOKE ALL ON FUNCTION airlock.may_decide(name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION airlock.guard_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION airlock.guard_branch() FROM PUBLIC;`
+
+// approvalGuard keeps approvals honest in the database: an approval names
+// the login that recorded it (set here, never by the writer), is taken only
+// on a pending change or a live branch, never by a login that may not
+// decide on it (the applier, an agent or a service login: the decision
+// guard's rule), and is never altered or withdrawn (a reviewer who changes
+// their mind rejects the change instead).
+const approvalGuard = `
+CREATE OR REPLACE FUNCTION airlock.guard_approval() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+	applier name;
+	open boolean;
+	why text;
+BEGIN
+	IF TG_OP <> 'INSERT' THEN
+		RAISE EXCEPTION 'airlock: an approval cannot be altered or withdrawn; reject the change instead' USING ERRCODE = '42501';
+	END IF;
+	NEW.login := session_user;
+	NEW.approved_at := now();
+	IF NEW.kind = 'change' THEN
+		SELECT c.applied_by, c.status = 'pending' AND c.expires_at > now() INTO applier, open
+			FROM airlock.changes c WHERE c.id = NEW.subject;
+	ELSE
+		SELECT b.created_by, b.status = 'live' INTO applier, open
+			FROM airlock.branches b WHERE b.id = NEW.subject;
+	END IF;
+	IF applier IS NULL THEN
+		RAISE EXCEPTION 'airlock: % % does not exist', NEW.kind, NEW.subject USING ERRCODE = '42501';
+	END IF;
+	IF NOT open THEN
+		RAISE EXCEPTION 'airlock: % % is no longer open for approval', NEW.kind, NEW.subject USING ERRCODE = '42501';
+	END IF;
+	why := airlock.may_decide(applier);
+	IF why IS NOT NULL THEN
+		RAISE EXCEPTION 'airlock: % %: % may not approve it: %', NEW.kind, NEW.subject, session_user, why
+			USING ERRCODE = '42501', HINT = 'approve as a reviewer of your own (airlock scope apply --reviewer LOGIN, or a reviewer token on the review page)';
+	END IF;
+	RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS approvals_guard ON airlock.approvals;
+CREATE TRIGGER approvals_guard BEFORE INSERT OR UPDATE OR DELETE ON airlock.approvals
+	FOR EACH ROW EXECUTE FUNCTION airlock.guard_approval();
+REVOKE ALL ON FUNCTION airlock.guard_approval() FROM PUBLIC;`
+
+// EventsChannel is the NOTIFY channel on which the database announces
+// every new change, decision, expiry and approval, whoever made it (the
+// service, a reviewer's CLI, the review page, the reaper): the payload is
+// {"kind": "change"|"branch"|"approval", "id": …, "status": …}. The
+// service listens and sends its notifications from it; a payload is only a
+// hint to read the row, never trusted as an event itself (any login may
+// NOTIFY on any channel).
+const EventsChannel = "airlock_events"
+
+const eventTriggers = `
+CREATE OR REPLACE FUNCTION airlock.announce() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+	IF TG_TABLE_NAME = 'approvals' THEN
+		PERFORM pg_notify('` + EventsChannel + `', json_build_object('kind', 'approval', 'id', NEW.subject, 'status', NEW.kind)::text);
+	ELSIF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status THEN
+		PERFORM pg_notify('` + EventsChannel + `', json_build_object('kind', CASE TG_TABLE_NAME WHEN 'changes' THEN 'change' ELSE 'branch' END,
+			'id', NEW.id, 'status', NEW.status)::text);
+	END IF;
+	RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS changes_announce ON airlock.changes;
+CREATE TRIGGER changes_announce AFTER INSERT OR UPDATE ON airlock.changes
+	FOR EACH ROW EXECUTE FUNCTION airlock.announce();
+DROP TRIGGER IF EXISTS branches_announce ON airlock.branches;
+CREATE TRIGGER branches_announce AFTER UPDATE ON airlock.branches
+	FOR EACH ROW EXECUTE FUNCTION airlock.announce();
+DROP TRIGGER IF EXISTS approvals_announce ON airlock.approvals;
+CREATE TRIGGER approvals_announce AFTER INSERT ON airlock.approvals
+	FOR EACH ROW EXECUTE FUNCTION airlock.announce();
+REVOKE ALL ON FUNCTION airlock.announce() FROM PUBLIC;`
 
 // EnsureSchema creates airlock's schema, the audit tables and
 // airlock.changes when missing. Safe to call concurrently and repeatedly.

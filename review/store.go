@@ -95,7 +95,7 @@ type querier interface {
 const changeColumns = `id::text, ticket, summary, sql, sql_fingerprint, statements, scope, session,
 	mode, COALESCE(gid, ''), report, effects, fingerprint, options, status, created_at, expires_at,
 	COALESCE(reviewer, ''), decided_at, COALESCE(reason, ''), COALESCE(branch_id::text, ''), scope_version,
-	expires_at <= clock_timestamp()`
+	applied_by::text, expires_at <= clock_timestamp()`
 
 // row is a change as read, with what the database said about its expiry.
 type row struct {
@@ -112,7 +112,7 @@ func scanChange(r pgx.Row, extra ...any) (row, error) {
 	)
 	dest := []any{&c.ID, &c.Ticket, &c.Summary, &c.SQL, &c.SQLFingerprint, &statements, &c.Scope, &c.Session,
 		&c.Mode, &c.GID, &report, &effects, &c.Fingerprint, &option, &c.Status, &c.CreatedAt, &c.ExpiresAt,
-		&c.Reviewer, &decided, &c.Reason, &c.BranchID, &c.ScopeVersion, &overdue}
+		&c.Reviewer, &decided, &c.Reason, &c.BranchID, &c.ScopeVersion, &c.AppliedBy, &overdue}
 	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return row{}, err
 	}

@@ -41,6 +41,10 @@ func TestRecordGetPending(t *testing.T) {
 	want := *first
 	want.TTL = 0
 	want.Options.Progress = nil
+	if got.AppliedBy == "" {
+		t.Error("AppliedBy is empty: the database sets it to the login that recorded the change")
+	}
+	want.AppliedBy = got.AppliedBy
 	got.CreatedAt, got.ExpiresAt = got.CreatedAt.UTC(), got.ExpiresAt.UTC()
 	want.CreatedAt, want.ExpiresAt = want.CreatedAt.UTC(), want.ExpiresAt.UTC()
 	if !reflect.DeepEqual(got.Statements, want.Statements) {

@@ -111,11 +111,13 @@ func airlockGrants(group string) grantSet {
 		table("audit_log", "INSERT")
 		table("changes", "SELECT", "INSERT", "UPDATE")
 		table("branches", "SELECT", "INSERT", "UPDATE")
+		table("approvals", "SELECT")
 	case ReviewersGroup:
 		table("audit_log", "SELECT", "INSERT")
 		table("changes", "SELECT", "UPDATE")
 		table("branches", "SELECT", "UPDATE")
 		table("scopes", "SELECT")
+		table("approvals", "SELECT", "INSERT")
 	}
 	return g
 }

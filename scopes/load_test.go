@@ -53,6 +53,7 @@ func TestLoadSupport(t *testing.T) {
 			RowsAffectedWarn:     DefaultRowsAffectedWarn,
 			MaxPending:           DefaultMaxPending,
 			MaxPendingPerSession: DefaultMaxPendingPerSession,
+			Approvals:            DefaultApprovals,
 			OwnTables:            true,
 		},
 	}

@@ -32,6 +32,8 @@ const (
 	// DefaultMaxPendingPerSession one agent session's.
 	DefaultMaxPending           = 50
 	DefaultMaxPendingPerSession = 10
+	// DefaultApprovals is how many reviewers approve a change: one.
+	DefaultApprovals = 1
 )
 
 // Tool names, as listed to agents. Keep them stable: users' configs and
@@ -135,6 +137,9 @@ type Write struct {
 	// locks, prepared transaction slots and reviewers' attention.
 	MaxPending           int `json:"max_pending"`
 	MaxPendingPerSession int `json:"max_pending_per_session"`
+	// Approvals is how many distinct reviewers must approve a change
+	// before it commits (docs/architecture.md, Reviewers).
+	Approvals int `json:"approvals"`
 	// AllowBlockingLocks lets a prepared change hold a lock that blocks
 	// reads of a table (ACCESS EXCLUSIVE) until a reviewer acts; without
 	// it such a change is refused in prepared mode.
@@ -187,6 +192,7 @@ func (s *Scope) applyDefaults() {
 		setDefault(&w.RowsAffectedWarn, DefaultRowsAffectedWarn)
 		setDefault(&w.MaxPending, DefaultMaxPending)
 		setDefault(&w.MaxPendingPerSession, min(DefaultMaxPendingPerSession, w.MaxPending))
+		setDefault(&w.Approvals, DefaultApprovals)
 		if w.Mode == "branch" {
 			if w.Branch == nil {
 				w.Branch = &Branch{}

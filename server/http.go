@@ -54,7 +54,14 @@ type HTTPConfig struct {
 	// Listening, if set, is called with the bound address once the
 	// listener is open (tests listen on port 0).
 	Listening func(addr net.Addr)
+	// Review, if set, serves everything under ReviewPrefix: the review
+	// page, with its own sign-in (reviewer tokens, never the bearer
+	// tokens above). Unset, those paths answer 404.
+	Review http.Handler
 }
+
+// ReviewPrefix is where the review page is served on the same listener.
+const ReviewPrefix = "/review"
 
 // MinTokenLength is the shortest bearer token serve accepts: a token is
 // the only thing between the network and the database.
@@ -267,6 +274,20 @@ type tokenState struct {
 type tokenKey struct{}
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The review page authenticates on its own: an agent's bearer token
+	// opens nothing there, a reviewer's token nothing here.
+	if r.URL.Path == ReviewPrefix || strings.HasPrefix(r.URL.Path, ReviewPrefix+"/") {
+		if g.cfg.Review == nil {
+			httpError(w, http.StatusNotFound, "the review page is off: start airlock serve --http with reviewer tokens ("+"AIRLOCK_REVIEWER_TOKENS or --reviewer-tokens-file) and --review-database-url-file")
+			return
+		}
+		if r.URL.Path == ReviewPrefix {
+			http.Redirect(w, r, ReviewPrefix+"/", http.StatusMovedPermanently)
+			return
+		}
+		g.cfg.Review.ServeHTTP(w, r)
+		return
+	}
 	// mcp-go's handler answers MCP on any path it is given.
 	if r.URL.Path != Endpoint {
 		httpError(w, http.StatusNotFound, "not found: MCP is served at "+Endpoint)

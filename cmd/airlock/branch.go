@@ -71,6 +71,16 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 	if err != nil {
 		return "", err
 	}
+	var diff []string
+	var diffErr error
+	if b.Status == review.BranchLive {
+		diff, diffErr = store.SchemaDiff(ctx, b)
+	}
+	return showBranchText(b, changes, diff, diffErr, now), nil
+}
+
+// showBranchText renders what showBranch gathered (or the review API sent).
+func showBranchText(b *review.Branch, changes []*review.Change, diff []string, diffErr error, now time.Time) string {
 	var sb strings.Builder
 	field := func(name, value string) { fmt.Fprintf(&sb, "%-10s %s\n", name+":", value) }
 	fmt.Fprintf(&sb, "branch %s\n", safetext.Line(b.ID))
@@ -119,11 +129,10 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 		}
 	}
 	if b.Status == review.BranchLive {
-		diff, err := store.SchemaDiff(ctx, b)
 		sb.WriteString("\nSchema diff of the write tables (- source, + branch):\n")
 		switch {
-		case err != nil:
-			fmt.Fprintf(&sb, "  (could not compare: %s)\n", safetext.Line(err.Error()))
+		case diffErr != nil:
+			fmt.Fprintf(&sb, "  (could not compare: %s)\n", safetext.Line(diffErr.Error()))
 		case len(diff) == 0:
 			sb.WriteString("  (none)\n")
 		}
@@ -131,23 +140,26 @@ func showBranch(ctx context.Context, store *review.Store, b *review.Branch, now 
 			sb.WriteString("  " + safetext.Line(l) + "\n")
 		}
 	}
-	return sb.String(), nil
+	return sb.String()
 }
 
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return decide(ctx, "merge", false, args, stdout, stderr, reportBranchRefusal,
+	return decide(ctx, "merge", false, args, stdout, stderr, reportBranchRefusal, remoteMerge,
 		func(store *review.Store, d decision) (string, error) {
-			res, err := store.MergeApproved(ctx, d.id, d.reviewer, review.Approval{Expect: d.expect})
+			res, st, err := store.ApproveMerge(ctx, d.id, d.reviewer, review.Approval{Expect: d.expect})
 			if err != nil {
 				return "", err
 			}
-			return fmt.Sprintf("merged: branch %s (%d changes) by %s at %s; its database is dropped",
-				safetext.Line(res.Branch.ID), len(res.Changes), safetext.Line(res.Branch.Reviewer), stamp(res.Branch.DecidedAt)), nil
+			if !st.Done {
+				return waitingText("branch", res.Branch.ID, d.reviewer, st), nil
+			}
+			return fmt.Sprintf("merged: branch %s (%d changes) by %s at %s%s; its database is dropped",
+				safetext.Line(res.Branch.ID), len(res.Changes), safetext.Line(res.Branch.Reviewer), stamp(res.Branch.DecidedAt), approvedBy(st)), nil
 		})
 }
 
 func cmdDiscard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return decide(ctx, "discard", true, args, stdout, stderr, reportBranchRefusal,
+	return decide(ctx, "discard", true, args, stdout, stderr, reportBranchRefusal, remoteDiscard,
 		func(store *review.Store, d decision) (string, error) {
 			b, err := store.Discard(ctx, d.id, d.reviewer, d.reason)
 			if err != nil {
@@ -164,13 +176,14 @@ func reportBranchRefusal(stdout, stderr io.Writer, cmd string, err error) error 
 		notLive  *review.BranchNotLiveError
 		mismatch *review.ApprovalMismatchError
 		recheck  *review.RecheckError
+		already  *review.AlreadyApprovedError
 	)
 	switch {
 	case errors.Is(err, review.ErrNotFound):
 		fmt.Fprintf(stderr, "airlock %s: %s\n", cmd, safetext.Line(err.Error()))
 	case errors.As(err, &drift):
 		fmt.Fprintf(stdout, "drifted: %s\n", safetext.Line(err.Error()))
-	case errors.As(err, &notLive), errors.As(err, &mismatch), errors.As(err, &recheck):
+	case errors.As(err, &notLive), errors.As(err, &mismatch), errors.As(err, &recheck), errors.As(err, &already):
 		fmt.Fprintf(stdout, "refused: %s\n", safetext.Line(err.Error()))
 	default:
 		fmt.Fprintf(stdout, "failed: %s\n", safetext.Line(err.Error()))

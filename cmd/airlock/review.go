@@ -18,6 +18,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/safetext"
 	"github.com/airlock-dev/airlock/migrate"
 	"github.com/airlock-dev/airlock/review"
+	"github.com/airlock-dev/airlock/reviewweb"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/sqlguard"
 	"github.com/airlock-dev/airlock/tools"
@@ -125,12 +126,16 @@ type pendingJSON struct {
 }
 
 // pendingOptions are pending's flags, as pendingFlags defines them.
-type pendingOptions struct{ json, logJSON *bool }
+type pendingOptions struct {
+	json, logJSON *bool
+	server        *string
+}
 
 func pendingFlags(fs *flag.FlagSet) *pendingOptions {
 	return &pendingOptions{
 		json:    fs.Bool("json", false, "print a JSON array (with each change's SQL)"),
 		logJSON: reviewLogFlag(fs),
+		server:  serverFlag(fs),
 	}
 }
 
@@ -141,14 +146,21 @@ func cmdPending(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := c.parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	store, done, err := openReview(ctx, c.name, stderr, false, *o.logJSON)
-	if err != nil {
-		return err
-	}
-	defer done()
-	changes, err := store.Pending(ctx)
-	if err != nil {
-		return err
+	var changes []*review.Change
+	if *o.server != "" {
+		var err error
+		if changes, err = remotePending(ctx, *o.server); err != nil {
+			return reportRemote(stdout, stderr, c.name, err)
+		}
+	} else {
+		store, done, err := openReview(ctx, c.name, stderr, false, *o.logJSON)
+		if err != nil {
+			return err
+		}
+		defer done()
+		if changes, err = store.Pending(ctx); err != nil {
+			return err
+		}
 	}
 	now := time.Now()
 	if *o.json {
@@ -188,9 +200,18 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cmd := mustLookup("show")
 	fs := cmd.flagSet()
 	logJSON := reviewLogFlag(fs)
+	server := serverFlag(fs)
 	pos, err := cmd.parse(fs, args, stdout, stderr)
 	if err != nil {
 		return err
+	}
+	if *server != "" {
+		out, err := remoteShow(ctx, *server, pos[0], time.Now())
+		if err != nil {
+			return reportRemote(stdout, stderr, cmd.name, err)
+		}
+		fmt.Fprint(stdout, out)
+		return nil
 	}
 	store, done, err := openReview(ctx, cmd.name, stderr, false, *logJSON)
 	if err != nil {
@@ -216,8 +237,50 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, showText(c, time.Now()))
+	recs, required, err := approvalsOf(ctx, store, c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, showText(c, time.Now())+approvalsText(recs, required))
 	return nil
+}
+
+// approvalsOf reads who approved c and how many must (write.approvals).
+func approvalsOf(ctx context.Context, store *review.Store, c *review.Change) ([]review.ApprovalRecord, int, error) {
+	required, err := store.RequiredApprovals(ctx, c.Scope)
+	var notApplied *review.ScopeNotAppliedError
+	if errors.As(err, &notApplied) {
+		return nil, 1, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	all, err := store.Approvals(ctx, c.ID)
+	if err != nil {
+		return nil, 0, err
+	}
+	hash := c.ApprovalHash()
+	var recs []review.ApprovalRecord
+	for _, a := range all {
+		if a.Approval == hash {
+			recs = append(recs, a)
+		}
+	}
+	return recs, required, nil
+}
+
+// approvalsText is show's closing line on the two-person rule: nothing
+// when one approval commits.
+func approvalsText(recs []review.ApprovalRecord, required int) string {
+	if required <= 1 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nApprovals: %d of %d (write.approvals: a commit needs %d distinct reviewers)\n", len(recs), required, required)
+	for _, a := range recs {
+		fmt.Fprintf(&b, "  %s at %s (login %s)\n", safetext.Line(a.Reviewer), stamp(a.ApprovedAt), safetext.Line(a.Login))
+	}
+	return b.String()
 }
 
 // showText renders everything a reviewer needs to decide on c. Every
@@ -285,18 +348,44 @@ func lockText(ls []migrate.Lock) string {
 }
 
 func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return decide(ctx, "commit", false, args, stdout, stderr, reportRefusal,
+	return decide(ctx, "commit", false, args, stdout, stderr, reportRefusal, remoteCommit,
 		func(store *review.Store, d decision) (string, error) {
-			c, err := store.CommitApproved(ctx, d.id, d.reviewer, review.Approval{Expect: d.expect})
+			c, st, err := store.Approve(ctx, d.id, d.reviewer, review.Approval{Expect: d.expect})
 			if err != nil {
 				return "", err
 			}
-			return fmt.Sprintf("committed: change %s (ticket %s) by %s at %s", safetext.Line(c.ID), safetext.Line(c.Ticket), safetext.Line(c.Reviewer), stamp(c.DecidedAt)), nil
+			if !st.Done {
+				return waitingText("change", c.ID, d.reviewer, st) + " (ticket " + safetext.Line(c.Ticket) + ")", nil
+			}
+			return fmt.Sprintf("committed: change %s (ticket %s) by %s at %s%s", safetext.Line(c.ID), safetext.Line(c.Ticket), safetext.Line(c.Reviewer), stamp(c.DecidedAt), approvedBy(st)), nil
 		})
 }
 
+// waitingText says that an approval was recorded and how many more the
+// two-person rule (write.approvals) needs.
+func waitingText(kind, id, reviewer string, st *review.Approved) string {
+	names := make([]string, len(st.Approvals))
+	for i, a := range st.Approvals {
+		names[i] = safetext.Line(a.Reviewer)
+	}
+	return fmt.Sprintf("approved: %s %s by %s, approval %d of %d (%s); it waits for %d more reviewer(s) and nothing is committed yet",
+		kind, safetext.Line(id), safetext.Line(reviewer), len(st.Approvals), st.Required, strings.Join(names, ", "), st.Waiting())
+}
+
+// approvedBy lists the reviewers of a change that needed more than one.
+func approvedBy(st *review.Approved) string {
+	if st == nil || st.Required <= 1 {
+		return ""
+	}
+	names := make([]string, len(st.Approvals))
+	for i, a := range st.Approvals {
+		names[i] = safetext.Line(a.Reviewer)
+	}
+	return " (approved by " + strings.Join(names, ", ") + ")"
+}
+
 func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return decide(ctx, "rollback", true, args, stdout, stderr, reportRefusal,
+	return decide(ctx, "rollback", true, args, stdout, stderr, reportRefusal, remoteRollback,
 		func(store *review.Store, d decision) (string, error) {
 			c, err := store.Rollback(ctx, d.id, d.reviewer, d.reason)
 			if err != nil {
@@ -315,10 +404,24 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // line, or let refuse explain why the store said no.
 func decide(ctx context.Context, name string, withReason bool, args []string, stdout, stderr io.Writer,
 	refuse func(stdout, stderr io.Writer, cmd string, err error) error,
+	remote func(context.Context, *reviewweb.Client, decision) (string, error),
 	act func(*review.Store, decision) (string, error)) error {
 	d, err := parseDecision(mustLookup(name), withReason, args, stdout, stderr)
 	if err != nil {
 		return err
+	}
+	if d.server != "" {
+		cl, err := reviewClient(d.server)
+		if err != nil {
+			fmt.Fprintf(stderr, "airlock %s: %v\n", name, err)
+			return errReported
+		}
+		msg, err := remote(ctx, cl, d)
+		if err != nil {
+			return reportRemote(stdout, stderr, name, err)
+		}
+		fmt.Fprintln(stdout, msg)
+		return nil
 	}
 	store, done, err := openReview(ctx, name, stderr, true, *d.logJSON)
 	if err != nil {
@@ -344,8 +447,8 @@ func decide(ctx context.Context, name string, withReason bool, args []string, st
 // decision is what a reviewer's decision command reads from its arguments:
 // one ID, the reviewer's name (required) and, where offered, a reason.
 type decision struct {
-	id, reviewer, reason, expect string
-	logJSON                      *bool
+	id, reviewer, reason, expect, server string
+	logJSON                              *bool
 }
 
 // decisionFlags defines the flags of commit and merge, and with withReason
@@ -359,6 +462,7 @@ func decisionFlags(fs *flag.FlagSet, withReason bool) *decision {
 		fs.StringVar(&d.expect, "expect", "", "the approval `HASH` airlock show printed: refuse unless the change is still exactly that")
 	}
 	d.logJSON = reviewLogFlag(fs)
+	fs.StringVar(&d.server, "server", "", "decide through the review API of the service at `URL` with your reviewer token ("+reviewerTokenEnv+"), under the token's name, instead of with a database login")
 	return d
 }
 
@@ -371,7 +475,10 @@ func parseDecision(c *command, withReason bool, args []string, stdout, stderr io
 	if err != nil {
 		return decision{}, err
 	}
-	if strings.TrimSpace(d.reviewer) == "" {
+	if d.server != "" && d.reviewer != "" {
+		return decision{}, c.usageError(stderr, "--reviewer is not taken with --server: the decision is recorded under your reviewer token's name")
+	}
+	if d.server == "" && strings.TrimSpace(d.reviewer) == "" {
 		return decision{}, c.usageError(stderr, "--reviewer NAME is required: the decision is recorded with it")
 	}
 	d.id = pos[0]
@@ -386,13 +493,14 @@ func reportRefusal(stdout, stderr io.Writer, cmd string, err error) error {
 		np       *review.NotPendingError
 		mismatch *review.ApprovalMismatchError
 		recheck  *review.RecheckError
+		already  *review.AlreadyApprovedError
 	)
 	switch {
 	case errors.Is(err, review.ErrNotFound):
 		fmt.Fprintf(stderr, "airlock %s: %s\n", cmd, safetext.Line(err.Error()))
 	case errors.As(err, &drift):
 		fmt.Fprintf(stdout, "drifted: %s\n", safetext.Line(err.Error()))
-	case errors.As(err, &np), errors.As(err, &mismatch), errors.As(err, &recheck):
+	case errors.As(err, &np), errors.As(err, &mismatch), errors.As(err, &recheck), errors.As(err, &already):
 		fmt.Fprintf(stdout, "refused: %s\n", safetext.Line(err.Error()))
 	default:
 		fmt.Fprintf(stdout, "failed: %s\n", safetext.Line(err.Error()))

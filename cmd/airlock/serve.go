@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlock-dev/airlock/doctor"
 	"github.com/airlock-dev/airlock/internal/dbconn"
+	"github.com/airlock-dev/airlock/reviewweb"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/server"
 )
@@ -28,6 +29,7 @@ type serveOptions struct {
 	localWrites                      bool
 	urlFile, tokenFile               string
 	reapInterval                     time.Duration
+	review                           *reviewServeOptions
 }
 
 // serveFlags defines serve's flags: cmdServe parses with it and the help
@@ -48,6 +50,7 @@ func serveFlags(fs *flag.FlagSet) *serveOptions {
 	fs.StringVar(&o.urlFile, "database-url-file", "", "read the database URL from `FILE` (one line, readable by its owner only) instead of the environment: the service's credential, out of the agent's reach")
 	fs.DurationVar(&o.reapInterval, "reap-interval", 30*time.Second, "how often to expire unreviewed changes and, over --http, end what agent logins left running, idle or prepared past the scope's limits")
 	fs.StringVar(&o.tokenFile, "http-token-file", "", "with --http: read the bearer tokens from `FILE` (one a line, readable by its owner only) instead of "+httpTokenEnv)
+	o.review = reviewServeFlags(fs)
 	return o
 }
 
@@ -83,8 +86,16 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "airlock serve --http: %v\n", err)
 			return errReported
 		}
-	} else if len(o.origins) > 0 || o.tlsCert != "" || o.tlsKey != "" || o.tokenFile != "" {
-		return c.usageError(stderr, "--allow-origin, --tls-cert, --tls-key and --http-token-file need --http")
+	} else if len(o.origins) > 0 || o.tlsCert != "" || o.tlsKey != "" || o.tokenFile != "" || o.review.any() {
+		return c.usageError(stderr, "--allow-origin, --tls-cert, --tls-key, --http-token-file and the review page and notification flags need --http")
+	}
+	var reviewers []reviewweb.Reviewer
+	if httpCfg != nil {
+		var err error
+		if reviewers, err = o.review.reviewers(); err != nil {
+			fmt.Fprintf(stderr, "airlock serve --http: %v\n", err)
+			return errReported
+		}
 	}
 	if o.scope == "" {
 		return c.usageError(stderr, "--scope FILE is required")
@@ -136,6 +147,26 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer srv.Close()
 	if httpCfg != nil {
+		if reviewers != nil {
+			h, closeReview, err := openReviewPage(ctx, o.review, reviewers, httpCfg.Tokens, o.tlsCert != "", logger)
+			if err != nil {
+				fmt.Fprintf(stderr, "airlock serve --http: %v\n", err)
+				return errReported
+			}
+			defer closeReview()
+			httpCfg.Review = h
+		}
+		base, err := newPublicBase(o.review, o.tlsCert != "")
+		if err != nil {
+			return c.usageError(stderr, "%s", err.Error())
+		}
+		httpCfg.Listening = base.listening
+		stopNotify, err := startNotifications(ctx, o.review, scope, pool, base.String, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "airlock serve --http: %v\n", err)
+			return errReported
+		}
+		defer stopNotify()
 		return srv.ListenHTTP(ctx, *httpCfg)
 	}
 	return srv.ServeStdio(ctx, stdin, stdout)

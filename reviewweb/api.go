@@ -1,0 +1,558 @@
+package reviewweb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/airlock-dev/airlock/migrate"
+	"github.com/airlock-dev/airlock/review"
+)
+
+// The JSON API's shapes. The page's own script and the CLI's --server
+// mode read them; ChangeDoc rebuilds a change exactly (review.FromDoc).
+
+// ApprovalJSON is one recorded approval.
+type ApprovalJSON struct {
+	Reviewer   string    `json:"reviewer"`
+	Login      string    `json:"login,omitempty"`
+	Approval   string    `json:"approval_hash"`
+	ApprovedAt time.Time `json:"approved_at"`
+}
+
+// ChangeJSON is GET changes/{id}, and each element of GET changes.
+type ChangeJSON struct {
+	Change    *review.ChangeDoc `json:"change"`
+	Approvals []ApprovalJSON    `json:"approvals"`
+	Required  int               `json:"approvals_required"`
+}
+
+// ChangesJSON is GET changes: the pending changes, oldest first.
+type ChangesJSON struct {
+	Changes []ChangeJSON `json:"changes"`
+}
+
+// BranchJSON is GET branches/{id}.
+type BranchJSON struct {
+	Branch *review.Branch `json:"branch"`
+	// Changes is the branch's change log, in the order applied.
+	Changes []*review.ChangeDoc `json:"changes"`
+	// SchemaDiff lists the write tables' schema differences ("- source"
+	// and "+ branch" lines) while the branch is live.
+	SchemaDiff      []string       `json:"schema_diff"`
+	SchemaDiffError string         `json:"schema_diff_error,omitempty"`
+	ApprovalHash    string         `json:"approval_hash,omitempty"`
+	Approvals       []ApprovalJSON `json:"approvals"`
+	Required        int            `json:"approvals_required"`
+}
+
+// BranchesJSON is GET branches.
+type BranchesJSON struct {
+	Branches []*review.Branch `json:"branches"`
+}
+
+// DecisionRequest is the body of commit, rollback, merge and discard.
+type DecisionRequest struct {
+	// Expect (commit, merge) is the approval hash, or a prefix of at
+	// least 16 hex digits, the reviewer read.
+	Expect string `json:"expect,omitempty"`
+	// Reason (rollback, discard) is why, for the agent and the audit log.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Outcome is what a decision did.
+type Outcome struct {
+	// Status is committed, approved (waiting for more approvals),
+	// rolled_back, merged or discarded.
+	Status    string            `json:"status"`
+	Message   string            `json:"message"`
+	Change    *review.ChangeDoc `json:"change,omitempty"`
+	Branch    *review.Branch    `json:"branch,omitempty"`
+	Approvals []ApprovalJSON    `json:"approvals,omitempty"`
+	Required  int               `json:"approvals_required,omitempty"`
+}
+
+// ErrorJSON is every error answer of the API.
+type ErrorJSON struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// AuditJSON is GET audit.
+type AuditJSON struct {
+	Events []AuditEvent `json:"events"`
+}
+
+// AuditEvent is one row of airlock.audit_log.
+type AuditEvent struct {
+	ID        int64     `json:"id"`
+	At        time.Time `json:"at"`
+	Session   string    `json:"session"`
+	Scope     string    `json:"scope"`
+	Actor     string    `json:"actor"`
+	Tool      string    `json:"tool"`
+	SQL       string    `json:"sql,omitempty"`
+	Decision  string    `json:"decision"`
+	Reason    string    `json:"reason,omitempty"`
+	Rows      *int64    `json:"rows,omitempty"`
+	ElapsedMS *float64  `json:"elapsed_ms,omitempty"`
+	ChangeID  string    `json:"change_id,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"failed","message":"could not encode the answer"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func apiError(w http.ResponseWriter, status int, code, msg string) {
+	var e ErrorJSON
+	e.Error.Code, e.Error.Message = code, msg
+	writeJSON(w, status, e)
+}
+
+// classify maps a review error to the API's status and code.
+func classify(err error) (int, string) {
+	var (
+		drift    *migrate.Drift
+		np       *review.NotPendingError
+		notLive  *review.BranchNotLiveError
+		mismatch *review.ApprovalMismatchError
+		recheck  *review.RecheckError
+		already  *review.AlreadyApprovedError
+		noScope  *review.ScopeNotAppliedError
+		pgErr    *pgconn.PgError
+	)
+	switch {
+	case errors.Is(err, review.ErrNotFound):
+		return http.StatusNotFound, "not_found"
+	case errors.As(err, &drift):
+		return http.StatusConflict, "drifted"
+	case errors.As(err, &np), errors.As(err, &notLive):
+		return http.StatusConflict, "not_pending"
+	case errors.As(err, &mismatch):
+		return http.StatusConflict, "approval_mismatch"
+	case errors.As(err, &recheck):
+		return http.StatusConflict, "recheck_failed"
+	case errors.As(err, &already):
+		return http.StatusConflict, "already_approved"
+	case errors.As(err, &noScope):
+		return http.StatusConflict, "scope_not_applied"
+	case errors.As(err, &pgErr) && pgErr.Code == "42501":
+		return http.StatusForbidden, "not_allowed"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "timeout"
+	}
+	return http.StatusInternalServerError, "failed"
+}
+
+func approvalsJSON(recs []review.ApprovalRecord) []ApprovalJSON {
+	out := make([]ApprovalJSON, len(recs))
+	for i, a := range recs {
+		out[i] = ApprovalJSON{Reviewer: a.Reviewer, Login: a.Login, Approval: a.Approval, ApprovedAt: a.ApprovedAt}
+	}
+	return out
+}
+
+// loadChange reads change id with its approvals of its current content.
+func (h *Handler) loadChange(ctx context.Context, id string) (*review.Change, ChangeJSON, error) {
+	c, err := h.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return nil, ChangeJSON{}, err
+	}
+	return h.changeJSON(ctx, c)
+}
+
+func (h *Handler) changeJSON(ctx context.Context, c *review.Change) (*review.Change, ChangeJSON, error) {
+	doc, err := c.Doc()
+	if err != nil {
+		return nil, ChangeJSON{}, err
+	}
+	out := ChangeJSON{Change: doc, Approvals: []ApprovalJSON{}, Required: 1}
+	recs, err := h.cfg.Store.Approvals(ctx, c.ID)
+	if err != nil {
+		return nil, ChangeJSON{}, err
+	}
+	hash := doc.ApprovalHash
+	for _, a := range approvalsJSON(recs) {
+		if a.Approval == hash {
+			out.Approvals = append(out.Approvals, a)
+		}
+	}
+	if n, err := h.cfg.Store.RequiredApprovals(ctx, c.Scope); err == nil {
+		out.Required = n
+	}
+	return c, out, nil
+}
+
+// loadBranch reads branch id with its change log, schema diff and
+// approvals.
+func (h *Handler) loadBranch(ctx context.Context, id string) (BranchJSON, []*review.Change, error) {
+	b, err := h.cfg.Store.GetBranch(ctx, id)
+	if err != nil {
+		return BranchJSON{}, nil, err
+	}
+	changes, err := h.cfg.Store.BranchChanges(ctx, b.ID)
+	if err != nil {
+		return BranchJSON{}, nil, err
+	}
+	out := BranchJSON{Branch: b, Changes: []*review.ChangeDoc{}, SchemaDiff: []string{}, Approvals: []ApprovalJSON{}, Required: 1}
+	var pending []*review.Change
+	for _, c := range changes {
+		d, err := c.Doc()
+		if err != nil {
+			return BranchJSON{}, nil, err
+		}
+		out.Changes = append(out.Changes, d)
+		if c.Status == review.StatusPending {
+			pending = append(pending, c)
+		}
+	}
+	if b.Status == review.BranchLive {
+		if len(pending) > 0 {
+			out.ApprovalHash = review.BranchApprovalHash(b, pending)
+		}
+		diff, err := h.cfg.Store.SchemaDiff(ctx, b)
+		if err != nil {
+			out.SchemaDiffError = err.Error()
+		} else if diff != nil {
+			out.SchemaDiff = diff
+		}
+	}
+	recs, err := h.cfg.Store.Approvals(ctx, b.ID)
+	if err != nil {
+		return BranchJSON{}, nil, err
+	}
+	for _, a := range approvalsJSON(recs) {
+		if a.Approval == out.ApprovalHash {
+			out.Approvals = append(out.Approvals, a)
+		}
+	}
+	if n, err := h.cfg.Store.RequiredApprovals(ctx, b.Scope); err == nil {
+		out.Required = n
+	}
+	return out, changes, nil
+}
+
+// commit approves change id as the signed-in reviewer: it commits once
+// the scope's write.approvals reviewers approved.
+func (h *Handler) commit(ctx context.Context, id, reviewer, expect string) (Outcome, error) {
+	c, st, err := h.cfg.Store.Approve(ctx, id, reviewer, review.Approval{Expect: expect})
+	out := Outcome{}
+	if c != nil {
+		if d, derr := c.Doc(); derr == nil {
+			out.Change = d
+		}
+	}
+	if st != nil {
+		out.Approvals, out.Required = approvalsJSON(st.Approvals), st.Required
+	}
+	if err != nil {
+		return out, err
+	}
+	if !st.Done {
+		out.Status = "approved"
+		out.Message = fmt.Sprintf("approved by %s: approval %d of %d (%s); it waits for %d more reviewer(s) and nothing is committed yet",
+			reviewer, len(st.Approvals), st.Required, strings.Join(st.Names(), ", "), st.Waiting())
+		return out, nil
+	}
+	out.Status = review.StatusCommitted
+	out.Message = fmt.Sprintf("committed by %s at %s", c.Reviewer, c.DecidedAt.UTC().Format(time.RFC3339))
+	if st.Required > 1 {
+		out.Message += " (approved by " + strings.Join(st.Names(), ", ") + ")"
+	}
+	return out, nil
+}
+
+func (h *Handler) rollback(ctx context.Context, id, reviewer, reason string) (Outcome, error) {
+	c, err := h.cfg.Store.Rollback(ctx, id, reviewer, reason)
+	out := Outcome{}
+	if c != nil {
+		if d, derr := c.Doc(); derr == nil {
+			out.Change = d
+		}
+	}
+	if err != nil {
+		return out, err
+	}
+	out.Status = review.StatusRolledBack
+	out.Message = fmt.Sprintf("rolled back by %s at %s", c.Reviewer, c.DecidedAt.UTC().Format(time.RFC3339))
+	return out, nil
+}
+
+func (h *Handler) merge(ctx context.Context, id, reviewer, expect string) (Outcome, error) {
+	res, st, err := h.cfg.Store.ApproveMerge(ctx, id, reviewer, review.Approval{Expect: expect})
+	out := Outcome{}
+	if res != nil {
+		out.Branch = res.Branch
+	}
+	if st != nil {
+		out.Approvals, out.Required = approvalsJSON(st.Approvals), st.Required
+	}
+	if err != nil {
+		return out, err
+	}
+	if !st.Done {
+		out.Status = "approved"
+		out.Message = fmt.Sprintf("approved by %s: approval %d of %d (%s); the merge waits for %d more reviewer(s)",
+			reviewer, len(st.Approvals), st.Required, strings.Join(st.Names(), ", "), st.Waiting())
+		return out, nil
+	}
+	out.Status = review.BranchMerged
+	out.Message = fmt.Sprintf("merged by %s: %d change(s) committed; the branch database is dropped", reviewer, len(res.Changes))
+	return out, nil
+}
+
+func (h *Handler) discard(ctx context.Context, id, reviewer, reason string) (Outcome, error) {
+	b, err := h.cfg.Store.Discard(ctx, id, reviewer, reason)
+	out := Outcome{Branch: b}
+	if err != nil {
+		return out, err
+	}
+	out.Status = review.BranchDiscarded
+	out.Message = fmt.Sprintf("discarded by %s: its changes are rolled back and its database is dropped", reviewer)
+	return out, nil
+}
+
+func decodeDecision(w http.ResponseWriter, r *http.Request) (DecisionRequest, bool) {
+	var d DecisionRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		apiError(w, http.StatusRequestEntityTooLarge, "bad_request", "the request body is over 64 KiB")
+		return d, false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return d, true
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		apiError(w, http.StatusBadRequest, "bad_request", "the body must be a JSON object such as {\"expect\": \"HASH\"} or {\"reason\": \"TEXT\"}: "+err.Error())
+		return d, false
+	}
+	return d, true
+}
+
+// answer writes a decision's outcome, or its refusal.
+func answer(w http.ResponseWriter, out Outcome, err error) {
+	if err != nil {
+		status, code := classify(err)
+		apiError(w, status, code, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) apiWhoami(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"reviewer": reviewerOf(r.Context()).name})
+}
+
+func (h *Handler) apiChanges(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := reqContext(r, readTimeout)
+	defer cancel()
+	list, err := h.cfg.Store.Pending(ctx)
+	if err != nil {
+		answer(w, Outcome{}, err)
+		return
+	}
+	out := ChangesJSON{Changes: []ChangeJSON{}}
+	for _, c := range list {
+		_, cj, err := h.changeJSON(ctx, c)
+		if err != nil {
+			answer(w, Outcome{}, err)
+			return
+		}
+		out.Changes = append(out.Changes, cj)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) apiChange(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := reqContext(r, readTimeout)
+	defer cancel()
+	_, cj, err := h.loadChange(ctx, r.PathValue("id"))
+	if err != nil {
+		answer(w, Outcome{}, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cj)
+}
+
+func (h *Handler) apiCommit(w http.ResponseWriter, r *http.Request) {
+	d, ok := decodeDecision(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := reqContext(r, decideTimeout)
+	defer cancel()
+	out, err := h.commit(ctx, r.PathValue("id"), reviewerOf(r.Context()).name, d.Expect)
+	answer(w, out, err)
+}
+
+func (h *Handler) apiRollback(w http.ResponseWriter, r *http.Request) {
+	d, ok := decodeDecision(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := reqContext(r, decideTimeout)
+	defer cancel()
+	out, err := h.rollback(ctx, r.PathValue("id"), reviewerOf(r.Context()).name, d.Reason)
+	answer(w, out, err)
+}
+
+func (h *Handler) apiBranches(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := reqContext(r, readTimeout)
+	defer cancel()
+	bs, err := h.cfg.Store.Branches(ctx)
+	if err != nil {
+		answer(w, Outcome{}, err)
+		return
+	}
+	if bs == nil {
+		bs = []*review.Branch{}
+	}
+	writeJSON(w, http.StatusOK, BranchesJSON{Branches: bs})
+}
+
+func (h *Handler) apiBranch(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := reqContext(r, readTimeout)
+	defer cancel()
+	bj, _, err := h.loadBranch(ctx, r.PathValue("id"))
+	if err != nil {
+		answer(w, Outcome{}, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, bj)
+}
+
+func (h *Handler) apiMerge(w http.ResponseWriter, r *http.Request) {
+	d, ok := decodeDecision(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := reqContext(r, decideTimeout)
+	defer cancel()
+	out, err := h.merge(ctx, r.PathValue("id"), reviewerOf(r.Context()).name, d.Expect)
+	answer(w, out, err)
+}
+
+func (h *Handler) apiDiscard(w http.ResponseWriter, r *http.Request) {
+	d, ok := decodeDecision(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := reqContext(r, decideTimeout)
+	defer cancel()
+	out, err := h.discard(ctx, r.PathValue("id"), reviewerOf(r.Context()).name, d.Reason)
+	answer(w, out, err)
+}
+
+// auditFilter is the audit log's query: each field empty means any.
+type auditFilter struct {
+	Scope, Tool, Decision string
+	Since, Until          time.Time
+	Limit                 int
+}
+
+// maxAuditRows bounds one page of the audit log.
+const maxAuditRows = 500
+
+func parseAuditFilter(r *http.Request) (auditFilter, error) {
+	q := r.URL.Query()
+	f := auditFilter{Scope: q.Get("scope"), Tool: q.Get("tool"), Decision: q.Get("decision"), Limit: 200}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		v := strings.TrimSpace(q.Get(p.name))
+		if v == "" {
+			continue
+		}
+		t, err := parseTime(v)
+		if err != nil {
+			return f, fmt.Errorf("%s: %w", p.name, err)
+		}
+		*p.dst = t
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return f, errors.New("limit: a positive number")
+		}
+		f.Limit = min(n, maxAuditRows)
+	}
+	return f, nil
+}
+
+// parseTime reads RFC 3339 or what an <input type="datetime-local">
+// sends (taken as UTC).
+func parseTime(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("a time such as 2026-12-01T09:30 or 2026-12-01T09:30:00Z")
+}
+
+func (h *Handler) auditEvents(ctx context.Context, f auditFilter) ([]AuditEvent, error) {
+	var since, until any
+	if !f.Since.IsZero() {
+		since = f.Since
+	}
+	if !f.Until.IsZero() {
+		until = f.Until
+	}
+	rows, err := h.cfg.Pool.Query(ctx, `SELECT id, at, session, scope, actor, tool, coalesce(sql, ''), decision,
+		coalesce(reason, ''), rows, elapsed_ms, coalesce(change_id::text, '')
+		FROM airlock.audit_log
+		WHERE ($1 = '' OR scope = $1) AND ($2 = '' OR tool = $2) AND ($3 = '' OR decision = $3)
+		AND ($4::timestamptz IS NULL OR at >= $4) AND ($5::timestamptz IS NULL OR at <= $5)
+		ORDER BY at DESC, id DESC LIMIT $6`, f.Scope, f.Tool, f.Decision, since, until, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("read the audit log: %w", err)
+	}
+	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditEvent, error) {
+		var e AuditEvent
+		err := r.Scan(&e.ID, &e.At, &e.Session, &e.Scope, &e.Actor, &e.Tool, &e.SQL, &e.Decision, &e.Reason, &e.Rows, &e.ElapsedMS, &e.ChangeID)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the audit log: %w", err)
+	}
+	if evs == nil {
+		evs = []AuditEvent{}
+	}
+	return evs, nil
+}
+
+func (h *Handler) apiAudit(w http.ResponseWriter, r *http.Request) {
+	f, err := parseAuditFilter(r)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	ctx, cancel := reqContext(r, readTimeout)
+	defer cancel()
+	evs, err := h.auditEvents(ctx, f)
+	if err != nil {
+		answer(w, Outcome{}, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, AuditJSON{Events: evs})
+}
