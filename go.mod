@@ -3,6 +3,8 @@ module github.com/airlock-dev/airlock
 go 1.26.8
 
 require (
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.23.1
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/mark3labs/mcp-go v1.2.1
@@ -10,6 +12,8 @@ require (
 	github.com/xeipuuv/gojsonschema v1.2.0
 	google.golang.org/protobuf v1.33.0
 )
+
+require github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 
 require (
 	github.com/google/jsonschema-go v0.4.2 // indirect

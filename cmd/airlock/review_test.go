@@ -173,7 +173,7 @@ func TestReviewCLI(t *testing.T) {
 		{name: "show garbage", args: []string{"show", "x'; DROP TABLE orders"}, code: 1, stderr: []string{"no such change"}},
 		{name: "show no id", args: []string{"show"}, code: 2, stderr: []string{"usage: airlock show ID"}},
 
-		{name: "commit without reviewer", args: []string{"commit", a.ID}, code: 2, stderr: []string{"usage: airlock commit ID --reviewer NAME"},
+		{name: "commit without reviewer", args: []string{"commit", a.ID}, code: 2, stderr: []string{"usage: airlock commit ID (--reviewer NAME | --server URL)"},
 			wantStatus: map[string]string{a.ID: review.StatusPending}},
 		{name: "commit blank reviewer", args: []string{"commit", a.ID, "--reviewer", " "}, code: 2},
 		{name: "commit without id", args: []string{"commit", "--reviewer", "alice"}, code: 2},

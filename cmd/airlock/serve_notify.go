@@ -37,7 +37,8 @@ type notifier struct {
 }
 
 // startNotifications starts the notifier when --notify-webhook is given;
-// stop flushes what is queued (for a few seconds) and stops.
+// stop flushes what is queued (for up to 2 s: a receiver that hangs must
+// not hold up the shutdown) and stops.
 func startNotifications(ctx context.Context, o *reviewServeOptions, scope *scopes.Scope, pool *pgxpool.Pool, base func() string, logger *slog.Logger) (stop func(), err error) {
 	if len(o.webhooks) == 0 {
 		if o.secretFile != "" {
@@ -86,7 +87,7 @@ func startNotifications(ctx context.Context, o *reviewServeOptions, scope *scope
 	return func() {
 		cancel()
 		<-done
-		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer ccancel()
 		_ = nt.n.Close(cctx)
 		auditLog.Close()

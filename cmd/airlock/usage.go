@@ -46,6 +46,14 @@ var (
 		"the URL of the database whose changes you review (the one the agent's airlock serve uses), as a role that may update airlock's tables"}
 	envAgentToken = envVar{agentTokenEnv, agentTokenEnv,
 		"the agent's bearer token for the service (or --token-file)"}
+	envReviewerTokens = envVar{reviewerTokensEnv, reviewerTokensEnv,
+		"with --http: named reviewer tokens, NAME:TOKEN comma-separated (or --reviewer-tokens-file): serves the review page under /review/ for them"}
+	envReviewPageURL = envVar{reviewURLEnv, reviewURLEnv,
+		"with the review page: the reviewer login it decides as (or --review-database-url-file); never the service login"}
+	envNotifySecret = envVar{notifySecretEnv, notifySecretEnv,
+		"with --notify-webhook: the secret every event is signed with, HMAC-SHA256 (or --notify-secret-file)"}
+	envReviewerToken = envVar{reviewerTokenEnv, reviewerTokenEnv,
+		"with --server: your reviewer token for the service's review API; the decision is recorded under its name"}
 	envDemoCache = envVar{"XDG_CACHE_HOME", "XDG_CACHE_HOME",
 		"where --keep leaves the kept demo's state (airlock-demo in the user's cache directory)"}
 )
@@ -55,9 +63,13 @@ var envSummary = map[string]struct{ name, about string }{
 	reviewEnv: {reviewEnv + ", or the scope's database.url_env",
 		"the database URL (never a flag): serve and doctor read the variable the scope's database.url_env names, " +
 			reviewEnv + " by default; scope plan/apply (as an administrator) and the reviewer's commands read " + reviewEnv},
-	httpTokenEnv:     {httpTokenEnv, "serve --http: the bearer token(s) clients must send, comma-separated (or --http-token-file)"},
-	agentTokenEnv:    {agentTokenEnv, "connect: the agent's bearer token for the service (or --token-file)"},
-	"XDG_CACHE_HOME": {"XDG_CACHE_HOME", "demo --keep: where the kept demo's state lives"},
+	httpTokenEnv:      {httpTokenEnv, "serve --http: the bearer token(s) clients must send, comma-separated (or --http-token-file)"},
+	agentTokenEnv:     {agentTokenEnv, "connect: the agent's bearer token for the service (or --token-file)"},
+	reviewerTokensEnv: {reviewerTokensEnv, "serve --http: named reviewer tokens (NAME:TOKEN,…) for the review page at /review/ (or --reviewer-tokens-file)"},
+	reviewURLEnv:      {reviewURLEnv, "serve --http: the review page's own reviewer login (or --review-database-url-file)"},
+	notifySecretEnv:   {notifySecretEnv, "serve --notify-webhook: the events' HMAC-SHA256 signing secret (or --notify-secret-file)"},
+	reviewerTokenEnv:  {reviewerTokenEnv, "pending/show/commit/rollback/merge/discard --server: your reviewer token"},
+	"XDG_CACHE_HOME":  {"XDG_CACHE_HOME", "demo --keep: where the kept demo's state lives"},
 }
 
 // commands is the command table, in the order the top-level usage lists
@@ -73,7 +85,7 @@ const (
 )
 
 func init() {
-	reviewer := []envVar{envReviewURL}
+	reviewer := []envVar{envReviewURL, envReviewerToken}
 	commands = []*command{
 		{name: "serve", args: "--scope FILE [--local-writes] [--allow-owner] [--http ADDR [--database-url-file FILE] [--http-token-file FILE] [HTTP flags]]",
 			summary: "serve the scope's tools over MCP: agent-side on stdio (read tools), or as the service on Streamable HTTP with --http; refuses to start on a failing doctor check",
@@ -82,10 +94,13 @@ func init() {
 				"With --http, be the service: serve every tool the scope allows to any client that sends a bearer token from " +
 				httpTokenEnv + " or --http-token-file (HTTPS with --tls-cert and --tls-key; a Unix socket with --http unix:PATH; " +
 				"MCP only at /mcp), with the service login's URL from --database-url-file. " +
+				"With reviewer tokens (" + reviewerTokensEnv + " or --reviewer-tokens-file) it also serves the review page and its API " +
+				"under /review/ on the same listener, deciding as a reviewer login of its own (--review-database-url-file); " +
+				"with --notify-webhook it posts a signed event for every new pending change, approval, decision, expiry and drift. " +
 				"Before serving it runs the doctor's startup checks for that principal and refuses to start when one fails. " +
 				"Audit events are written to airlock.audit_log and, as JSON lines, to stderr.",
 			flags: func(fs *flag.FlagSet) { serveFlags(fs) },
-			env:   []envVar{envServeURL, envHTTPToken},
+			env:   []envVar{envServeURL, envHTTPToken, envReviewerTokens, envReviewPageURL, envNotifySecret},
 			run:   cmdServe},
 		{name: "check", args: "--scope FILE",
 			summary: "validate a scope file (no database needed)",
@@ -125,36 +140,38 @@ func init() {
 			flags: func(fs *flag.FlagSet) { doctorFlags(fs) },
 			env:   []envVar{envServeURL},
 			run:   wrapRun(cmdDoctor)},
-		{name: "pending", args: "[--json] [--log-json]",
+		{name: "pending", args: "[--json] [--server URL] [--log-json]",
 			summary: "list the changes waiting for a reviewer",
 			about: "List the changes waiting for a reviewer, oldest first, with their risk, the rows their dry run affected and " +
 				"when they expire. Text the agent wrote is shown on one line with invisible characters escaped; --json " +
-				"escapes them as \\u sequences. " + noSchemaAbout,
+				"escapes them as \\u sequences. With --server, read them through the service's review API with a reviewer token. " + noSchemaAbout,
 			flags: func(fs *flag.FlagSet) { pendingFlags(fs) },
 			env:   reviewer,
 			run:   wrapRun(cmdPending)},
-		{name: "show", args: "ID [--log-json]",
+		{name: "show", args: "ID [--server URL] [--log-json]",
 			summary: "a change's SQL and dry-run report, or a branch's change log and schema diff",
 			about: "Print everything needed to decide on a change: its ticket, summary, SQL and the dry run's report " +
 				"(rows per statement, schema diff, locks). Given a branch's ID, print the branch's change log and its schema " +
 				"diff against the source. Text the agent wrote is shown with every invisible or layout-changing character " +
 				"escaped as \\u{XXXX}, its ticket and summary on one line each and its SQL with line numbers. " + noSchemaAbout,
-			flags: func(fs *flag.FlagSet) { reviewLogFlag(fs) },
+			flags: func(fs *flag.FlagSet) { reviewLogFlag(fs); serverFlag(fs) },
 			pos:   []string{"ID"},
 			env:   reviewer,
 			run:   wrapRun(cmdShow)},
-		{name: "commit", args: "ID --reviewer NAME [--expect HASH] [--log-json]",
+		{name: "commit", args: "ID (--reviewer NAME | --server URL) [--expect HASH] [--log-json]",
 			summary: "make a change permanent (replay: only if its effects are unchanged)",
 			about: "Make a pending change permanent. Its stored statements are first checked again against the scope as " +
 				"applied in the database now, and with --expect the change must still be exactly the one airlock show " +
 				"printed that approval hash for. A replay change is re-run and committed only if its effects " +
 				"(rows per statement, the rows each one touched, schema diff) are those of the dry run; otherwise it is marked drifted and nothing is " +
-				"committed. A prepared change's transaction is committed. Exits 1 when the change is not committed. " + logJSONAbout,
+				"committed. A prepared change's transaction is committed. When the scope's write.approvals asks for more than one " +
+				"reviewer, each commit records one approval and the last one needed commits. With --server, decide through the " +
+				"service's review API under your reviewer token's name. Exits 1 when the change is refused. " + logJSONAbout,
 			flags: func(fs *flag.FlagSet) { decisionFlags(fs, false) },
 			pos:   []string{"ID"},
 			env:   reviewer,
 			run:   wrapRun(cmdCommit)},
-		{name: "rollback", args: "ID --reviewer NAME [--reason TEXT] [--log-json]",
+		{name: "rollback", args: "ID (--reviewer NAME | --server URL) [--reason TEXT] [--log-json]",
 			summary: "discard a pending change",
 			about: "Discard a pending change; a prepared change's transaction is rolled back and its locks released. " +
 				"The agent sees the reason with the change's status. " + logJSONAbout,
@@ -175,7 +192,7 @@ func init() {
 			flags:   func(fs *flag.FlagSet) { reviewLogFlag(fs) },
 			env:     reviewer,
 			run:     wrapRun(cmdBranches)},
-		{name: "merge", args: "BRANCH_ID --reviewer NAME [--expect HASH] [--log-json]",
+		{name: "merge", args: "BRANCH_ID (--reviewer NAME | --server URL) [--expect HASH] [--log-json]",
 			summary: "replay a branch's change log on the source (only if its effects are unchanged), then drop the branch",
 			about: "Replay a branch's change log on the source database in one transaction, committed only if every " +
 				"change has the effects it had on the branch, then drop the branch. Each change is first checked again " +
@@ -185,7 +202,7 @@ func init() {
 			pos:   []string{"BRANCH_ID"},
 			env:   reviewer,
 			run:   wrapRun(cmdMerge)},
-		{name: "discard", args: "BRANCH_ID --reviewer NAME [--reason TEXT] [--log-json]",
+		{name: "discard", args: "BRANCH_ID (--reviewer NAME | --server URL) [--reason TEXT] [--log-json]",
 			summary: "drop a branch and roll back its changes",
 			about:   "Drop a branch's database and mark its changes rolled back; the source is untouched. " + logJSONAbout,
 			flags:   func(fs *flag.FlagSet) { decisionFlags(fs, true) },

@@ -125,7 +125,9 @@ func TestUsageErrors(t *testing.T) {
 		what string // the first line's tail
 	}{
 		{[]string{"serve"}, "serve", "--scope FILE is required"},
-		{[]string{"serve", "--tls-cert", "c.pem"}, "serve", "--allow-origin, --tls-cert, --tls-key and --http-token-file need --http"},
+		{[]string{"serve", "--tls-cert", "c.pem"}, "serve", "--allow-origin, --tls-cert, --tls-key, --http-token-file and the review page and notification flags need --http"},
+		{[]string{"serve", "--notify-webhook", "https://x.example/h"}, "serve", "--allow-origin, --tls-cert, --tls-key, --http-token-file and the review page and notification flags need --http"},
+		{[]string{"commit", "ID", "--server", "http://x", "--reviewer", "a"}, "commit", "--reviewer is not taken with --server: the decision is recorded under your reviewer token's name"},
 		{[]string{"serve", "--scope", "s.json", "--allow-owner", "false"}, "serve", `unexpected argument "false"`},
 		{[]string{"serve", "--http-rate", "fast"}, "serve", `invalid value "fast" for flag --http-rate: parse error`},
 		{[]string{"check"}, "check", "--scope FILE is required"},
