@@ -45,9 +45,9 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"add": func(a, b int) int { return a + b },
-	"list": func() []string { return []string{audit.Allowed, audit.Refused, audit.Failed, audit.Reviewed} },
+	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"add":   func(a, b int) int { return a + b },
+	"list":  func() []string { return []string{audit.Allowed, audit.Refused, audit.Failed, audit.Reviewed} },
 	"lower": strings.ToLower,
 	"short": func(s string) string {
 		if len(s) > 8 {
@@ -213,7 +213,7 @@ func (h *Handler) changePage(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.cfg.Now()
 	v := changeView{C: c, J: cj, Hash: cj.Change.ApprovalHash, Age: human(now.Sub(c.CreatedAt)),
-		Open: c.Status == review.StatusPending && c.Mode != review.ModeBranch && !c.Expired(now),
+		Open:    c.Status == review.StatusPending && c.Mode != review.ModeBranch && !c.Expired(now),
 		Waiting: max(0, cj.Required-len(cj.Approvals))}
 	if c.Expired(now) {
 		v.ExpiresIn = "expired " + human(now.Sub(c.ExpiresAt)) + " ago"

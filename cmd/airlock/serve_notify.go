@@ -78,7 +78,9 @@ func startNotifications(ctx context.Context, o *reviewServeOptions, scope *scope
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	connect := func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy()) }
+	connect := func(ctx context.Context) (*pgx.Conn, error) {
+		return pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+	}
 	go func() {
 		defer close(done)
 		review.Listen(lctx, connect, logger, nt.announced)
