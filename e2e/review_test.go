@@ -79,6 +79,10 @@ func reviewAPI(t *testing.T, method, u, token string, body any, header ...string
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -200,6 +204,11 @@ func TestReviewAPI(t *testing.T) {
 		}{
 			{"cross-origin", map[string]string{}, []string{"Origin", "https://evil.example"}, 403, "cross_origin"},
 			{"cross-site fetch", map[string]string{}, []string{"Sec-Fetch-Site", "cross-site"}, 403, "cross_origin"},
+			{"same-site fetch", map[string]string{}, []string{"Sec-Fetch-Site", "same-site"}, 403, "cross_origin"},
+			{"opaque origin", map[string]string{}, []string{"Origin", "null"}, 403, "cross_origin"},
+			{"look-alike origin", map[string]string{}, []string{"Origin", base + ".evil.example"}, 403, "cross_origin"},
+			{"other scheme", map[string]string{}, []string{"Origin", strings.Replace(base, "http://", "https://", 1)}, 403, "cross_origin"},
+			{"rebound host", map[string]string{}, []string{"Host", "evil.example:80", "Origin", "http://evil.example:80"}, 421, "wrong_host"},
 			{"wrong approval hash", map[string]string{"expect": strings.Repeat("0", 64)}, nil, 409, "approval_mismatch"},
 			{"short expect", map[string]string{"expect": hash[:8]}, nil, 409, "approval_mismatch"},
 			{"unknown field", map[string]any{"reviewer": "mallory"}, nil, 400, "bad_request"},
@@ -362,6 +371,36 @@ func TestReviewPageForms(t *testing.T) {
 	if st := form(url.Values{"expect": {string(hash[1])}, "csrf": {csrf}}, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"); st != 403 {
 		t.Errorf("cross-site form post with the right token: %d", st)
 	}
+	// Another reviewer's CSRF token is no token for this session.
+	other := sessionClient(t, base, carolToken)
+	oresp, err := other.Get(base + "/review/changes/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opage, _ := io.ReadAll(oresp.Body)
+	oresp.Body.Close()
+	if m := csrfField.FindSubmatch(opage); m == nil || string(m[1]) == csrf {
+		t.Fatal("two sessions share a CSRF token")
+	} else if st := form(url.Values{"expect": {string(hash[1])}, "csrf": {string(m[1])}}); st != 403 {
+		t.Errorf("carol's CSRF token in bob's session: %d", st)
+	}
+	// Signing in is refused from another origin (login CSRF), and a made-up
+	// cookie is no session.
+	req, _ := http.NewRequest("POST", base+"/review/login", strings.NewReader(url.Values{"token": {aliceToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	if resp, err := http.DefaultTransport.RoundTrip(req); err != nil || resp.StatusCode != 403 || len(resp.Cookies()) != 0 {
+		t.Errorf("cross-origin sign-in: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	req, _ = http.NewRequest("GET", base+"/review/", nil)
+	req.AddCookie(&http.Cookie{Name: "airlock_review", Value: strings.Repeat("a", 64)})
+	if resp, err := http.DefaultTransport.RoundTrip(req); err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("made-up cookie: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	if after := ordersState(t, dbURL, id); after != before {
 		t.Fatalf("refused form posts changed the database:\n%s\n%s", before, after)
 	}
@@ -375,7 +414,7 @@ func TestReviewPageForms(t *testing.T) {
 		t.Fatal("not recorded under bob")
 	}
 	// Signed out, the cookie opens nothing.
-	req, _ := http.NewRequest("POST", base+"/review/logout", strings.NewReader(url.Values{"csrf": {csrf}}.Encode()))
+	req, _ = http.NewRequest("POST", base+"/review/logout", strings.NewReader(url.Values{"csrf": {csrf}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if resp, err := c.Do(req); err == nil {
 		resp.Body.Close()

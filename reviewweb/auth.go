@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -247,4 +249,33 @@ func TokenSet(tokens []string) func(string) bool {
 		}
 		return found
 	}
+}
+
+// rebound reports a request that reached a loopback listener under a
+// Host that is not loopback nor one of allowed: a page of another site
+// whose name was rebound to 127.0.0.1 (DNS rebinding), which the browser
+// would otherwise treat as same-origin with itself.
+func rebound(r *http.Request, allowed []string) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || local == nil || !loopback(local.String()) || loopback(r.Host) {
+		return false
+	}
+	for _, h := range allowed {
+		if strings.EqualFold(h, r.Host) {
+			return false
+		}
+	}
+	return true
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = strings.Trim(addr, "[]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

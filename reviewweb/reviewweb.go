@@ -59,6 +59,9 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Hosts are the Host headers, besides loopback names, accepted on a
+	// loopback listener: the --public-url's host behind a local proxy.
+	Hosts []string
 }
 
 // Handler serves the review page and its API.
@@ -175,6 +178,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Cache-Control", "no-store")
+	if rebound(r, h.cfg.Hosts) {
+		h.log.Warn("refused a request to the review page under a foreign Host on a loopback listener (DNS rebinding?)", "host", r.Host, "remote", r.RemoteAddr)
+		apiError(w, http.StatusMisdirectedRequest, "wrong_host", "this review page answers on its loopback address only under a loopback name or --public-url's host")
+		return
+	}
 	if tok, ok := bearer(r); ok && h.cfg.AgentToken(tok) {
 		h.log.Warn("refused an agent token on the review page", "path", r.URL.Path, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="airlock review"`)

@@ -148,7 +148,8 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	defer srv.Close()
 	if httpCfg != nil {
 		if reviewers != nil {
-			h, closeReview, err := openReviewPage(ctx, o.review, reviewers, httpCfg.Tokens, o.tlsCert != "", logger)
+			h, closeReview, err := openReviewPage(ctx, o.review, reviewers, httpCfg.Tokens,
+				o.tlsCert != "" || strings.HasPrefix(o.review.publicURL, "https://"), logger)
 			if err != nil {
 				fmt.Fprintf(stderr, "airlock serve --http: %v\n", err)
 				return errReported

@@ -84,6 +84,12 @@ func (o *reviewServeOptions) reviewers() ([]reviewweb.Reviewer, error) {
 // service login, an agent login, or one that holds no reviewer's rights is
 // refused before anything is served.
 func openReviewPage(ctx context.Context, o *reviewServeOptions, reviewers []reviewweb.Reviewer, agentTokens []string, secure bool, logger *slog.Logger) (http.Handler, func(), error) {
+	var hosts []string
+	if o.publicURL != "" {
+		if u, err := url.Parse(o.publicURL); err == nil && u.Host != "" {
+			hosts = append(hosts, u.Host)
+		}
+	}
 	if name, same := reviewweb.SameToken(reviewers, agentTokens); same {
 		return nil, nil, fmt.Errorf("reviewer %s's token is also an agent's bearer token: an agent holding it could approve under that name; give every reviewer a token of their own", name)
 	}
@@ -123,7 +129,7 @@ func openReviewPage(ctx context.Context, o *reviewServeOptions, reviewers []revi
 	}
 	h, err := reviewweb.New(reviewweb.Config{
 		Store: store, Pool: pool, Reviewers: reviewers, Secure: secure, Logger: logger,
-		AgentToken: reviewweb.TokenSet(agentTokens),
+		AgentToken: reviewweb.TokenSet(agentTokens), Hosts: hosts,
 	})
 	if err != nil {
 		log.Close()
