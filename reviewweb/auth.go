@@ -25,7 +25,13 @@ const MinTokenLength = 32
 type Reviewer struct {
 	Name string
 	sum  [sha256.Size]byte
+	// hashed is true when the token was given as its SHA-256 only.
+	hashed bool
 }
+
+// Hashed reports whether the reviewer's token was given as its hash
+// (NAME:sha256:HEX), as a tokens file should hold it.
+func (r Reviewer) Hashed() bool { return r.hashed }
 
 // Sum is the SHA-256 of the reviewer's token.
 func (r Reviewer) Sum() [sha256.Size]byte { return r.sum }
@@ -64,6 +70,7 @@ func ParseReviewers(text string) ([]Reviewer, error) {
 				return nil, fmt.Errorf("reviewer %s: sha256: needs the token's SHA-256 as 64 hex digits", name)
 			}
 			copy(r.sum[:], b)
+			r.hashed = true
 		} else {
 			if len(secret) < MinTokenLength {
 				return nil, fmt.Errorf("reviewer %s: the token is %d characters; use at least %d (generate one with: openssl rand -hex 32)", name, len(secret), MinTokenLength)

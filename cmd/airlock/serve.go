@@ -92,7 +92,7 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	var reviewers []reviewweb.Reviewer
 	if httpCfg != nil {
 		var err error
-		if reviewers, err = o.review.reviewers(); err != nil {
+		if reviewers, err = o.review.reviewers(newLogger(stderr)); err != nil {
 			fmt.Fprintf(stderr, "airlock serve --http: %v\n", err)
 			return errReported
 		}

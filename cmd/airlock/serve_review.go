@@ -56,7 +56,7 @@ func (o *reviewServeOptions) any() bool {
 
 // reviewers reads the reviewer tokens, from the file or the environment;
 // none means the review page is off.
-func (o *reviewServeOptions) reviewers() ([]reviewweb.Reviewer, error) {
+func (o *reviewServeOptions) reviewers(logger *slog.Logger) ([]reviewweb.Reviewer, error) {
 	text := os.Getenv(reviewerTokensEnv)
 	where := reviewerTokensEnv
 	if o.tokensFile != "" {
@@ -75,6 +75,13 @@ func (o *reviewServeOptions) reviewers() ([]reviewweb.Reviewer, error) {
 	rs, err := reviewweb.ParseReviewers(text)
 	if err != nil {
 		return nil, fmt.Errorf("reviewer tokens in %s: %w", where, err)
+	}
+	if o.tokensFile != "" {
+		for _, r := range rs {
+			if !r.Hashed() {
+				logger.Warn("the reviewer tokens file holds a token itself; keep only its hash there: NAME:sha256:HEX (printf %s TOKEN | sha256sum)", "file", o.tokensFile, "reviewer", r.Name)
+			}
+		}
 	}
 	return rs, nil
 }
