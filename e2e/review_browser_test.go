@@ -188,6 +188,29 @@ func (b *browser) reviewCookies(base string) []*network.Cookie {
 	return out
 }
 
+// submitStep clicks a form's button and waits for the page the form
+// leads to, which must show want. It stops at once on the review page's
+// error page or a sign-in error instead, and says what the page says:
+// a refused form fails fast, not after the timeout.
+func (b *browser) submitStep(button, want string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		if _, err := chromedp.Click(chromedp.CSS(button))(ctx, t); err != nil {
+			return chromedp.Void{}, err
+		}
+		if _, err := chromedp.WaitVisible(chromedp.CSS(want+", #error, #login-error"))(ctx, t); err != nil {
+			return chromedp.Void{}, fmt.Errorf("after %s, waiting for %s: %w", button, want, err)
+		}
+		ok, err := chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) !== null`, want))(ctx, t)
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		if !ok {
+			return chromedp.Void{}, fmt.Errorf("%s led to a page without %s", button, want)
+		}
+		return chromedp.Void{}, nil
+	}
+}
+
 // signIn types token into the sign-in form and submits it, the way a
 // reviewer does, and waits for the pending list.
 func (b *browser) signIn(base, token, name string) {
@@ -196,8 +219,7 @@ func (b *browser) signIn(base, token, name string) {
 		chromedp.Navigate(base+"/review/login"),
 		chromedp.WaitVisible(chromedp.CSS("form#login")),
 		chromedp.SendKeys(chromedp.CSS("input#token"), token),
-		chromedp.Click(chromedp.CSS("button#signin")),
-		chromedp.WaitVisible(chromedp.CSS("table#pending")),
+		b.submitStep("button#signin", "table#pending"),
 	)
 	if got := b.text("#reviewer"); !strings.Contains(got, "signed in as "+name) {
 		b.t.Fatalf("header says %q, want signed in as %s", got, name)
@@ -332,14 +354,13 @@ func TestReviewBrowserApprove(t *testing.T) {
 			t.Errorf("the change page has no %s", sel)
 		}
 	}
-	if got := b.text("#statements tbody"); !strings.Contains(got, "UPDATE") {
+	if got := b.text("#statements tbody"); !strings.Contains(strings.ToLower(got), "update") || !strings.Contains(got, "public.orders") {
 		t.Errorf("statements %q", got)
 	}
 	b.screenshot("review-change.png")
 
 	b.do(
-		chromedp.Click(chromedp.CSS("button#approve-button")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		b.submitStep("button#approve-button", "#flash"),
 	)
 	if got := b.text("#flash"); !strings.HasPrefix(got, "committed by alice") {
 		t.Fatalf("flash %q, want committed by alice", got)
@@ -388,8 +409,7 @@ func TestReviewBrowserReject(t *testing.T) {
 	const reason = "wrong customer: see OPS-2's thread"
 	b.do(
 		chromedp.SendKeys(chromedp.CSS("textarea#reason"), reason),
-		chromedp.Click(chromedp.CSS("button#reject-button")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		b.submitStep("button#reject-button", "#flash"),
 	)
 	if got := b.text("#flash"); !strings.HasPrefix(got, "rolled back by bob") {
 		t.Fatalf("flash %q, want rolled back by bob", got)
@@ -435,8 +455,7 @@ func TestReviewBrowserTwoPersonRule(t *testing.T) {
 		t.Errorf("approvals before %q", got)
 	}
 	alice.do(
-		chromedp.Click(chromedp.CSS("button#approve-button")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		alice.submitStep("button#approve-button", "#flash"),
 	)
 	flash := alice.text("#flash")
 	if !strings.HasPrefix(flash, "approved by alice") || !strings.Contains(flash, "waits for 1 more") || !strings.Contains(flash, "nothing is committed") {
@@ -481,8 +500,7 @@ func TestReviewBrowserTwoPersonRule(t *testing.T) {
 		t.Errorf("bob's approve button says %q", got)
 	}
 	bob.do(
-		chromedp.Click(chromedp.CSS("button#approve-button")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")),
+		bob.submitStep("button#approve-button", "#flash"),
 	)
 	if got := bob.text("#flash"); !strings.HasPrefix(got, "committed by bob") || !strings.Contains(got, "approved by alice, bob") {
 		t.Fatalf("bob's flash %q, want committed by bob (approved by alice, bob)", got)
@@ -508,7 +526,7 @@ func TestReviewBrowserAgentToken(t *testing.T) {
 	agent := httpClient(t, endpoint, tokenA)
 	id := applyChange(t, agent, "OPS-4", "UPDATE orders SET status = 'refunded' WHERE id = 13")
 	before := ordersState(t, dbURL, id)
-	b := newBrowser(t, "the agent's")
+	b := newBrowser(t, "agent")
 
 	for _, tc := range []struct{ token, want string }{
 		{tokenA, "agent token"},
@@ -518,8 +536,7 @@ func TestReviewBrowserAgentToken(t *testing.T) {
 			chromedp.Navigate(base+"/review/login"),
 			chromedp.WaitVisible(chromedp.CSS("form#login")),
 			chromedp.SendKeys(chromedp.CSS("input#token"), tc.token),
-			chromedp.Click(chromedp.CSS("button#signin")),
-			chromedp.WaitVisible(chromedp.CSS("#login-error")),
+			b.submitStep("button#signin", "#login-error"),
 		)
 		if got := b.text("#login-error"); !strings.Contains(got, tc.want) {
 			t.Errorf("sign-in error %q, want %q", got, tc.want)
@@ -549,10 +566,11 @@ func TestReviewBrowserAgentToken(t *testing.T) {
 
 // TestReviewBrowserCrossSiteForm: while alice is signed in, a page of
 // another origin in her browser posts the approve form by itself, with the
-// right approval hash and a guessed CSRF token. Once from another site
-// (evil.test: SameSite=Strict keeps the cookie home) and once from another
+// right approval hash and a guessed CSRF token. From another site
+// (evil.test: SameSite=Strict keeps the cookie home) and from another
 // port of the same host (same site, so the browser sends the cookie, and
-// only the origin check stands). Neither approves anything.
+// only the origin check stands); each also with Referrer-Policy
+// no-referrer, so that the post says Origin: null. None approves anything.
 func TestReviewBrowserCrossSiteForm(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewDatabase(t)
@@ -570,6 +588,10 @@ func TestReviewBrowserCrossSiteForm(t *testing.T) {
 		mu.Lock()
 		h := hash
 		mu.Unlock()
+		if r.URL.Query().Has("no-referrer") {
+			// The browser then sends Origin: null with the post.
+			w.Header().Set("Referrer-Policy", "no-referrer")
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><html><head><title>win a prize</title></head><body>
 <form id="evil" method="post" action="%s/review/changes/%s/approve">
@@ -601,17 +623,24 @@ func TestReviewBrowserCrossSiteForm(t *testing.T) {
 	for _, page := range []struct{ name, url string }{
 		{"another site", "http://evil.test:" + port + "/"},
 		{"another port of the same host", evil.URL + "/"},
+		{"another site, Origin: null", "http://evil.test:" + port + "/?no-referrer"},
+		{"another port of the same host, Origin: null", evil.URL + "/?no-referrer"},
 	} {
 		b.do(
 			chromedp.Navigate(page.url),
-			// The forged post lands on the review page's answer.
-			chromedp.WaitVisible(chromedp.CSS("#error")),
+			// The forged post lands on the review page's answer: its
+			// error page, or (were it obeyed) the change page's message.
+			chromedp.WaitVisible(chromedp.CSS("#error, #flash")),
 		)
 		loc := b.location()
 		if loc != base+"/review/changes/"+id+"/approve" {
 			t.Errorf("%s: the forged form landed on %s", page.name, loc)
 		}
-		t.Logf("%s: the review page answered %q", page.name, b.text("#error"))
+		if !b.present("#error") {
+			t.Errorf("%s: the forged form got no refusal\n%s", page.name, b.where())
+		} else {
+			t.Logf("%s: the review page answered %q", page.name, b.text("#error"))
+		}
 		if after := ordersState(t, dbURL, id); after != before {
 			t.Fatalf("%s: a forged cross-origin form changed the database:\n%s\n%s", page.name, before, after)
 		}

@@ -13,6 +13,8 @@ import (
 type FindingDoc struct {
 	Title string
 	Fix   string
+	// Level is the finding's level when it is not "warning".
+	Level string
 }
 
 // RuntimeFindings documents every code Run adds to (or upgrades in) a
@@ -47,10 +49,16 @@ var RuntimeFindings = map[string]FindingDoc{
 	"RA102": {
 		Title: "Every row of a table affected despite a WHERE clause",
 		Fix:   "Check the WHERE clause: it matched every row, which is as destructive as having none",
+		Level: levelDanger,
 	},
 	"LK102": {
 		Title: "Prepared change holds a blocking lock until it is reviewed",
 		Fix:   "Use replay mode for DDL on tables in use, or split the change so the prepared part takes only row locks; write.allow_blocking_locks opts in",
+	},
+	"UN101": {
+		Title: "Cannot be reverted (undo is on)",
+		Fix:   "Split the change so this statement stands alone and export what it destroys first; airlock revert restores rows and undoes added tables, columns and indexes only",
+		Level: levelDanger,
 	},
 	"DS105": {
 		Title: "Narrowing type change",
@@ -80,6 +88,7 @@ func (r *runner) findings(after *catalog) []sqlguard.Finding {
 	}
 	out = append(out, r.narrowings(after)...)
 	out = append(out, r.heldLockFindings()...)
+	out = append(out, r.irreversible()...)
 	sort.SliceStable(out, func(i, j int) bool {
 		return uint(out[i].Statement) < uint(out[j].Statement) // -1 sorts last
 	})
@@ -300,4 +309,42 @@ func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
 		level = min(level+1, 2)
 	}
 	return riskLevels[level]
+}
+
+// Revertible lists the statement kinds airlock revert can undo when the
+// scope's undo is on (docs/architecture.md, Undo): row changes, from the
+// rows captured at commit, and what adds a table, column or index, by
+// dropping it again.
+var Revertible = map[string]bool{
+	"insert": true, "update": true, "delete": true, "truncate": true,
+	"create_table": true, "add_column": true, "create_index": true,
+}
+
+// IrreversibleReason says why statement st cannot be reverted, or "".
+func IrreversibleReason(st *sqlguard.MigrationStatement) string {
+	for _, k := range append([]string{st.Kind}, st.Kinds...) {
+		if !Revertible[k] {
+			switch k {
+			case "do", "call":
+				return fmt.Sprintf("a %s statement runs code whose effects airlock cannot capture", strings.ToUpper(k))
+			}
+			return fmt.Sprintf("airlock revert cannot undo a %s statement", strings.ReplaceAll(k, "_", " "))
+		}
+	}
+	return ""
+}
+
+// irreversible flags, when undo is on, each statement a revert could not
+// undo: the reviewer must know before approving that this one is final.
+func (r *runner) irreversible() []sqlguard.Finding {
+	if !r.opt.Undo {
+		return nil
+	}
+	var out []sqlguard.Finding
+	for i := range r.plan.Statements {
+		if why := IrreversibleReason(&r.plan.Statements[i]); why != "" {
+			out = append(out, finding("UN101", levelDanger, why+": once committed, airlock revert cannot bring back what it changes", i))
+		}
+	}
+	return out
 }

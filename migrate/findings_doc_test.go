@@ -26,7 +26,11 @@ func TestFindingsPage(t *testing.T) {
 			byCode[code] = e
 			continue
 		}
-		byCode[code] = entry{code, f.Title, "warning", f.Fix, "dry run"}
+		level := f.Level
+		if level == "" {
+			level = "warning"
+		}
+		byCode[code] = entry{code, f.Title, level, f.Fix, "dry run"}
 	}
 	codes := make([]string, 0, len(byCode))
 	for c := range byCode {

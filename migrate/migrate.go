@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +68,14 @@ type Options struct {
 	// through it, never as a plain DO, because inside a plain DO a RESET
 	// ROLE would give the block the login's own rights.
 	DoRunner string
+	// Undo says the scope reverts committed changes: statements a revert
+	// could not undo are reported (UN101, danger).
+	Undo bool
+	// Capture, when set, is the id of the change being committed: the
+	// write tables' capture triggers record the before and after images
+	// of every row each statement touches under it (docs/architecture.md,
+	// Undo). Empty for dry runs.
+	Capture string
 	// Progress, if set, is called after each statement with the number of
 	// statements done, the total, and a one-line summary of the last one.
 	Progress func(done, total int, message string)
@@ -277,6 +286,11 @@ func (r *runner) setup(ctx context.Context) error {
 	if _, err := r.tx.Exec(ctx, strings.Join(cmds, "; ")); err != nil {
 		return fmt.Errorf("set up transaction: %w", err)
 	}
+	if r.opt.Capture != "" {
+		if _, err := r.tx.Exec(ctx, "SELECT pg_catalog.set_config('airlock.capture', $1, true)", r.opt.Capture); err != nil {
+			return fmt.Errorf("set up the capture: %w", err)
+		}
+	}
 	var err error
 	r.targets = targetTables(r.plan)
 	if r.before, err = snapshotBefore(ctx, r.tx, r.targets); err != nil {
@@ -317,6 +331,11 @@ func (r *runner) statement(ctx context.Context, i int) error {
 	img, err := r.planImage(ctx, i, tree)
 	if err != nil {
 		return r.ownQueryError(ctx, fmt.Sprintf("reading the columns of statement %d's table", i+1), err)
+	}
+	if r.opt.Capture != "" {
+		if _, err := r.tx.Exec(ctx, "SELECT pg_catalog.set_config('airlock.capture_stmt', $1, true)", strconv.Itoa(i)); err != nil {
+			return r.ownQueryError(ctx, "numbering the capture", err)
+		}
 	}
 	t0 := time.Now()
 	var tag pgconn.CommandTag

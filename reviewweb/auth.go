@@ -218,6 +218,12 @@ func sameOrigin(r *http.Request, secure bool) bool {
 	if origin == "" {
 		return true
 	}
+	// A browser sends "null" for a form of the page itself when a
+	// referrer policy hides the origin; Sec-Fetch-Site, which no page can
+	// set, then says whether it was the page itself.
+	if origin == "null" {
+		return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
 		return false

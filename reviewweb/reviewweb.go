@@ -171,12 +171,14 @@ func (h *Handler) routes() {
 // routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
-	// Nothing here is ever framed, cached, sent on as a referrer, or
-	// allowed to load anything but the page's own script and style.
+	// Nothing here is ever framed, cached, sent on as a referrer to
+	// another site, or allowed to load anything but the page's own script
+	// and style. (same-origin, not no-referrer: under no-referrer browsers
+	// send "Origin: null" on the page's own form posts.)
 	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Cache-Control", "no-store")
 	if rebound(r, h.cfg.Hosts) {
 		h.log.Warn("refused a request to the review page under a foreign Host on a loopback listener (DNS rebinding?)", "host", r.Host, "remote", r.RemoteAddr)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"regexp/syntax"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -193,6 +194,13 @@ func semanticProblems(doc any) problems {
 			ps.add(jsonPath{"write", "review_ttl"}, "%v", err)
 		}
 	}
+	if undo, ok := write["undo"].(map[string]any); ok {
+		if r, ok := undo["retention"].(string); ok {
+			if _, err := parseRetention(r); err != nil {
+				ps.add(jsonPath{"write", "undo", "retention"}, "%v", err)
+			}
+		}
+	}
 	if branch, ok := write["branch"].(map[string]any); ok {
 		if ttl, ok := branch["branch_ttl"].(string); ok {
 			if _, err := parseReviewTTL(ttl); err != nil {
@@ -297,6 +305,29 @@ func parseReviewTTL(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// Bounds of write.undo.retention.
+const (
+	MinUndoRetention = time.Hour
+	MaxUndoRetention = 90 * 24 * time.Hour
+)
+
+// parseRetention reads a retention of whole hours or days: "36h", "7d".
+func parseRetention(s string) (time.Duration, error) {
+	n, err := strconv.Atoi(s[:max(0, len(s)-1)])
+	unit := s[len(s)-1:]
+	if err != nil || n <= 0 || (unit != "h" && unit != "d") {
+		return 0, errors.New(`must be whole hours or days, such as "36h" or "7d"`)
+	}
+	d := time.Duration(n) * time.Hour
+	if unit == "d" {
+		d *= 24
+	}
+	if d < MinUndoRetention || d > MaxUndoRetention {
+		return 0, errors.New("must be between 1h and 90d")
+	}
+	return d, nil
+}
+
 func checkSomeToolListed(ps *problems, at jsonPath, hasWrite bool, disable []string) {
 	s := Scope{Tools: Tools{Disable: disable}}
 	if hasWrite {
@@ -342,6 +373,11 @@ func decodeScope(data []byte, doc any) (*Scope, error) {
 		write := doc.(map[string]any)["write"].(map[string]any)
 		if ttl, ok := write["review_ttl"].(string); ok {
 			s.Write.ReviewTTL, _ = parseReviewTTL(ttl) // checked already
+		}
+		if undo, ok := write["undo"].(map[string]any); ok && s.Write.Undo != nil {
+			if r, ok := undo["retention"].(string); ok {
+				s.Write.Undo.Retention, _ = parseRetention(r) // checked already
+			}
 		}
 		if branch, ok := write["branch"].(map[string]any); ok && s.Write.Branch != nil {
 			if ttl, ok := branch["branch_ttl"].(string); ok {

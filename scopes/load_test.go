@@ -54,6 +54,7 @@ func TestLoadSupport(t *testing.T) {
 			MaxPending:           DefaultMaxPending,
 			MaxPendingPerSession: DefaultMaxPendingPerSession,
 			Approvals:            DefaultApprovals,
+			Undo:                 &Undo{Retention: DefaultUndoRetention},
 			OwnTables:            true,
 		},
 	}

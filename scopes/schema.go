@@ -43,6 +43,7 @@ var patternHints = map[string]string{
 	`^[A-Za-z_][A-Za-z0-9_]*$`:                  "must be an environment variable name such as AIRLOCK_DATABASE_URL",
 	`^[a-z_][a-z0-9_$]*$`:                       `must be a lower-case identifier such as "email"`,
 	`^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*$`:    `must be a lower-case "schema.name" such as "public.orders"`,
+	`^[0-9]+(h|d)$`:                             `must be whole hours or days, such as "36h" or "7d"`,
 	`^([0-9]+(\.[0-9]+)?(h|m|s|ms|us|µs|ns))+$`: `must be a Go duration such as "30m" or "2h" (units h, m, s, ms, us, ns; there is no d: write "168h" for 7 days)`,
 }
 

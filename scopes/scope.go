@@ -34,6 +34,9 @@ const (
 	DefaultMaxPendingPerSession = 10
 	// DefaultApprovals is how many reviewers approve a change: one.
 	DefaultApprovals = 1
+	// DefaultUndoRetention is how long a committed change stays
+	// revertible.
+	DefaultUndoRetention = 7 * 24 * time.Hour
 )
 
 // Tool names, as listed to agents. Keep them stable: users' configs and
@@ -140,6 +143,8 @@ type Write struct {
 	// Approvals is how many distinct reviewers must approve a change
 	// before it commits (docs/architecture.md, Reviewers).
 	Approvals int `json:"approvals"`
+	// Undo is write.undo; applyDefaults fills it in.
+	Undo *Undo `json:"undo,omitempty"`
 	// AllowBlockingLocks lets a prepared change hold a lock that blocks
 	// reads of a table (ACCESS EXCLUSIVE) until a reviewer acts; without
 	// it such a change is refused in prepared mode.
@@ -148,6 +153,16 @@ type Write struct {
 	// when Mode is "branch".
 	Branch *Branch `json:"branch,omitempty"`
 }
+
+// Undo is write.undo: whether committed changes are captured for airlock
+// revert, and for how long (docs/architecture.md, Undo).
+type Undo struct {
+	Enabled   *bool         `json:"enabled,omitempty"`
+	Retention time.Duration `json:"-"`
+}
+
+// On reports whether committed changes are captured.
+func (u *Undo) On() bool { return u != nil && (u.Enabled == nil || *u.Enabled) }
 
 // Branch is write.branch: how a session's branch database is made and
 // how long it may live.
@@ -193,6 +208,10 @@ func (s *Scope) applyDefaults() {
 		setDefault(&w.MaxPending, DefaultMaxPending)
 		setDefault(&w.MaxPendingPerSession, min(DefaultMaxPendingPerSession, w.MaxPending))
 		setDefault(&w.Approvals, DefaultApprovals)
+		if w.Undo == nil {
+			w.Undo = &Undo{}
+		}
+		setDefault(&w.Undo.Retention, DefaultUndoRetention)
 		if w.Mode == "branch" {
 			if w.Branch == nil {
 				w.Branch = &Branch{}

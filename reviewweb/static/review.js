@@ -18,7 +18,7 @@
       .then(function (html) {
         if (html === null) return;
         rows.innerHTML = html;
-        updated.textContent = "updated " + new Date().toLocaleTimeString();
+        updated.textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
       })
       .catch(function (e) { updated.textContent = "could not update (" + e.message + "); retrying"; })
       .finally(function () { window.setTimeout(refresh, every); });
