@@ -40,6 +40,8 @@ type approvalDoc struct {
 	GID          string              `json:"gid,omitempty"`
 	BranchID     string              `json:"branch_id,omitempty"`
 	Effects      string              `json:"effects"`
+	Reverts      string              `json:"reverts,omitempty"`
+	Revert       *RevertPlan         `json:"revert,omitempty"`
 }
 
 type approvalStatement struct {
@@ -56,7 +58,7 @@ func (c *Change) ApprovalHash() string {
 	d := approvalDoc{
 		V: 1, ID: c.ID, Ticket: c.Ticket, Summary: c.Summary, SQL: c.SQL,
 		Scope: c.Scope, ScopeVersion: c.ScopeVersion, Mode: c.Mode, GID: c.GID, BranchID: c.BranchID,
-		Effects: c.Effects.Fingerprint(),
+		Effects: c.Effects.Fingerprint(), Reverts: c.Reverts, Revert: c.Revert,
 	}
 	for _, s := range c.Statements {
 		d.Statements = append(d.Statements, approvalStatement{Executed: executed(s), Kind: s.Kind, Targets: s.Targets, DoBody: s.DoBody})
@@ -138,7 +140,9 @@ func (s *Store) verify(ctx context.Context, q querier, c *Change, a Approval, ca
 			return &ApprovalMismatchError{ID: c.ID, Expected: strings.TrimSpace(a.Expect), Actual: h}
 		}
 	}
-	if s.checker == nil {
+	// A revert holds no agent SQL: what it runs is planned again from the
+	// capture at commit and must equal what it recorded.
+	if s.checker == nil || c.Reverts != "" {
 		return nil
 	}
 	scope, version, err := appliedScope(ctx, q, c.Scope)

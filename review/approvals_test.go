@@ -17,7 +17,7 @@ import (
 func (e *env) registerApprovals(scope, writeRole string, approvals int) {
 	e.t.Helper()
 	doc := fmt.Sprintf(`{"name": %q, "read": {"tables": {"public.orders": {}}},
-		"write": {"mode": "replay", "tables": ["public.orders"], "allow": ["update"], "ticket_pattern": "^[A-Z]+-[0-9]+$", "approvals": %d}}`, scope, approvals)
+		"write": {"mode": "replay", "tables": ["public.orders"], "allow": ["update"], "ticket_pattern": "^[A-Z]+-[0-9]+$", "approvals": %d, "undo": {"enabled": false}}}`, scope, approvals)
 	if _, err := e.pool.Exec(e.ctx, `INSERT INTO airlock.scopes (name, document, version, read_role, write_role)
 		VALUES ($1, $2::jsonb, 'test', $3, $4) ON CONFLICT (name) DO UPDATE SET document = EXCLUDED.document, write_role = EXCLUDED.write_role`,
 		scope, doc, "airlock_"+scope+"_read", writeRole); err != nil {

@@ -95,6 +95,10 @@ type Change struct {
 	// AppliedBy is the login that recorded the change, as the database
 	// saw it (set by the database, never by the writer).
 	AppliedBy string
+	// Reverts, on a revert (airlock revert), is the committed change it
+	// undoes; its Revert holds what it restores.
+	Reverts string
+	Revert  *RevertPlan
 }
 
 // NewChange fills the parts of a Change that come from a checked plan and

@@ -68,9 +68,12 @@ func (s *Store) CommitApproved(ctx context.Context, id, reviewer string, a Appro
 		s.recordOutcome(c, id, reviewer, actionCommit, err, time.Since(start))
 		return c, err
 	}
-	if r.Mode == ModePrepared {
+	switch {
+	case r.Reverts != "":
+		c, err = s.commitRevert(ctx, r.ID, reviewer)
+	case r.Mode == ModePrepared:
 		c, err = s.commitPrepared(ctx, r.ID, reviewer)
-	} else {
+	default:
 		c, err = s.commitReplay(ctx, r.ID, reviewer)
 	}
 	if c == nil {
@@ -148,9 +151,25 @@ func (s *Store) replay(ctx context.Context, id, reviewer string) (row, error) {
 		return r, err
 	}
 	opt.DoRunner = scopes.DoRunner(r.Scope)
+	undo, err := undoSettings(ctx, pc, r.Scope)
+	if err != nil {
+		return r, err
+	}
+	mark := markCommitted(id, reviewer, true)
+	if undo != nil {
+		// Capture what the commit does, in its own transaction
+		// (docs/architecture.md, Undo).
+		opt.Capture, opt.Undo = id, true
+		mark = func(ctx context.Context, tx pgx.Tx) error {
+			if err := markCommitted(id, reviewer, true)(ctx, tx); err != nil {
+				return err
+			}
+			return recordCapture(ctx, tx, r.Change, undo)
+		}
+	}
 	_, err = migrate.Run(ctx, pc.Conn(), r.Plan(), opt, migrate.EndCommitIfSame, migrate.RunArg{
 		Expected:     &r.Effects,
-		BeforeCommit: markCommitted(id, reviewer, true),
+		BeforeCommit: mark,
 	})
 	return r, err
 }

@@ -36,6 +36,8 @@ type ChangeDoc struct {
 	DecidedAt      time.Time       `json:"decided_at,omitzero"`
 	Reason         string          `json:"reason,omitempty"`
 	AppliedBy      string          `json:"applied_by"`
+	Reverts        string          `json:"reverts,omitempty"`
+	Revert         *RevertPlan     `json:"revert,omitempty"`
 
 	ApprovalHash string `json:"approval_hash"`
 	RowsAffected int64  `json:"rows_affected"`
@@ -58,7 +60,7 @@ func (c *Change) Doc() (*ChangeDoc, error) {
 		Mode: c.Mode, GID: c.GID, BranchID: c.BranchID, Report: c.Report, Effects: c.Effects,
 		Fingerprint: c.Fingerprint, Options: options, Status: c.Status, CreatedAt: c.CreatedAt,
 		ExpiresAt: c.ExpiresAt, Reviewer: c.Reviewer, DecidedAt: c.DecidedAt, Reason: c.Reason,
-		AppliedBy: c.AppliedBy, ApprovalHash: c.ApprovalHash(), Risk: c.Risk(),
+		AppliedBy: c.AppliedBy, Reverts: c.Reverts, Revert: c.Revert, ApprovalHash: c.ApprovalHash(), Risk: c.Risk(),
 	}
 	if c.Report != nil {
 		for _, st := range c.Report.Statements {
@@ -77,7 +79,7 @@ func FromDoc(d *ChangeDoc) (*Change, error) {
 		Scope: d.Scope, ScopeVersion: d.ScopeVersion, Session: d.Session, Mode: d.Mode, GID: d.GID,
 		BranchID: d.BranchID, Report: d.Report, Effects: d.Effects, Fingerprint: d.Fingerprint,
 		Status: d.Status, CreatedAt: d.CreatedAt, ExpiresAt: d.ExpiresAt, Reviewer: d.Reviewer,
-		DecidedAt: d.DecidedAt, Reason: d.Reason, AppliedBy: d.AppliedBy,
+		DecidedAt: d.DecidedAt, Reason: d.Reason, AppliedBy: d.AppliedBy, Reverts: d.Reverts, Revert: d.Revert,
 	}
 	var err error
 	if c.Statements, err = decodeStatements(d.Statements); err != nil {

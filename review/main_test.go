@@ -2,6 +2,7 @@ package review
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -114,8 +115,8 @@ func (e *env) newChange(sql, scope, mode string, opt migrate.Options) *Change {
 func (e *env) register(scope, writeRole string) {
 	e.t.Helper()
 	if _, err := e.pool.Exec(e.ctx, `INSERT INTO airlock.scopes (name, document, version, read_role, write_role)
-		VALUES ($1, '{}', 'test', $2, $3) ON CONFLICT (name) DO UPDATE SET write_role = EXCLUDED.write_role`,
-		scope, "airlock_"+scope+"_read", writeRole); err != nil {
+		VALUES ($1, $4::jsonb, 'test', $2, $3) ON CONFLICT (name) DO UPDATE SET write_role = EXCLUDED.write_role`,
+		scope, "airlock_"+scope+"_read", writeRole, testScopeDoc(scope)); err != nil {
 		e.t.Fatalf("register scope %s: %v", scope, err)
 	}
 }
@@ -124,7 +125,7 @@ func (e *env) register(scope, writeRole string) {
 func (e *env) registerIfMissing(scope, writeRole string) {
 	e.t.Helper()
 	if _, err := e.pool.Exec(e.ctx, `INSERT INTO airlock.scopes (name, document, version, read_role, write_role)
-		VALUES ($1, '{}', 'test', $2, $3) ON CONFLICT (name) DO NOTHING`, scope, "airlock_"+scope+"_read", writeRole); err != nil {
+		VALUES ($1, $4::jsonb, 'test', $2, $3) ON CONFLICT (name) DO NOTHING`, scope, "airlock_"+scope+"_read", writeRole, testScopeDoc(scope)); err != nil {
 		e.t.Fatalf("register scope %s: %v", scope, err)
 	}
 }
@@ -212,4 +213,12 @@ func (e *env) queryTextOn(pool *pgxpool.Pool, sql string) string {
 		e.t.Fatalf("%s: %v", sql, err)
 	}
 	return s
+}
+
+// testScopeDoc is a registry document for scope that loads: the store's
+// own tests keep undo off (the undo tests run through the binary).
+func testScopeDoc(scope string) string {
+	return fmt.Sprintf(`{"name": %q, "read": {"tables": {"public.orders": {}}},
+		"write": {"mode": "replay", "tables": ["public.orders"], "allow": ["update"], "ticket_pattern": "^[A-Z]+-[0-9]+$",
+		"undo": {"enabled": false}}}`, scope)
 }

@@ -35,6 +35,8 @@ type ReapResult struct {
 	// transactions of rolled back, expired or drifted changes rolled back,
 	// and 'committing' changes committed and marked committed.
 	Finished int
+	// Purged counts undo captures past their retention now deleted.
+	Purged int
 	// Branches counts live branches past their branch_ttl now expired and
 	// dropped.
 	Branches int
@@ -66,6 +68,9 @@ func (s *Store) Reap(ctx context.Context) (ReapResult, error) {
 	errs = append(errs, err)
 	n, err = s.reapCommitted(ctx)
 	res.Finished += n
+	errs = append(errs, err)
+	purged, err := s.purgeUndo(ctx)
+	res.Purged += int(purged)
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return res, fmt.Errorf("reap: %w", err)

@@ -102,7 +102,30 @@ CREATE TABLE IF NOT EXISTS airlock.approvals (
 	approved_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (subject, reviewer, approval)
 );
-` + decisionGuard + approvalGuard + eventTriggers
+-- Undo (docs/architecture.md, Undo): what each committed change did, for
+-- airlock revert. Rows are written by the capture triggers on the write
+-- tables (airlock.capture_rows, SECURITY DEFINER), inside the commit's own
+-- transaction, so a capture exists exactly when its change does.
+CREATE TABLE IF NOT EXISTS airlock.undo_rows (
+	change_id uuid NOT NULL,
+	seq       bigint GENERATED ALWAYS AS IDENTITY,
+	stmt      int NOT NULL,
+	relation  text NOT NULL,
+	side      "char" NOT NULL CHECK (side IN ('b', 'a')),
+	image     jsonb NOT NULL,
+	PRIMARY KEY (change_id, seq)
+);
+CREATE TABLE IF NOT EXISTS airlock.undo_captures (
+	change_id    uuid PRIMARY KEY,
+	scope        text NOT NULL,
+	captured_at  timestamptz NOT NULL DEFAULT now(),
+	expires_at   timestamptz NOT NULL,
+	irreversible text,
+	purged_at    timestamptz
+);
+ALTER TABLE airlock.changes ADD COLUMN IF NOT EXISTS reverts uuid;
+ALTER TABLE airlock.changes ADD COLUMN IF NOT EXISTS revert jsonb;
+` + decisionGuard + approvalGuard + eventTriggers + undoFunctions
 
 // decisionGuard is the database's own rule on decisions (docs/architecture.md,
 // Approvals). A recorded change or branch is immutable but for its
@@ -140,14 +163,20 @@ BEGIN
 		IF NEW.status <> 'pending' OR NEW.reviewer IS NOT NULL OR NEW.decided_at IS NOT NULL THEN
 			RAISE EXCEPTION 'airlock: a change is recorded pending and undecided' USING ERRCODE = '42501';
 		END IF;
+		-- Reviewers record reverts; only the service (or a superuser)
+		-- records what an agent applied.
+		IF NEW.reverts IS NULL AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)
+			AND NOT EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'airlock_services' AND pg_has_role(session_user, g.oid, 'MEMBER')) THEN
+			RAISE EXCEPTION 'airlock: only the service records changes; a reviewer records reverts (airlock revert)' USING ERRCODE = '42501';
+		END IF;
 		RETURN NEW;
 	END IF;
 	IF (NEW.id, NEW.ticket, NEW.summary, NEW.sql, NEW.sql_fingerprint, NEW.statements, NEW.scope, NEW.session,
 		NEW.mode, NEW.gid, NEW.report, NEW.effects, NEW.fingerprint, NEW.options, NEW.created_at,
-		NEW.branch_id, NEW.applied_by, NEW.scope_version)
+		NEW.branch_id, NEW.applied_by, NEW.scope_version, NEW.reverts, NEW.revert)
 		IS DISTINCT FROM (OLD.id, OLD.ticket, OLD.summary, OLD.sql, OLD.sql_fingerprint, OLD.statements, OLD.scope, OLD.session,
 		OLD.mode, OLD.gid, OLD.report, OLD.effects, OLD.fingerprint, OLD.options, OLD.created_at,
-		OLD.branch_id, OLD.applied_by, OLD.scope_version) THEN
+		OLD.branch_id, OLD.applied_by, OLD.scope_version, OLD.reverts, OLD.revert) THEN
 		RAISE EXCEPTION 'airlock: change %: a recorded change cannot be altered, only decided', OLD.id USING ERRCODE = '42501';
 	END IF;
 	-- Shortening a review window is harmless; extending one is a decision
@@ -164,7 +193,9 @@ BEGIN
 	IF (OLD.status = 'pending' AND NEW.status = 'expired') OR (OLD.status = 'committing' AND NEW.status = 'committed') THEN
 		RETURN NEW;
 	END IF;
-	why := airlock.may_decide(OLD.applied_by);
+	-- A revert is a reviewer's own undo of a committed change: its
+	-- recorder may commit it; agents and services still may not.
+	why := airlock.may_decide(CASE WHEN OLD.reverts IS NULL THEN OLD.applied_by END);
 	IF why IS NOT NULL THEN
 		RAISE EXCEPTION 'airlock: change %: % may not decide on it: %', OLD.id, session_user, why
 			USING ERRCODE = '42501', HINT = 'decide as a reviewer login of your own (airlock scope apply --reviewer LOGIN)';
@@ -236,7 +267,7 @@ BEGIN
 	NEW.login := session_user;
 	NEW.approved_at := now();
 	IF NEW.kind = 'change' THEN
-		SELECT c.applied_by, c.status = 'pending' AND c.expires_at > now() INTO applier, open
+		SELECT CASE WHEN c.reverts IS NULL THEN c.applied_by ELSE ''::name END, c.status = 'pending' AND c.expires_at > now() INTO applier, open
 			FROM airlock.changes c WHERE c.id = NEW.subject;
 	ELSE
 		SELECT b.created_by, b.status = 'live' INTO applier, open
@@ -259,6 +290,52 @@ DROP TRIGGER IF EXISTS approvals_guard ON airlock.approvals;
 CREATE TRIGGER approvals_guard BEFORE INSERT OR UPDATE OR DELETE ON airlock.approvals
 	FOR EACH ROW EXECUTE FUNCTION airlock.guard_approval();
 REVOKE ALL ON FUNCTION airlock.guard_approval() FROM PUBLIC;`
+
+// undoFunctions capture rows and purge captures. capture_rows does
+// nothing unless the transaction set airlock.capture (migrate.Options.Capture,
+// on commit runs only); it is the trigger function of every write table of
+// a scope with undo on (package roles installs the triggers).
+const undoFunctions = `
+CREATE OR REPLACE FUNCTION airlock.capture_rows() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+	change text := current_setting('airlock.capture', true);
+	stmt int := coalesce(nullif(current_setting('airlock.capture_stmt', true), ''), '0')::int;
+	rel text := quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME);
+BEGIN
+	IF change IS NULL OR change = '' THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP = 'TRUNCATE' THEN
+		EXECUTE format('INSERT INTO airlock.undo_rows (change_id, stmt, relation, side, image) SELECT $1::uuid, $2, $3, ''b'', to_jsonb(t) FROM ONLY %s t', rel)
+			USING change, stmt, rel;
+		RETURN NULL;
+	END IF;
+	IF TG_OP IN ('UPDATE', 'DELETE') THEN
+		INSERT INTO airlock.undo_rows (change_id, stmt, relation, side, image)
+			SELECT change::uuid, stmt, rel, 'b', to_jsonb(o) FROM old_rows o;
+	END IF;
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		INSERT INTO airlock.undo_rows (change_id, stmt, relation, side, image)
+			SELECT change::uuid, stmt, rel, 'a', to_jsonb(n) FROM new_rows n;
+	END IF;
+	RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION airlock.capture_rows() FROM PUBLIC;
+CREATE OR REPLACE FUNCTION airlock.purge_undo() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+	n bigint;
+BEGIN
+	DELETE FROM airlock.undo_rows r USING airlock.undo_captures c
+		WHERE r.change_id = c.change_id AND c.expires_at <= now();
+	UPDATE airlock.undo_captures SET purged_at = now() WHERE expires_at <= now() AND purged_at IS NULL;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END $$;
+-- Purging only what has expired is harmless whoever calls it: every
+-- principal's reaper may (each holds USAGE on the schema, nothing else).
+GRANT EXECUTE ON FUNCTION airlock.purge_undo() TO PUBLIC;`
 
 // EventsChannel is the NOTIFY channel on which the database announces
 // every new change, decision, expiry and approval, whoever made it (the

@@ -95,7 +95,7 @@ type querier interface {
 const changeColumns = `id::text, ticket, summary, sql, sql_fingerprint, statements, scope, session,
 	mode, COALESCE(gid, ''), report, effects, fingerprint, options, status, created_at, expires_at,
 	COALESCE(reviewer, ''), decided_at, COALESCE(reason, ''), COALESCE(branch_id::text, ''), scope_version,
-	applied_by::text, expires_at <= clock_timestamp()`
+	applied_by::text, COALESCE(reverts::text, ''), revert, expires_at <= clock_timestamp()`
 
 // row is a change as read, with what the database said about its expiry.
 type row struct {
@@ -107,12 +107,13 @@ func scanChange(r pgx.Row, extra ...any) (row, error) {
 	var (
 		c                                   Change
 		statements, report, effects, option []byte
+		revertDoc                           []byte
 		decided                             *time.Time
 		overdue                             bool
 	)
 	dest := []any{&c.ID, &c.Ticket, &c.Summary, &c.SQL, &c.SQLFingerprint, &statements, &c.Scope, &c.Session,
 		&c.Mode, &c.GID, &report, &effects, &c.Fingerprint, &option, &c.Status, &c.CreatedAt, &c.ExpiresAt,
-		&c.Reviewer, &decided, &c.Reason, &c.BranchID, &c.ScopeVersion, &c.AppliedBy, &overdue}
+		&c.Reviewer, &decided, &c.Reason, &c.BranchID, &c.ScopeVersion, &c.AppliedBy, &c.Reverts, &revertDoc, &overdue}
 	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return row{}, err
 	}
@@ -132,6 +133,12 @@ func scanChange(r pgx.Row, extra ...any) (row, error) {
 	}
 	if c.Options, err = decodeOptions(option); err != nil {
 		return row{}, err
+	}
+	if revertDoc != nil {
+		c.Revert = new(RevertPlan)
+		if err := json.Unmarshal(revertDoc, c.Revert); err != nil {
+			return row{}, fmt.Errorf("decode revert: %w", err)
+		}
 	}
 	return row{Change: &c, overdue: overdue}, nil
 }
@@ -163,7 +170,16 @@ func (s *Store) Record(ctx context.Context, c *Change) error {
 	if err != nil {
 		return fmt.Errorf("record change: encode options: %w", err)
 	}
-	var gid, created, expires, branch any
+	var gid, created, expires, branch, reverts any
+	if c.Reverts != "" {
+		reverts = c.Reverts
+	}
+	var revertJSON []byte
+	if c.Revert != nil {
+		if revertJSON, err = json.Marshal(c.Revert); err != nil {
+			return fmt.Errorf("record change: encode revert: %w", err)
+		}
+	}
 	if c.GID != "" {
 		gid = c.GID
 	}
@@ -184,14 +200,14 @@ func (s *Store) Record(ctx context.Context, c *Change) error {
 		return q.QueryRow(ctx, `
 		WITH live AS (SELECT 1 FROM airlock.branches WHERE id = $18::uuid AND status = 'live' FOR SHARE)
 		INSERT INTO airlock.changes (id, ticket, summary, sql, sql_fingerprint, statements, scope, session,
-			mode, gid, report, effects, fingerprint, options, status, created_at, expires_at, branch_id, scope_version)
+			mode, gid, report, effects, fingerprint, options, status, created_at, expires_at, branch_id, scope_version, reverts, revert)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending',
 			COALESCE($15::timestamptz, now()),
-			COALESCE($16::timestamptz, COALESCE($15::timestamptz, now()) + $17::interval), $18::uuid, $19
+			COALESCE($16::timestamptz, COALESCE($15::timestamptz, now()) + $17::interval), $18::uuid, $19, $20::uuid, $21::jsonb
 		WHERE $18::uuid IS NULL OR EXISTS (SELECT 1 FROM live)
 		RETURNING status, created_at, expires_at`,
 			c.ID, c.Ticket, c.Summary, c.SQL, c.SQLFingerprint, statements, c.Scope, c.Session,
-			c.Mode, gid, report, effects, c.Fingerprint, options, created, expires, c.TTL, branch, c.ScopeVersion,
+			c.Mode, gid, report, effects, c.Fingerprint, options, created, expires, c.TTL, branch, c.ScopeVersion, reverts, revertJSON,
 		).Scan(&c.Status, &c.CreatedAt, &c.ExpiresAt)
 	}
 	if c.Limits == (Limits{}) {
@@ -236,7 +252,7 @@ func prepareRecord(c *Change) error {
 		return errors.New("a ticket is required")
 	case c.Scope == "":
 		return errors.New("a scope is required")
-	case len(c.Statements) == 0:
+	case len(c.Statements) == 0 && c.Reverts == "":
 		return errors.New("the change has no statements")
 	case c.Report == nil:
 		return errors.New("the change has no report")

@@ -118,6 +118,11 @@ func airlockGrants(group string) grantSet {
 		table("branches", "SELECT", "UPDATE")
 		table("scopes", "SELECT")
 		table("approvals", "SELECT", "INSERT")
+		// Reverts: reviewers read the captures, record the reverts they
+		// make and the captures of the changes they commit.
+		table("changes", "INSERT")
+		table("undo_rows", "SELECT")
+		table("undo_captures", "SELECT", "INSERT")
 	}
 	return g
 }

@@ -257,6 +257,11 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 		return nil, err
 	}
 	out = append(out, doStmts...)
+	captureStmts, err := planCapture(ctx, q, scope)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, captureStmts...)
 	if len(mayOwn) > 0 {
 		owners, err := queryPairs(ctx, q, ownersSQL, mayOwn)
 		if err != nil {

@@ -1,0 +1,779 @@
+package review
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/migrate"
+	"github.com/airlock-dev/airlock/scopes"
+	"github.com/airlock-dev/airlock/sqlguard"
+)
+
+// Undo (docs/architecture.md, Undo). A replay commit of a scope with
+// write.undo on runs with migrate.Options.Capture: the write tables'
+// triggers record, in the commit's own transaction, the before and after
+// image of every row each statement touched (airlock.undo_rows), and the
+// commit records the capture (airlock.undo_captures) with its expiry.
+// airlock revert turns that into a new pending change, a RevertPlan,
+// which a reviewer commits like any other: under the change's lock it
+// checks again that every row is still as the original change left it,
+// restores the rows as the write role (bound parameters, never text), and
+// drops what the change added (tables, columns, indexes).
+
+// RevertPlan is what a revert does, as recorded with it and shown to the
+// reviewer. The images themselves stay in airlock.undo_rows.
+type RevertPlan struct {
+	// Change is the committed change it reverts.
+	Change string `json:"change"`
+	// OnlyUnchanged leaves out the rows changed since the original commit
+	// (Skipped) instead of refusing.
+	OnlyUnchanged bool          `json:"only_unchanged,omitempty"`
+	Tables        []RevertTable `json:"tables"`
+	// DDL are the statements that undo what the change added, in order.
+	DDL []string `json:"ddl,omitempty"`
+}
+
+// RevertTable is what a revert does to one table: rows put back
+// (deleted by the change), restored (updated by it) and removed
+// (inserted by it).
+type RevertTable struct {
+	Relation string `json:"relation"`
+	PutBack  int64  `json:"put_back"`
+	Restored int64  `json:"restored"`
+	Removed  int64  `json:"removed"`
+	// Skipped are the keys (as JSON) of rows changed since the original
+	// commit, left as they are.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// RevertConflictError refuses a revert that would overwrite rows others
+// changed since the original commit.
+type RevertConflictError struct {
+	Change string
+	// Keys are, per table, the conflicting rows' keys (as JSON), at most
+	// maxConflictKeys each.
+	Keys  map[string][]string
+	Count int
+}
+
+const maxConflictKeys = 20
+
+func (e *RevertConflictError) Error() string {
+	var parts []string
+	rels := mapsKeys(e.Keys)
+	slices.Sort(rels)
+	for _, rel := range rels {
+		parts = append(parts, rel+" "+strings.Join(e.Keys[rel], ", "))
+	}
+	return fmt.Sprintf("change %s: %d row(s) changed since it was committed, and a revert would overwrite them: %s; "+
+		"revert with --only-unchanged to restore only the rows nobody changed since", e.Change, e.Count, strings.Join(parts, "; "))
+}
+
+func mapsKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// NotRevertibleError says why a change cannot be reverted.
+type NotRevertibleError struct{ Change, Reason string }
+
+func (e *NotRevertibleError) Error() string {
+	return fmt.Sprintf("change %s cannot be reverted: %s", e.Change, e.Reason)
+}
+
+// Revertibility is what show says about reverting a committed change.
+type Revertibility struct {
+	Captured     bool
+	Until        time.Time
+	Purged       bool
+	Irreversible string
+	// Rows counts the captured images per table: before (rows as they
+	// were) and after (as the change left them).
+	Rows map[string][2]int64
+	// DDL are the statements a revert would run to undo what it added.
+	DDL []string
+}
+
+// undoSettings reads write.undo of scope as the admin applied it.
+func undoSettings(ctx context.Context, q querier, scope string) (*scopes.Undo, error) {
+	sc, _, err := appliedScope(ctx, q, scope)
+	if err != nil {
+		return nil, err
+	}
+	if sc.Write == nil || !sc.Write.Undo.On() {
+		return nil, nil
+	}
+	return sc.Write.Undo, nil
+}
+
+// captureIrreversible says why a change, once committed, cannot be
+// reverted, or "".
+func captureIrreversible(c *Change) string {
+	for i := range c.Statements {
+		if why := migrate.IrreversibleReason(&c.Statements[i]); why != "" {
+			return fmt.Sprintf("statement %d: %s", i+1, why)
+		}
+	}
+	return ""
+}
+
+// recordCapture is part of a commit's BeforeCommit: the capture exists
+// exactly when the change does.
+func recordCapture(ctx context.Context, tx pgx.Tx, c *Change, undo *scopes.Undo) error {
+	var why any
+	if s := captureIrreversible(c); s != "" {
+		why = s
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO airlock.undo_captures (change_id, scope, expires_at, irreversible)
+		VALUES ($1, $2, now() + $3::interval, $4)`, c.ID, c.Scope, undo.Retention, why)
+	if err != nil {
+		return fmt.Errorf("record the capture for undo: %w", err)
+	}
+	return nil
+}
+
+// Revertibility reports whether committed change id can be reverted.
+func (s *Store) Revertibility(ctx context.Context, id string) (*Revertibility, error) {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r := &Revertibility{Rows: map[string][2]int64{}}
+	var (
+		why    *string
+		purged *time.Time
+	)
+	err = s.pool.QueryRow(ctx, "SELECT expires_at, irreversible, purged_at FROM airlock.undo_captures WHERE change_id = $1", c.ID).
+		Scan(&r.Until, &why, &purged)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the capture of %s: %w", id, err)
+	}
+	r.Captured, r.Purged = true, purged != nil || !time.Now().Before(r.Until)
+	if why != nil {
+		r.Irreversible = *why
+	}
+	rows, err := s.pool.Query(ctx, `SELECT relation, count(*) FILTER (WHERE side = 'b'), count(*) FILTER (WHERE side = 'a')
+		FROM airlock.undo_rows WHERE change_id = $1 GROUP BY relation ORDER BY relation`, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read the capture of %s: %w", id, err)
+	}
+	for rows.Next() {
+		var rel string
+		var b, a int64
+		if err := rows.Scan(&rel, &b, &a); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.Rows[rel] = [2]int64{b, a}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	r.DDL, _ = inverseDDL(c)
+	return r, nil
+}
+
+// inverseDDL returns the statements that undo what change c added, from
+// its schema diff, or why that cannot be done.
+func inverseDDL(c *Change) ([]string, error) {
+	var tables, columns, indexes, constraints []string
+	droppedTable := map[string]bool{}
+	for _, ch := range c.Effects.SchemaDiff.Changes {
+		if ch.Action != "added" {
+			return nil, fmt.Errorf("its %s %s was %s, which a revert cannot undo", ch.Object, ch.Name, ch.Action)
+		}
+		parts := strings.Split(ch.Name, ".")
+		switch {
+		case (ch.Object == "table" || ch.Object == "view") && len(parts) == 2:
+			droppedTable[ch.Name] = true
+			kw := "TABLE"
+			if ch.Object == "view" {
+				kw = "VIEW"
+			}
+			tables = append(tables, "DROP "+kw+" "+pgx.Identifier(parts).Sanitize())
+		case ch.Object == "column" && len(parts) == 3:
+			columns = append(columns, "ALTER TABLE "+pgx.Identifier(parts[:2]).Sanitize()+" DROP COLUMN "+pgx.Identifier{parts[2]}.Sanitize())
+		case ch.Object == "index" && len(parts) == 2:
+			indexes = append(indexes, "DROP INDEX "+pgx.Identifier(parts).Sanitize())
+		case ch.Object == "constraint" && len(parts) == 3:
+			constraints = append(constraints, strings.Join(parts[:2], ".")+"\x00"+"ALTER TABLE "+pgx.Identifier(parts[:2]).Sanitize()+" DROP CONSTRAINT "+pgx.Identifier{parts[2]}.Sanitize())
+		default:
+			return nil, fmt.Errorf("its added %s %s has a name airlock cannot take apart", ch.Object, ch.Name)
+		}
+	}
+	var out []string
+	for _, con := range constraints {
+		table, stmt, _ := strings.Cut(con, "\x00")
+		if !droppedTable[table] {
+			out = append(out, stmt)
+		}
+	}
+	out = append(out, indexes...)
+	for _, col := range columns {
+		// A column of a table the revert drops goes with it.
+		keep := true
+		for t := range droppedTable {
+			if strings.Contains(col, pgx.Identifier(strings.Split(t, ".")).Sanitize()+" DROP COLUMN") {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, col)
+		}
+	}
+	return append(out, tables...), nil
+}
+
+// rowChange is one key's net change: the row before the change (nil when
+// the change inserted it) and after it (nil when it deleted it).
+type rowChange struct {
+	key           json.RawMessage
+	before, after json.RawMessage
+}
+
+// tableChanges are the net row changes of one table, with its key columns.
+type tableChanges struct {
+	relation string
+	key      []string
+	rows     []*rowChange
+}
+
+// loadCapture reads change id's captured rows into net changes per table.
+func loadCapture(ctx context.Context, tx pgx.Tx, id string) ([]*tableChanges, error) {
+	rows, err := tx.Query(ctx, "SELECT relation, side, image FROM airlock.undo_rows WHERE change_id = $1 ORDER BY seq", id)
+	if err != nil {
+		return nil, fmt.Errorf("read the capture: %w", err)
+	}
+	type raw struct {
+		rel   string
+		side  byte
+		image []byte
+	}
+	var all []raw
+	for rows.Next() {
+		var r raw
+		var side string
+		if err := rows.Scan(&r.rel, &side, &r.image); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the capture: %w", err)
+		}
+		r.side = side[0]
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the capture: %w", err)
+	}
+	byRel := map[string]*tableChanges{}
+	index := map[string]map[string]*rowChange{}
+	var order []*tableChanges
+	for _, r := range all {
+		t := byRel[r.rel]
+		if t == nil {
+			key, err := keyColumns(ctx, tx, r.rel)
+			if err != nil {
+				return nil, err
+			}
+			t = &tableChanges{relation: r.rel, key: key}
+			byRel[r.rel], index[r.rel] = t, map[string]*rowChange{}
+			order = append(order, t)
+		}
+		var img map[string]json.RawMessage
+		if err := json.Unmarshal(r.image, &img); err != nil {
+			return nil, fmt.Errorf("decode a captured row of %s: %w", r.rel, err)
+		}
+		kv := map[string]json.RawMessage{}
+		for _, k := range t.key {
+			v, ok := img[k]
+			if !ok {
+				return nil, fmt.Errorf("a captured row of %s lacks its key column %s", r.rel, k)
+			}
+			kv[k] = v
+		}
+		kb, _ := json.Marshal(kv)
+		rc := index[r.rel][string(kb)]
+		if rc == nil {
+			// The first image of a key says how the row was before the
+			// change: an after image first means the change inserted it.
+			rc = &rowChange{key: kb}
+			if r.side == 'b' {
+				rc.before = r.image
+			}
+			index[r.rel][string(kb)] = rc
+			t.rows = append(t.rows, rc)
+		}
+		// The last image says how the change left it.
+		if r.side == 'a' {
+			rc.after = r.image
+		} else {
+			rc.after = nil
+		}
+	}
+	for _, t := range order {
+		t.rows = slices.DeleteFunc(t.rows, func(rc *rowChange) bool {
+			return rc.before != nil && rc.after != nil && jsonEqual(rc.before, rc.after)
+		})
+	}
+	return order, nil
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && fmt.Sprint(x) == fmt.Sprint(y)
+}
+
+// keyColumns returns rel's primary key (or replica identity index)
+// columns, in key order.
+func keyColumns(ctx context.Context, q querier, rel string) ([]string, error) {
+	rows, err := q.Query(ctx, `
+SELECT a.attname FROM pg_catalog.pg_index i
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = pg_catalog.to_regclass($1) AND (i.indisprimary OR i.indisreplident)
+ORDER BY i.indisprimary DESC, i.indexrelid, k.pos`, rel)
+	if err != nil {
+		return nil, fmt.Errorf("read the key of %s: %w", rel, err)
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read the key of %s: %w", rel, err)
+	}
+	// Only the first index's columns (a primary key sorts first).
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range cols {
+		if seen[c] {
+			break
+		}
+		seen[c] = true
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s has no primary key (or replica identity index) any more: its rows cannot be matched", rel)
+	}
+	return out, nil
+}
+
+// conflicts returns the keys of t's rows that are no longer as the change
+// left them.
+func conflicts(ctx context.Context, tx pgx.Tx, t *tableChanges) (map[string]bool, error) {
+	type exp struct {
+		K json.RawMessage `json:"k"`
+		A json.RawMessage `json:"a"`
+	}
+	list := make([]exp, len(t.rows))
+	for i, rc := range t.rows {
+		a := rc.after
+		if a == nil {
+			a = json.RawMessage("null")
+		}
+		list[i] = exp{rc.key, a}
+	}
+	arg, _ := json.Marshal(list)
+	on := make([]string, len(t.key))
+	for i, k := range t.key {
+		id := pgx.Identifier{k}.Sanitize()
+		on[i] = "t." + id + " = r." + id
+	}
+	first := "t." + pgx.Identifier{t.key[0]}.Sanitize()
+	sql := `SELECT x->'k' FROM jsonb_array_elements($1::jsonb) x
+CROSS JOIN LATERAL jsonb_populate_record(NULL::` + t.relation + `, x->'k') r
+LEFT JOIN ` + t.relation + ` t ON ` + strings.Join(on, " AND ") + `
+WHERE CASE WHEN jsonb_typeof(x->'a') = 'null' THEN ` + first + ` IS NOT NULL
+	ELSE ` + first + ` IS NULL OR EXISTS (SELECT 1 FROM jsonb_each(x->'a') kv WHERE to_jsonb(t)->kv.key IS DISTINCT FROM kv.value) END`
+	rows, err := tx.Query(ctx, sql, arg)
+	if err != nil {
+		return nil, fmt.Errorf("compare %s with the capture: %w", t.relation, err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("compare %s with the capture: %w", t.relation, err)
+	}
+	out := map[string]bool{}
+	for _, k := range keys {
+		out[canonicalKey(k)] = true
+	}
+	return out, nil
+}
+
+func canonicalKey(k string) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal([]byte(k), &m) != nil {
+		return k
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// planRevert computes the revert of committed change c inside tx, as
+// the write role: per table what it restores, the rows in conflict and
+// the inverse DDL.
+func planRevert(ctx context.Context, tx pgx.Tx, c *Change, onlyUnchanged bool) (*RevertPlan, []*tableChanges, error) {
+	ddl, err := inverseDDL(c)
+	if err != nil {
+		return nil, nil, &NotRevertibleError{Change: c.ID, Reason: err.Error()}
+	}
+	tables, err := loadCapture(ctx, tx, c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{c.Options.Role}.Sanitize()); err != nil {
+		return nil, nil, fmt.Errorf("assume the write role: %w", err)
+	}
+	plan := &RevertPlan{Change: c.ID, OnlyUnchanged: onlyUnchanged, Tables: []RevertTable{}, DDL: ddl}
+	conflict := &RevertConflictError{Change: c.ID, Keys: map[string][]string{}}
+	for _, t := range tables {
+		bad, err := conflicts(ctx, tx, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		rt := RevertTable{Relation: t.relation}
+		kept := t.rows[:0]
+		for _, rc := range t.rows {
+			if bad[string(rc.key)] {
+				conflict.Count++
+				if len(conflict.Keys[t.relation]) < maxConflictKeys {
+					conflict.Keys[t.relation] = append(conflict.Keys[t.relation], string(rc.key))
+				}
+				rt.Skipped = append(rt.Skipped, string(rc.key))
+				continue
+			}
+			kept = append(kept, rc)
+			switch {
+			case rc.before == nil:
+				rt.Removed++
+			case rc.after == nil:
+				rt.PutBack++
+			default:
+				rt.Restored++
+			}
+		}
+		t.rows = kept
+		plan.Tables = append(plan.Tables, rt)
+	}
+	if conflict.Count > 0 && !onlyUnchanged {
+		return nil, nil, conflict
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL ROLE NONE"); err != nil {
+		return nil, nil, fmt.Errorf("reset role: %w", err)
+	}
+	return plan, tables, nil
+}
+
+// Revert records a pending change that undoes committed change id, on
+// behalf of reviewer: a human commits it like any other change. Rows
+// changed since the original commit refuse the revert with their keys
+// (*RevertConflictError), or with onlyUnchanged are left out.
+func (s *Store) Revert(ctx context.Context, id, reviewer string, onlyUnchanged bool) (*Change, error) {
+	reviewer = strings.TrimSpace(reviewer)
+	if reviewer == "" {
+		return nil, errors.New("revert: a reviewer name is required")
+	}
+	orig, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.revertible(ctx, orig); err != nil {
+		return nil, err
+	}
+	var rev *Change
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		role, err := writeRole(ctx, tx, orig.Scope)
+		if err != nil {
+			return err
+		}
+		orig.Options.Role = role
+		plan, _, err := planRevert(ctx, tx, orig, onlyUnchanged)
+		if err != nil {
+			return err
+		}
+		ttl := scopes.DefaultReviewTTL
+		if sc, _, err := appliedScope(ctx, tx, orig.Scope); err == nil && sc.Write != nil {
+			ttl = sc.Write.ReviewTTL
+		}
+		rev = revertChange(orig, plan, reviewer, ttl)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Record(ctx, rev); err != nil {
+		return nil, err
+	}
+	s.record(rev, rev.ID, reviewer, "revert", audit.Reviewed, "reverts change "+orig.ID, 0, 0)
+	return rev, nil
+}
+
+// revertible checks that c is a committed change with a live capture.
+func (s *Store) revertible(ctx context.Context, c *Change) error {
+	if c.Status != StatusCommitted {
+		return &NotRevertibleError{Change: c.ID, Reason: "it is " + c.Status + ", not committed"}
+	}
+	r, err := s.Revertibility(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !r.Captured:
+		return &NotRevertibleError{Change: c.ID, Reason: "nothing was captured when it was committed (undo off, or a prepared or branch change)"}
+	case r.Purged:
+		return &NotRevertibleError{Change: c.ID, Reason: "its capture expired on " + r.Until.UTC().Format(time.RFC3339) + " and was purged"}
+	case r.Irreversible != "":
+		return &NotRevertibleError{Change: c.ID, Reason: r.Irreversible}
+	}
+	return nil
+}
+
+// revertChange is the pending change a revert plan becomes.
+func revertChange(orig *Change, plan *RevertPlan, reviewer string, ttl time.Duration) *Change {
+	var sql strings.Builder
+	fmt.Fprintf(&sql, "-- airlock revert of change %s (ticket %s), asked by %s\n", orig.ID, orig.Ticket, reviewer)
+	var effects migrate.Effects
+	for _, t := range plan.Tables {
+		fmt.Fprintf(&sql, "-- %s: put back %d deleted row(s), restore %d updated row(s), remove %d inserted row(s)", t.Relation, t.PutBack, t.Restored, t.Removed)
+		if len(t.Skipped) > 0 {
+			fmt.Fprintf(&sql, "; %d row(s) changed since are left as they are", len(t.Skipped))
+		}
+		sql.WriteString("\n")
+		effects.RowsAffected = append(effects.RowsAffected, t.PutBack+t.Restored+t.Removed)
+	}
+	for _, d := range plan.DDL {
+		sql.WriteString(d + ";\n")
+	}
+	risk := "moderate"
+	if len(plan.DDL) > 0 {
+		risk = "high" // it drops what the change added, with what was written there since
+	}
+	c := &Change{
+		ID: uuid.NewString(), Ticket: orig.Ticket, Summary: "Revert: " + orig.Summary, SQL: sql.String(),
+		Scope: orig.Scope, ScopeVersion: orig.ScopeVersion, Session: "revert", Mode: ModeReplay,
+		Reverts: orig.ID, Revert: plan, Effects: effects, TTL: ttl,
+		Report: &migrate.Report{Statements: []migrate.StatementReport{}, Warnings: []sqlguard.Finding{}, Risk: risk},
+	}
+	c.Fingerprint = c.Effects.Fingerprint()
+	return c
+}
+
+// commitRevert commits revert change id: under the change's lock it plans
+// the revert again, which must come out as recorded (anything else is a
+// drift), restores the rows and runs the inverse DDL as the write role,
+// captures what it did (a revert can be reverted) and marks it committed,
+// all in one transaction.
+func (s *Store) commitRevert(ctx context.Context, id, reviewer string) (*Change, error) {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("commit change %s: %w", id, err)
+	}
+	defer pc.Release()
+	unlock, err := lockChange(ctx, pc.Conn(), id)
+	if err != nil {
+		return nil, fmt.Errorf("commit change %s: %w", id, err)
+	}
+	defer unlock()
+	r, err := s.get(ctx, pc, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != StatusPending || r.overdue {
+		return s.settled(ctx, id, actionCommit)
+	}
+	orig, err := s.get(ctx, pc, r.Reverts)
+	if err != nil {
+		return r.Change, err
+	}
+	if err := s.revertible(ctx, orig.Change); err != nil {
+		return r.Change, err
+	}
+	var drift *migrate.Drift
+	err = pgx.BeginFunc(ctx, pc.Conn(), func(tx pgx.Tx) error {
+		role, err := writeRole(ctx, tx, orig.Scope)
+		if err != nil {
+			return err
+		}
+		orig.Options.Role = role
+		plan, tables, err := planRevert(ctx, tx, orig.Change, r.Revert.OnlyUnchanged)
+		var conflict *RevertConflictError
+		if errors.As(err, &conflict) {
+			drift = &migrate.Drift{Differences: []string{conflict.Error()}}
+			return drift
+		}
+		if err != nil {
+			return err
+		}
+		if d := planDiff(r.Revert, plan); d != "" {
+			drift = &migrate.Drift{Differences: []string{d}}
+			return drift
+		}
+		undo, err := undoSettings(ctx, tx, r.Scope)
+		if err != nil {
+			return err
+		}
+		if undo != nil {
+			if _, err := tx.Exec(ctx, "SELECT pg_catalog.set_config('airlock.capture', $1, true)", r.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+			return fmt.Errorf("assume the write role: %w", err)
+		}
+		if err := restoreRows(ctx, tx, tables); err != nil {
+			return err
+		}
+		for _, d := range plan.DDL {
+			if _, err := tx.Exec(ctx, d); err != nil {
+				return fmt.Errorf("%s: %w", d, err)
+			}
+		}
+		if err := markCommitted(id, reviewer, true)(ctx, tx); err != nil {
+			return err
+		}
+		if undo != nil {
+			return recordCapture(ctx, tx, r.Change, undo)
+		}
+		return nil
+	})
+	if drift != nil {
+		return s.markDrifted(ctx, r.Change, reviewer, drift)
+	}
+	if err != nil {
+		return r.Change, fmt.Errorf("commit revert %s: %w; nothing was committed and the revert is still pending", id, err)
+	}
+	return s.Get(ctx, id)
+}
+
+// planDiff says how a revert planned now differs from the recorded one.
+func planDiff(want, got *RevertPlan) string {
+	a, _ := json.Marshal(want)
+	b, _ := json.Marshal(got)
+	if string(a) == string(b) {
+		return ""
+	}
+	return fmt.Sprintf("the revert planned now (%s) is not the one recorded (%s): rows changed since", b, a)
+}
+
+// restoreRows puts every table's rows back as they were before the
+// change: the images are bound parameters, rebuilt into rows by
+// jsonb_populate_recordset, never SQL text. Deletes go first, then
+// updates, then inserts.
+func restoreRows(ctx context.Context, tx pgx.Tx, tables []*tableChanges) error {
+	for pass := 0; pass < 3; pass++ {
+		for i := range tables {
+			t := tables[i]
+			if pass == 2 {
+				t = tables[len(tables)-1-i]
+			}
+			if err := restorePass(ctx, tx, t, pass); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func restorePass(ctx context.Context, tx pgx.Tx, t *tableChanges, pass int) error {
+	var imgs []json.RawMessage
+	colSet := map[string]bool{}
+	for _, rc := range t.rows {
+		switch {
+		case pass == 0 && rc.before == nil:
+			imgs = append(imgs, rc.key)
+		case pass == 1 && rc.before != nil && rc.after != nil, pass == 2 && rc.before != nil && rc.after == nil:
+			imgs = append(imgs, rc.before)
+			var m map[string]json.RawMessage
+			_ = json.Unmarshal(rc.before, &m)
+			for k := range m {
+				colSet[k] = true
+			}
+		}
+	}
+	if len(imgs) == 0 {
+		return nil
+	}
+	arg, _ := json.Marshal(imgs)
+	on := make([]string, len(t.key))
+	for i, k := range t.key {
+		id := pgx.Identifier{k}.Sanitize()
+		on[i] = "t." + id + " = r." + id
+	}
+	var sql string
+	switch pass {
+	case 0:
+		sql = "DELETE FROM " + t.relation + " t USING jsonb_populate_recordset(NULL::" + t.relation + ", $1::jsonb) r WHERE " + strings.Join(on, " AND ")
+	default:
+		cols, err := writableColumns(ctx, tx, t.relation, colSet, pass == 1)
+		if err != nil {
+			return err
+		}
+		if len(cols) == 0 {
+			return nil
+		}
+		if pass == 1 {
+			set := make([]string, len(cols))
+			for i, c := range cols {
+				set[i] = c + " = r." + c
+			}
+			sql = "UPDATE " + t.relation + " t SET " + strings.Join(set, ", ") + " FROM jsonb_populate_recordset(NULL::" + t.relation + ", $1::jsonb) r WHERE " + strings.Join(on, " AND ")
+		} else {
+			sql = "INSERT INTO " + t.relation + " (" + strings.Join(cols, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " +
+				strings.Join(cols, ", ") + " FROM jsonb_populate_recordset(NULL::" + t.relation + ", $1::jsonb)"
+		}
+	}
+	tag, err := tx.Exec(ctx, sql, arg)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", t.relation, err)
+	}
+	if tag.RowsAffected() != int64(len(imgs)) {
+		return fmt.Errorf("restore %s: %d row(s) restored, %d planned", t.relation, tag.RowsAffected(), len(imgs))
+	}
+	return nil
+}
+
+// writableColumns returns, quoted, rel's columns among want that a
+// restore may write: not generated, and for an update not an identity
+// column generated always.
+func writableColumns(ctx context.Context, tx pgx.Tx, rel string, want map[string]bool, update bool) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT attname, attgenerated <> '' OR (attidentity = 'a' AND $2)
+		FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, rel, update)
+	if err != nil {
+		return nil, fmt.Errorf("read the columns of %s: %w", rel, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		var skip bool
+		if err := rows.Scan(&name, &skip); err != nil {
+			return nil, err
+		}
+		if want[name] && !skip {
+			out = append(out, pgx.Identifier{name}.Sanitize())
+		}
+	}
+	return out, rows.Err()
+}
+
+// purgeUndo deletes the captures past their retention.
+func (s *Store) purgeUndo(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, "SELECT airlock.purge_undo()").Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("purge expired undo captures: %w", err)
+	}
+	return n, nil
+}
