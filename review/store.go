@@ -278,10 +278,11 @@ func prepareRecord(c *Change) error {
 	default:
 		return fmt.Errorf("unknown mode %q: want %s, %s or %s", c.Mode, ModeReplay, ModePrepared, ModeBranch)
 	}
-	if len(c.Effects.RowsAffected) == 0 {
+	if len(c.Effects.RowsAffected) == 0 && c.Reverts == "" {
 		c.Effects = c.Report.Effects()
 	}
-	if len(c.Effects.RowsAffected) != len(c.Statements) {
+	// A revert's effects are per table, from its plan.
+	if len(c.Effects.RowsAffected) != len(c.Statements) && c.Reverts == "" {
 		return fmt.Errorf("the effects cover %d statements, the change has %d", len(c.Effects.RowsAffected), len(c.Statements))
 	}
 	c.Fingerprint = c.Effects.Fingerprint()

@@ -48,6 +48,7 @@ func migrateOptions(scope *scopes.Scope) migrate.Options {
 		LockTimeout:        time.Duration(w.LockTimeoutMS) * time.Millisecond,
 		LargeTableRows:     w.LargeTableRows,
 		RowsAffectedWarn:   w.RowsAffectedWarn,
+		Undo:               w.Undo.On(),
 	}
 }
 
@@ -103,6 +104,9 @@ func (e *Env) checkMigration(ctx context.Context, sql string) (*sqlguard.Migrati
 		return nil, r, err
 	}
 	if r, err := e.checkSequences(ctx, pool, wp, plan); r != nil || err != nil {
+		return nil, r, err
+	}
+	if r, err := e.checkKeys(ctx, pool, plan); r != nil || err != nil {
 		return nil, r, err
 	}
 	return plan, nil, nil
@@ -219,4 +223,44 @@ func uncheckedPlan(sql string) (*sqlguard.MigrationPlan, error) {
 		plan.Statements = append(plan.Statements, sqlguard.MigrationStatement{SQL: strings.TrimSpace(s), Kind: "unchecked", HasWhere: true})
 	}
 	return plan, nil
+}
+
+// rowKinds are the statement kinds whose rows a capture records.
+var rowKinds = map[string]bool{"insert": true, "update": true, "delete": true, "truncate": true}
+
+// checkKeys refuses, in a scope with undo on, row changes to a table with
+// neither a primary key nor a replica identity index: a revert could not
+// tell its rows apart (docs/architecture.md, Undo).
+func (e *Env) checkKeys(ctx context.Context, pool *pgxpool.Pool, plan *sqlguard.MigrationPlan) (*sqlguard.Refusal, error) {
+	if !e.Scope.Write.Undo.On() {
+		return nil, nil
+	}
+	var tables []string
+	for _, st := range plan.Statements {
+		if rowKinds[st.Kind] {
+			tables = append(tables, st.Targets...)
+		}
+	}
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	rows, err := pool.Query(ctx, `
+		SELECT t FROM unnest($1::text[]) AS t
+		WHERE pg_catalog.to_regclass(t) IS NOT NULL AND NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = pg_catalog.to_regclass(t) AND (i.indisprimary OR i.indisreplident))`, tables)
+	if err != nil {
+		return nil, fmt.Errorf("look up primary keys: %w", err)
+	}
+	keyless, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("look up primary keys: %w", err)
+	}
+	if len(keyless) > 0 {
+		return &sqlguard.Refusal{
+			Code:   "no_primary_key",
+			Reason: fmt.Sprintf("%s has no primary key (or replica identity index), and this scope keeps every committed change revertible (write.undo): a revert could not tell its rows apart", strings.Join(keyless, ", ")),
+			Hint:   "add a primary key to the table first, or ask an admin to turn write.undo off for this scope",
+		}, nil
+	}
+	return nil, nil
 }

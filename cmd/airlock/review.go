@@ -241,7 +241,7 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, showText(c, time.Now())+approvalsText(recs, required))
+	fmt.Fprint(stdout, showText(c, time.Now())+approvalsText(recs, required)+revertText(ctx, store, c))
 	return nil
 }
 

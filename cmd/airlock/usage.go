@@ -179,6 +179,16 @@ func init() {
 			pos:   []string{"ID"},
 			env:   reviewer,
 			run:   wrapRun(cmdRollback)},
+		{name: "revert", args: "ID --reviewer NAME [--only-unchanged] [--log-json]",
+			summary: "turn a committed change into a pending change that undoes it (write.undo)",
+			about: "Plan the undo of a committed change from what its commit captured (write.undo): the rows it deleted put back, " +
+				"the rows it updated restored, the rows it inserted removed, and the tables, columns and indexes it added dropped; " +
+				"and record that as a pending change, which a reviewer commits like any other. Rows changed since the commit refuse " +
+				"the revert with their keys; --only-unchanged leaves them as they are and restores the rest. " + logJSONAbout,
+			flags: func(fs *flag.FlagSet) { revertFlags(fs) },
+			pos:   []string{"ID"},
+			env:   reviewer,
+			run:   wrapRun(cmdRevert)},
 		{name: "reap", args: "[--log-json]",
 			summary: "expire overdue changes and branches, clean up prepared transactions",
 			about: "Expire the changes and branches nobody reviewed in time, roll back orphaned prepared transactions " +

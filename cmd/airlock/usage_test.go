@@ -28,7 +28,7 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 func TestHelpEveryCommand(t *testing.T) {
 	t.Parallel()
 	want := []string{"serve", "check", "scope", "scope plan", "scope apply", "doctor", "pending", "show", "commit",
-		"rollback", "reap", "branches", "merge", "discard", "connect", "demo", "version", "help"}
+		"rollback", "revert", "reap", "branches", "merge", "discard", "connect", "demo", "version", "help"}
 	if len(commands) != len(want) {
 		t.Errorf("the command table has %d commands, want %d", len(commands), len(want))
 	}
@@ -149,6 +149,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"commit", "ID", "--reviewer", "a", "--reason", "r"}, "commit", "flag provided but not defined: --reason"},
 		{[]string{"rollback", "ID", "--reason", "no"}, "rollback", "--reviewer NAME is required: the decision is recorded with it"},
 		{[]string{"reap", "now"}, "reap", `unexpected argument "now"`},
+		{[]string{"revert", "ID"}, "revert", "--reviewer NAME is required: the revert is recorded with it"},
 		{[]string{"branches", "x"}, "branches", `unexpected argument "x"`},
 		{[]string{"merge", "ID"}, "merge", "--reviewer NAME is required: the decision is recorded with it"},
 		{[]string{"discard"}, "discard", "missing BRANCH_ID"},

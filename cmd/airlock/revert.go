@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/safetext"
+	"github.com/airlock-dev/airlock/review"
+)
+
+// revertOptions are revert's flags.
+type revertOptions struct {
+	reviewer      string
+	onlyUnchanged bool
+	logJSON       *bool
+}
+
+func revertFlags(fs *flag.FlagSet) *revertOptions {
+	o := &revertOptions{}
+	fs.StringVar(&o.reviewer, "reviewer", "", "your `NAME`, recorded with the revert (required)")
+	fs.BoolVar(&o.onlyUnchanged, "only-unchanged", false, "restore only the rows nobody changed since the change was committed, leaving the others as they are (without it such rows refuse the revert)")
+	o.logJSON = reviewLogFlag(fs)
+	return o
+}
+
+// cmdRevert turns a committed change into a pending change that undoes it
+// (docs/architecture.md, Undo); a reviewer commits that like any other.
+func cmdRevert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := mustLookup("revert")
+	fs := c.flagSet()
+	o := revertFlags(fs)
+	pos, err := c.parse(fs, args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(o.reviewer) == "" {
+		return c.usageError(stderr, "--reviewer NAME is required: the revert is recorded with it")
+	}
+	store, done, err := openReview(ctx, c.name, stderr, true, *o.logJSON)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := store.CheckReviewer(ctx); err != nil {
+		var nr *review.NotReviewerError
+		if errors.As(err, &nr) {
+			fmt.Fprintf(stdout, "refused: %s\n", safetext.Line(nr.Error()))
+			return errReported
+		}
+		return err
+	}
+	rev, err := store.Revert(ctx, pos[0], o.reviewer, o.onlyUnchanged)
+	var (
+		conflict *review.RevertConflictError
+		not      *review.NotRevertibleError
+	)
+	switch {
+	case errors.Is(err, review.ErrNotFound):
+		fmt.Fprintf(stderr, "airlock revert: %s\n", safetext.Line(err.Error()))
+		return errReported
+	case errors.As(err, &conflict), errors.As(err, &not):
+		fmt.Fprintf(stdout, "refused: %s\n", safetext.Line(err.Error()))
+		return errReported
+	case err != nil:
+		fmt.Fprintf(stdout, "failed: %s\n", safetext.Line(err.Error()))
+		return errReported
+	}
+	fmt.Fprintf(stdout, "pending: revert %s of change %s; review it with airlock show %s, commit it with airlock commit %s --reviewer NAME\n",
+		safetext.Line(rev.ID), safetext.Line(pos[0]), safetext.Line(rev.ID), safetext.Line(rev.ID))
+	return nil
+}
+
+// revertText is show's part on undo: for a committed change whether and
+// until when it can be reverted and what a revert would do; for a revert
+// what it restores.
+func revertText(ctx context.Context, store *review.Store, c *review.Change) string {
+	var b strings.Builder
+	if c.Revert != nil {
+		fmt.Fprintf(&b, "\nRevert of change %s:\n", safetext.Line(c.Reverts))
+		for _, t := range c.Revert.Tables {
+			fmt.Fprintf(&b, "  %s: put back %d deleted row(s), restore %d updated row(s), remove %d inserted row(s)",
+				safetext.Line(t.Relation), t.PutBack, t.Restored, t.Removed)
+			if len(t.Skipped) > 0 {
+				fmt.Fprintf(&b, "; %d changed since left as they are", len(t.Skipped))
+			}
+			b.WriteString("\n")
+		}
+		for _, d := range c.Revert.DDL {
+			fmt.Fprintf(&b, "  then: %s\n", safetext.Line(d))
+		}
+		b.WriteString("A commit plans the revert again from the capture and commits only if it comes out the same.\n")
+	}
+	if c.Status != review.StatusCommitted {
+		return b.String()
+	}
+	r, err := store.Revertibility(ctx, c.ID)
+	switch {
+	case err != nil:
+		return b.String() + "\nRevert: could not read the capture: " + safetext.Line(err.Error()) + "\n"
+	case !r.Captured:
+		return b.String() + "\nRevert: not possible; nothing was captured when it was committed (write.undo off, or a prepared or branch change).\n"
+	case r.Purged:
+		return b.String() + "\nRevert: not possible any more; its capture expired " + stamp(r.Until) + ".\n"
+	case r.Irreversible != "":
+		return b.String() + "\nRevert: not possible; " + safetext.Line(r.Irreversible) + ".\n"
+	}
+	fmt.Fprintf(&b, "\nRevert: possible until %s (in %s): airlock revert %s --reviewer NAME\n", stamp(r.Until), human(time.Until(r.Until)), safetext.Line(c.ID))
+	for rel, n := range r.Rows {
+		fmt.Fprintf(&b, "  %s: %d row image(s) before, %d after the change\n", safetext.Line(rel), n[0], n[1])
+	}
+	for _, d := range r.DDL {
+		fmt.Fprintf(&b, "  then: %s\n", safetext.Line(d))
+	}
+	return b.String()
+}
