@@ -206,7 +206,23 @@ func (s *Store) dumpSchema(ctx context.Context, tables []inScope) (pre, post []s
 	if post, err = dump("post-data"); err != nil {
 		return nil, nil, err
 	}
-	return pre, post, nil
+	return pre, slices.DeleteFunc(post, isCaptureTrigger), nil
+}
+
+// isCaptureTrigger reports whether st creates one of undo's capture
+// triggers (docs/architecture.md, Undo). A branch records nothing to
+// revert and has no airlock schema, so it gets none: the merge, on the
+// source, captures.
+func isCaptureTrigger(st string) bool {
+	tree, err := pg_query.Parse(st)
+	if err != nil || len(tree.Stmts) != 1 {
+		return false
+	}
+	ct := tree.Stmts[0].Stmt.GetCreateTrigStmt()
+	if ct == nil || len(ct.Funcname) != 2 {
+		return false
+	}
+	return ct.Funcname[0].GetString_().GetSval() == "airlock" && ct.Funcname[1].GetString_().GetSval() == "capture_rows"
 }
 
 // splitScript turns a pg_dump script into statements: psql meta-commands

@@ -24,14 +24,17 @@ var captureTriggers = []struct{ name, def string }{
 }
 
 // captureStateSQL lists the capture triggers on the given tables (that
-// exist, as ordinary or partitioned tables) as table, trigger pairs.
+// exist, as ordinary or partitioned tables) as table, trigger pairs. It
+// reads the catalog rather than calling to_regprocedure, which fails for a
+// login without USAGE on the airlock schema (doctor runs as any login).
 const captureStateSQL = `
 SELECT n.nspname || '.' || c.relname, coalesce(t.tgname, '')
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND t.tgname LIKE 'airlock\_capture\_%' AND NOT t.tgisinternal
 WHERE n.nspname || '.' || c.relname = ANY($1) AND c.relkind IN ('r', 'p')
-  AND pg_catalog.to_regprocedure('airlock.capture_rows()') IS NOT NULL`
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+              WHERE pn.nspname = 'airlock' AND p.proname = 'capture_rows' AND p.pronargs = 0)`
 
 // planCapture returns what makes the capture triggers exist exactly on
 // the write tables of a scope with undo on.

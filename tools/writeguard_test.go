@@ -396,7 +396,7 @@ func TestSearchPathOperators(t *testing.T) {
 		"UPDATE orders SET notes = CASE id WHEN 1 THEN 'a' ELSE 'b' END WHERE id < 3",
 		"INSERT INTO orders_copy SELECT o.id FROM orders o JOIN invoices i USING (id) WHERE o.id = 1",
 	}
-	execAdmin(t, url, "CREATE TABLE public.orders_copy (id bigint)")
+	execAdmin(t, url, "CREATE TABLE public.orders_copy (id bigint PRIMARY KEY)")
 	for _, sql := range statements {
 		if res := dryRun(t, env, sql); res.IsError {
 			t.Errorf("%s: refused without a shadowing operator: %s", sql, toolText(res))
