@@ -99,6 +99,14 @@ const (
 	// foreign keys without row-level security, so writes reveal which
 	// hidden keys exist.
 	CheckForeignKeys = "foreign keys"
+	// CheckUndo reports, for a scope with write.undo on, how much room the
+	// undo captures take (airlock.undo_rows and airlock.undo_captures, and
+	// the tables kept in airlock_trash), how many are live and when the
+	// oldest expires, and WARNs when they take more than 1 GiB. It reads
+	// the sizes from the catalog, so any login gets them; the counts only
+	// a login that may read the captures (a reviewer). OK ("not needed")
+	// with undo off.
+	CheckUndo = "undo captures"
 )
 
 // Check is the result of one check. Fix says what to do about a WARN or
@@ -159,6 +167,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope, opt Optio
 		d.definers(ctx),
 		d.branch(ctx),
 		d.foreignKeys(ctx),
+		d.undo(ctx),
 	}
 }
 

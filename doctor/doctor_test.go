@@ -134,7 +134,7 @@ func render(checks []Check) string {
 }
 
 var allChecks = []string{CheckServerVersion, CheckLoginRole, CheckPrincipal, CheckTableOwner, CheckScopeTables, CheckScopeRoles,
-	CheckSetRole, CheckAgentReach, CheckPrepared, CheckTimeouts, CheckTLS, CheckDefiner, CheckBranch, CheckForeignKeys}
+	CheckSetRole, CheckAgentReach, CheckPrepared, CheckTimeouts, CheckTLS, CheckDefiner, CheckBranch, CheckForeignKeys, CheckUndo}
 
 // A plain development setup: the superuser's URL, no roles applied.
 func TestRunSuperuser(t *testing.T) {
@@ -155,7 +155,7 @@ func TestRunSuperuser(t *testing.T) {
 	want := map[string]Status{
 		CheckServerVersion: OK, CheckLoginRole: FAIL, CheckPrincipal: FAIL, CheckTableOwner: FAIL, CheckScopeTables: OK, CheckScopeRoles: FAIL,
 		CheckSetRole: FAIL, CheckAgentReach: OK, CheckPrepared: OK, CheckTimeouts: WARN, CheckTLS: OK, CheckDefiner: OK, CheckBranch: OK,
-		CheckForeignKeys: OK,
+		CheckForeignKeys: OK, CheckUndo: OK,
 	}
 	if got := statuses(checks); !mapsEqual(got, want) {
 		t.Errorf("statuses %v, want %v\n%s", got, want, render(checks))
