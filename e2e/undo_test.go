@@ -175,3 +175,56 @@ func TestUndoCapturesOutOfTheAgentsReach(t *testing.T) {
 		t.Fatalf("%d captured images, want 2 (before and after)", n)
 	}
 }
+
+// TestUndoEveryWriteMode: a change committed with COMMIT PREPARED or
+// merged from a branch is captured like a replayed one, and reverted to
+// the same database as before it.
+func TestUndoEveryWriteMode(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []struct{ name, write, finish string }{
+		{"prepared", `"mode": "prepared"`, "commit"},
+		{"branch", `"mode": "branch", "branch": {"strategy": "schema", "sample_rows": 100000}`, "merge"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			url := pgtest.NewDatabase(t)
+			// customers is read so that the schema branch has the table
+			// orders' foreign key points at.
+			scope := writeScopeFile(t, fmt.Sprintf(`{
+  "name": "undo_%s",
+  "read": {"tables": {"public.orders": {}, "public.invoices": {}, "public.customers": {}}},
+  "write": {
+    %s,
+    "tables": ["public.orders", "public.invoices"],
+    "allow": ["update", "insert", "delete"],
+    "ticket_pattern": "^[A-Z]+-[0-9]+$",
+    "own_tables": true
+  }
+}`, mode.name, mode.write))
+			c := startAirlock(t, url, scope)
+			before := pgtest.Fingerprint(t, url).DatabaseOnly()
+			id := applyChange(t, c, "OPS-710", "DELETE FROM invoices WHERE id % 3 = 0; UPDATE orders SET status = 'cancelled' WHERE id < 20; INSERT INTO orders (id, customer_id, status, total, created_at) SELECT id + 90000, customer_id, 'pending', 1, created_at FROM orders WHERE id < 4")
+			subject := id
+			if mode.finish == "merge" {
+				out, _ := reviewer(t, url, "branches")
+				subject = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`).FindString(out)
+			}
+			if out, code := reviewer(t, url, mode.finish, subject, "--reviewer", "bob"); code != 0 {
+				t.Fatalf("%s (%d): %s", mode.finish, code, out)
+			}
+			if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d == "" {
+				t.Fatal("the change did not reach the database")
+			}
+			if show, _ := reviewer(t, url, "show", id); !strings.Contains(show, "Revert: possible until") {
+				t.Fatalf("show does not offer a revert:\n%s", show)
+			}
+			rid := revert(t, url, id)
+			if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
+				t.Fatalf("commit the revert (%d): %s", code, out)
+			}
+			if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
+				t.Fatalf("after the revert:\n%s", d)
+			}
+		})
+	}
+}

@@ -76,6 +76,11 @@ type Options struct {
 	// of every row each statement touches under it (docs/architecture.md,
 	// Undo). Empty for dry runs.
 	Capture string
+	// CaptureEach, when set, names the change each statement belongs to,
+	// by index: a branch merge runs several changes in one transaction,
+	// and each change's rows are captured under its own id. It overrides
+	// Capture.
+	CaptureEach []string
 	// Progress, if set, is called after each statement with the number of
 	// statements done, the total, and a one-line summary of the last one.
 	Progress func(done, total int, message string)
@@ -332,7 +337,13 @@ func (r *runner) statement(ctx context.Context, i int) error {
 	if err != nil {
 		return r.ownQueryError(ctx, fmt.Sprintf("reading the columns of statement %d's table", i+1), err)
 	}
-	if r.opt.Capture != "" {
+	switch {
+	case i < len(r.opt.CaptureEach):
+		if _, err := r.tx.Exec(ctx, "SELECT pg_catalog.set_config('airlock.capture', $1, true), pg_catalog.set_config('airlock.capture_stmt', $2, true)",
+			r.opt.CaptureEach[i], strconv.Itoa(i)); err != nil {
+			return r.ownQueryError(ctx, "numbering the capture", err)
+		}
+	case r.opt.Capture != "":
 		if _, err := r.tx.Exec(ctx, "SELECT pg_catalog.set_config('airlock.capture_stmt', $1, true)", strconv.Itoa(i)); err != nil {
 			return r.ownQueryError(ctx, "numbering the capture", err)
 		}

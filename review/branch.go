@@ -577,6 +577,20 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 		return res, err
 	}
 	opt.DoRunner = scopes.DoRunner(b.Scope)
+	undo, err := undoSettings(ctx, s.pool, b.Scope)
+	if err != nil {
+		return res, err
+	}
+	if undo != nil {
+		// Each change's rows are captured under its own id, so each can
+		// be reverted alone (docs/architecture.md, Undo).
+		opt.Undo = true
+		for _, c := range res.Changes {
+			for range c.Statements {
+				opt.CaptureEach = append(opt.CaptureEach, c.ID)
+			}
+		}
+	}
 
 	bpool, err := s.OpenBranch(ctx, b)
 	if err != nil {
@@ -632,6 +646,13 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 			}
 			if tag.RowsAffected() != int64(len(ids)) {
 				return errBranchDecided
+			}
+			if undo != nil {
+				for _, c := range res.Changes {
+					if err := recordCapture(ctx, tx, c, undo); err != nil {
+						return err
+					}
+				}
 			}
 			return nil
 		},

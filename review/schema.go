@@ -294,7 +294,8 @@ REVOKE ALL ON FUNCTION airlock.guard_approval() FROM PUBLIC;`
 // undoFunctions capture rows and purge captures. capture_rows does
 // nothing unless the transaction set airlock.capture (migrate.Options.Capture,
 // on commit runs only); it is the trigger function of every write table of
-// a scope with undo on (package roles installs the triggers).
+// a scope with undo on (package roles installs the triggers). Rows are
+// taken whole as alias.*: a bare alias would mean a column of that name.
 const undoFunctions = `
 CREATE OR REPLACE FUNCTION airlock.capture_rows() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
@@ -307,17 +308,17 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	IF TG_OP = 'TRUNCATE' THEN
-		EXECUTE format('INSERT INTO airlock.undo_rows (change_id, stmt, relation, side, image) SELECT $1::uuid, $2, $3, ''b'', to_jsonb(t) FROM ONLY %s t', rel)
+		EXECUTE format('INSERT INTO airlock.undo_rows (change_id, stmt, relation, side, image) SELECT $1::uuid, $2, $3, ''b'', to_jsonb(t.*) FROM ONLY %s t', rel)
 			USING change, stmt, rel;
 		RETURN NULL;
 	END IF;
 	IF TG_OP IN ('UPDATE', 'DELETE') THEN
 		INSERT INTO airlock.undo_rows (change_id, stmt, relation, side, image)
-			SELECT change::uuid, stmt, rel, 'b', to_jsonb(o) FROM old_rows o;
+			SELECT change::uuid, stmt, rel, 'b', to_jsonb(o.*) FROM old_rows o;
 	END IF;
 	IF TG_OP IN ('INSERT', 'UPDATE') THEN
 		INSERT INTO airlock.undo_rows (change_id, stmt, relation, side, image)
-			SELECT change::uuid, stmt, rel, 'a', to_jsonb(n) FROM new_rows n;
+			SELECT change::uuid, stmt, rel, 'a', to_jsonb(n.*) FROM new_rows n;
 	END IF;
 	RETURN NULL;
 END $$;

@@ -1,10 +1,12 @@
 package review
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -142,6 +144,19 @@ func recordCapture(ctx context.Context, tx pgx.Tx, c *Change, undo *scopes.Undo)
 		return fmt.Errorf("record the capture for undo: %w", err)
 	}
 	return nil
+}
+
+// PreparedCapture is the BeforeCommit hook of a prepared apply in a scope
+// with undo on: the capture's record goes into the prepared transaction
+// with the rows it captured, so a COMMIT PREPARED commits both and a
+// ROLLBACK PREPARED neither, and no crash in between can part them. The
+// retention counts from the latest the change can be committed (its
+// review TTL from now), so it is never shorter than write.undo.retention.
+func PreparedCapture(id, scope string, statements []sqlguard.MigrationStatement, ttl time.Duration, undo *scopes.Undo) func(context.Context, pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error {
+		c := &Change{ID: id, Scope: scope, Statements: statements}
+		return recordCapture(ctx, tx, c, &scopes.Undo{Retention: ttl + undo.Retention})
+	}
 }
 
 // Revertibility reports whether committed change id can be reverted.
@@ -333,9 +348,24 @@ func loadCapture(ctx context.Context, tx pgx.Tx, id string) ([]*tableChanges, er
 	return order, nil
 }
 
+// jsonEqual reports whether two row images hold the same values. Numbers
+// compare as their text (to_jsonb writes a numeric exactly, and float64
+// would make 2^53 and 2^53+1 equal) and null only equals null, so a row
+// a change did alter is never mistaken for one it left alone.
 func jsonEqual(a, b json.RawMessage) bool {
-	var x, y any
-	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && fmt.Sprint(x) == fmt.Sprint(y)
+	x, errX := decodeExact(a)
+	y, errY := decodeExact(b)
+	return errX == nil && errY == nil && reflect.DeepEqual(x, y)
+}
+
+func decodeExact(b json.RawMessage) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // keyColumns returns rel's primary key (or replica identity index)
@@ -371,7 +401,9 @@ ORDER BY i.indisprimary DESC, i.indexrelid, k.pos`, rel)
 }
 
 // conflicts returns the keys of t's rows that are no longer as the change
-// left them.
+// left them. A row equal to its after image as a whole is settled by one
+// jsonb comparison; only the others are compared column by column, so a
+// column added since the change does not count as a conflict.
 func conflicts(ctx context.Context, tx pgx.Tx, t *tableChanges) (map[string]bool, error) {
 	type exp struct {
 		K json.RawMessage `json:"k"`
@@ -386,17 +418,22 @@ func conflicts(ctx context.Context, tx pgx.Tx, t *tableChanges) (map[string]bool
 		list[i] = exp{rc.key, a}
 	}
 	arg, _ := json.Marshal(list)
+	// Every reference is qualified by an alias no table column can take
+	// the place of: a write table may have columns named t, x or value.
 	on := make([]string, len(t.key))
 	for i, k := range t.key {
 		id := pgx.Identifier{k}.Sanitize()
-		on[i] = "t." + id + " = r." + id
+		on[i] = "airlock_cur." + id + " = airlock_key." + id
 	}
-	first := "t." + pgx.Identifier{t.key[0]}.Sanitize()
-	sql := `SELECT x->'k' FROM jsonb_array_elements($1::jsonb) x
-CROSS JOIN LATERAL jsonb_populate_record(NULL::` + t.relation + `, x->'k') r
-LEFT JOIN ` + t.relation + ` t ON ` + strings.Join(on, " AND ") + `
-WHERE CASE WHEN jsonb_typeof(x->'a') = 'null' THEN ` + first + ` IS NOT NULL
-	ELSE ` + first + ` IS NULL OR EXISTS (SELECT 1 FROM jsonb_each(x->'a') kv WHERE to_jsonb(t)->kv.key IS DISTINCT FROM kv.value) END`
+	first := "airlock_cur." + pgx.Identifier{t.key[0]}.Sanitize()
+	sql := `SELECT airlock_in.e->'k' FROM jsonb_array_elements($1::jsonb) AS airlock_in(e)
+CROSS JOIN LATERAL jsonb_populate_record(NULL::` + t.relation + `, airlock_in.e->'k') AS airlock_key
+LEFT JOIN ` + t.relation + ` AS airlock_cur ON ` + strings.Join(on, " AND ") + `
+WHERE CASE WHEN jsonb_typeof(airlock_in.e->'a') = 'null' THEN ` + first + ` IS NOT NULL
+	WHEN ` + first + ` IS NULL THEN true
+	WHEN to_jsonb(airlock_cur.*) = airlock_in.e->'a' THEN false
+	ELSE EXISTS (SELECT 1 FROM jsonb_each(airlock_in.e->'a') AS airlock_kv(key, value)
+		WHERE to_jsonb(airlock_cur.*)->airlock_kv.key IS DISTINCT FROM airlock_kv.value) END`
 	rows, err := tx.Query(ctx, sql, arg)
 	if err != nil {
 		return nil, fmt.Errorf("compare %s with the capture: %w", t.relation, err)
@@ -531,7 +568,7 @@ func (s *Store) revertible(ctx context.Context, c *Change) error {
 	}
 	switch {
 	case !r.Captured:
-		return &NotRevertibleError{Change: c.ID, Reason: "nothing was captured when it was committed (undo off, or a prepared or branch change)"}
+		return &NotRevertibleError{Change: c.ID, Reason: "nothing was captured when it was committed (write.undo was off, or an airlock older than undo committed it)"}
 	case r.Purged:
 		return &NotRevertibleError{Change: c.ID, Reason: "its capture expired on " + r.Until.UTC().Format(time.RFC3339) + " and was purged"}
 	case r.Irreversible != "":

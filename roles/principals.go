@@ -112,6 +112,9 @@ func airlockGrants(group string) grantSet {
 		table("changes", "SELECT", "INSERT", "UPDATE")
 		table("branches", "SELECT", "INSERT", "UPDATE")
 		table("approvals", "SELECT")
+		// A prepared apply records its undo capture in the prepared
+		// transaction itself (the rows come from the capture trigger).
+		table("undo_captures", "INSERT")
 	case ReviewersGroup:
 		table("audit_log", "SELECT", "INSERT")
 		table("changes", "SELECT", "UPDATE")

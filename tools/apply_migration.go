@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -149,7 +150,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		}
 		// The branch is the session's own copy: the change commits there
 		// at once, and the reviewer merges the whole log later.
-		rep, err = a.env.runMigrationOn(ctx, br.pool, req, plan, migrate.EndCommit, migrate.RunArg{})
+		rep, err = a.env.runMigrationOn(ctx, br.pool, req, plan, migrate.EndCommit, migrate.RunArg{}, "")
 		if err == nil {
 			change.BranchID, change.ExpiresAt = br.branch.ID, br.branch.ExpiresAt
 			if definesTables(plan) && a.env.Branching.Prepare != nil {
@@ -167,7 +168,17 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		// prepared transaction, which the reaper rolls back; never a
 		// recorded change whose transaction does not exist.
 		change.GID = review.NewGID()
-		rep, err = a.env.runMigration(ctx, req, plan, migrate.EndPrepare, migrate.RunArg{GID: change.GID})
+		arg, capture := migrate.RunArg{GID: change.GID}, ""
+		if w.Undo.On() {
+			// The capture is part of the prepared transaction: it commits
+			// or rolls back with the change itself (docs/architecture.md,
+			// Undo).
+			change.ID = uuid.NewString()
+			capture = change.ID
+			arg.BeforeCommit = review.PreparedCapture(change.ID, change.Scope, plan.Statements, w.ReviewTTL, w.Undo)
+		}
+		pool, _ := a.env.Target(ctx)
+		rep, err = a.env.runMigrationOn(ctx, pool, req, plan, migrate.EndPrepare, arg, capture)
 	default:
 		rep, err = a.env.runMigration(ctx, req, plan, migrate.EndRollback, migrate.RunArg{})
 	}

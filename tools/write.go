@@ -116,12 +116,15 @@ func (e *Env) checkMigration(ctx context.Context, sql string) (*sqlguard.Migrati
 // (its branch once it has one, else the source).
 func (e *Env) runMigration(ctx context.Context, req mcp.CallToolRequest, plan *sqlguard.MigrationPlan, end migrate.Ending, arg migrate.RunArg) (*migrate.Report, error) {
 	pool, _ := e.Target(ctx)
-	return e.runMigrationOn(ctx, pool, req, plan, end, arg)
+	return e.runMigrationOn(ctx, pool, req, plan, end, arg, "")
 }
 
-// runMigrationOn runs plan on a pooled connection of pool.
-func (e *Env) runMigrationOn(ctx context.Context, pool *pgxpool.Pool, req mcp.CallToolRequest, plan *sqlguard.MigrationPlan, end migrate.Ending, arg migrate.RunArg) (*migrate.Report, error) {
+// runMigrationOn runs plan on a pooled connection of pool; capture, when
+// set, is the id of the change whose rows the run captures for undo (a
+// prepared apply: the capture commits with the prepared transaction).
+func (e *Env) runMigrationOn(ctx context.Context, pool *pgxpool.Pool, req mcp.CallToolRequest, plan *sqlguard.MigrationPlan, end migrate.Ending, arg migrate.RunArg, capture string) (*migrate.Report, error) {
 	opt := migrateOptions(e.Scope)
+	opt.Capture = capture
 	opt.Role = e.migrationRole(plan)
 	opt.Progress = progressReporter(ctx, req)
 	ctx, cancel := context.WithTimeout(ctx, opt.StatementTimeout*time.Duration(len(plan.Statements)+2)+10*time.Second)

@@ -144,7 +144,7 @@ func TestDoctorDedicatedLogin(t *testing.T) {
 		code := run(ctx, append([]string{"doctor", "--scope", path}, args...), strings.NewReader(""), &stdout, &stderr)
 		return code, stdout.String() + stderr.String()
 	}
-	if code, out := doctor(); code != 0 || strings.Contains(out, "WARN") || !strings.Contains(out, "0 failed, 0 warnings, 14 ok") ||
+	if code, out := doctor(); code != 0 || strings.Contains(out, "WARN") || !strings.Contains(out, "0 failed, 0 warnings, 15 ok") ||
 		!strings.Contains(out, "OK    principal              "+login+" is the agent login") {
 		t.Errorf("exit %d, want 0 with every check OK:\n%s", code, out)
 	}
