@@ -97,7 +97,7 @@ func TestUndoRefusesToOverwrite(t *testing.T) {
 	}
 	snap := pgtest.Fingerprint(t, url).DatabaseOnly()
 	out, code := reviewer(t, url, "revert", id, "--reviewer", "alice")
-	if code == 0 || !strings.Contains(out, "changed since") || !strings.Contains(out, `"id":3`) || !strings.Contains(out, `"id":7`) {
+	if code == 0 || !strings.Contains(out, "changed since") || !strings.Contains(out, `{"id": 3}`) || !strings.Contains(out, `{"id": 7}`) {
 		t.Fatalf("revert over changed rows (%d): %s", code, out)
 	}
 	if d := snap.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -262,110 +261,108 @@ type rowChange struct {
 	before, after json.RawMessage
 }
 
-// tableChanges are the net row changes of one table, with its key columns.
+// tableChanges are the net row changes of one table, with its key
+// columns and the columns its before images hold.
 type tableChanges struct {
 	relation string
 	key      []string
+	columns  map[string]bool
 	rows     []*rowChange
 }
 
-// loadCapture reads change id's captured rows into net changes per table.
+// loadCapture reads change id's captured rows into net changes per table:
+// per key the first image (a before image, unless the change inserted the
+// row) and the last (an after image, unless it deleted it). PostgreSQL
+// does the JSON work: keys are jsonb text, whose output is canonical
+// (one spelling per value, keys sorted), so equal keys and equal images
+// are equal strings; a row the change left exactly as it was (compared
+// as text, so 0.1 and 0.10 differ) is no change.
 func loadCapture(ctx context.Context, tx pgx.Tx, id string) ([]*tableChanges, error) {
-	rows, err := tx.Query(ctx, "SELECT relation, side, image FROM airlock.undo_rows WHERE change_id = $1 ORDER BY seq", id)
+	rels, err := tx.Query(ctx, "SELECT relation FROM airlock.undo_rows WHERE change_id = $1 GROUP BY relation ORDER BY min(seq)", id)
 	if err != nil {
 		return nil, fmt.Errorf("read the capture: %w", err)
 	}
-	type raw struct {
-		rel   string
-		side  byte
-		image []byte
-	}
-	var all []raw
-	for rows.Next() {
-		var r raw
-		var side string
-		if err := rows.Scan(&r.rel, &side, &r.image); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read the capture: %w", err)
-		}
-		r.side = side[0]
-		all = append(all, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	names, err := pgx.CollectRows(rels, pgx.RowTo[string])
+	if err != nil {
 		return nil, fmt.Errorf("read the capture: %w", err)
 	}
-	byRel := map[string]*tableChanges{}
-	index := map[string]map[string]*rowChange{}
-	var order []*tableChanges
-	for _, r := range all {
-		t := byRel[r.rel]
-		if t == nil {
-			key, err := keyColumns(ctx, tx, r.rel)
-			if err != nil {
-				return nil, err
-			}
-			t = &tableChanges{relation: r.rel, key: key}
-			byRel[r.rel], index[r.rel] = t, map[string]*rowChange{}
-			order = append(order, t)
+	var out []*tableChanges
+	for _, rel := range names {
+		key, err := keyColumns(ctx, tx, rel)
+		if err != nil {
+			return nil, err
 		}
-		var img map[string]json.RawMessage
-		if err := json.Unmarshal(r.image, &img); err != nil {
-			return nil, fmt.Errorf("decode a captured row of %s: %w", r.rel, err)
+		t := &tableChanges{relation: rel, key: key, columns: map[string]bool{}}
+		parts := make([]string, len(key))
+		for i := range key {
+			parts[i] = fmt.Sprintf("$%d::text, image->$%[1]d::text", i+3)
 		}
-		kv := map[string]json.RawMessage{}
-		for _, k := range t.key {
-			v, ok := img[k]
-			if !ok {
-				return nil, fmt.Errorf("a captured row of %s lacks its key column %s", r.rel, k)
-			}
-			kv[k] = v
+		args := []any{id, rel}
+		for _, k := range key {
+			args = append(args, k)
 		}
-		kb, _ := json.Marshal(kv)
-		rc := index[r.rel][string(kb)]
-		if rc == nil {
-			// The first image of a key says how the row was before the
-			// change: an after image first means the change inserted it.
-			rc = &rowChange{key: kb}
-			if r.side == 'b' {
-				rc.before = r.image
+		rows, err := tx.Query(ctx, `WITH r AS MATERIALIZED (
+	SELECT seq, side, image, jsonb_build_object(`+strings.Join(parts, ", ")+`)::text AS k
+	FROM airlock.undo_rows WHERE change_id = $1 AND relation = $2
+), g AS (SELECT k, min(seq) AS fs, max(seq) AS ls FROM r GROUP BY k)
+SELECT g.k, CASE WHEN f.side = 'b' THEN f.image::text END, CASE WHEN l.side = 'a' THEN l.image::text END
+FROM g JOIN r f ON f.seq = g.fs JOIN r l ON l.seq = g.ls
+WHERE NOT (f.side = 'b' AND l.side = 'a' AND f.image::text = l.image::text)
+ORDER BY g.fs`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read the capture of %s: %w", rel, err)
+		}
+		for rows.Next() {
+			var k string
+			var before, after *string
+			if err := rows.Scan(&k, &before, &after); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read the capture of %s: %w", rel, err)
 			}
-			index[r.rel][string(kb)] = rc
+			rc := &rowChange{key: json.RawMessage(k)}
+			if before != nil {
+				rc.before = json.RawMessage(*before)
+			}
+			if after != nil {
+				rc.after = json.RawMessage(*after)
+			}
 			t.rows = append(t.rows, rc)
 		}
-		// The last image says how the change left it.
-		if r.side == 'a' {
-			rc.after = r.image
-		} else {
-			rc.after = nil
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read the capture of %s: %w", rel, err)
+		}
+		cols, err := tx.Query(ctx, "SELECT DISTINCT jsonb_object_keys(image) FROM airlock.undo_rows WHERE change_id = $1 AND relation = $2 AND side = 'b'", id, rel)
+		if err != nil {
+			return nil, fmt.Errorf("read the capture of %s: %w", rel, err)
+		}
+		names, err := pgx.CollectRows(cols, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("read the capture of %s: %w", rel, err)
+		}
+		for _, c := range names {
+			t.columns[c] = true
+		}
+		if len(t.rows) > 0 {
+			out = append(out, t)
 		}
 	}
-	for _, t := range order {
-		t.rows = slices.DeleteFunc(t.rows, func(rc *rowChange) bool {
-			return rc.before != nil && rc.after != nil && jsonEqual(rc.before, rc.after)
-		})
-	}
-	return order, nil
+	return out, nil
 }
 
-// jsonEqual reports whether two row images hold the same values. Numbers
-// compare as their text (to_jsonb writes a numeric exactly, and float64
-// would make 2^53 and 2^53+1 equal) and null only equals null, so a row
-// a change did alter is never mistaken for one it left alone.
-func jsonEqual(a, b json.RawMessage) bool {
-	x, errX := decodeExact(a)
-	y, errY := decodeExact(b)
-	return errX == nil && errY == nil && reflect.DeepEqual(x, y)
-}
-
-func decodeExact(b json.RawMessage) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
+// jsonArray joins JSON values PostgreSQL wrote into one array, without
+// decoding and encoding them again.
+func jsonArray(n int, item func(*bytes.Buffer, int)) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		item(&b, i)
 	}
-	return v, nil
+	b.WriteByte(']')
+	return b.Bytes()
 }
 
 // keyColumns returns rel's primary key (or replica identity index)
@@ -405,19 +402,18 @@ ORDER BY i.indisprimary DESC, i.indexrelid, k.pos`, rel)
 // jsonb comparison; only the others are compared column by column, so a
 // column added since the change does not count as a conflict.
 func conflicts(ctx context.Context, tx pgx.Tx, t *tableChanges) (map[string]bool, error) {
-	type exp struct {
-		K json.RawMessage `json:"k"`
-		A json.RawMessage `json:"a"`
-	}
-	list := make([]exp, len(t.rows))
-	for i, rc := range t.rows {
-		a := rc.after
-		if a == nil {
-			a = json.RawMessage("null")
+	arg := jsonArray(len(t.rows), func(b *bytes.Buffer, i int) {
+		rc := t.rows[i]
+		b.WriteString(`{"k":`)
+		b.Write(rc.key)
+		b.WriteString(`,"a":`)
+		if rc.after == nil {
+			b.WriteString("null")
+		} else {
+			b.Write(rc.after)
 		}
-		list[i] = exp{rc.key, a}
-	}
-	arg, _ := json.Marshal(list)
+		b.WriteByte('}')
+	})
 	// Every reference is qualified by an alias no table column can take
 	// the place of: a write table may have columns named t, x or value.
 	on := make([]string, len(t.key))
@@ -442,20 +438,11 @@ WHERE CASE WHEN jsonb_typeof(airlock_in.e->'a') = 'null' THEN ` + first + ` IS N
 	if err != nil {
 		return nil, fmt.Errorf("compare %s with the capture: %w", t.relation, err)
 	}
-	out := map[string]bool{}
+	out := make(map[string]bool, len(keys))
 	for _, k := range keys {
-		out[canonicalKey(k)] = true
+		out[k] = true
 	}
 	return out, nil
-}
-
-func canonicalKey(k string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal([]byte(k), &m) != nil {
-		return k
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
 }
 
 // planRevert computes the revert of committed change c inside tx, as
@@ -725,24 +712,18 @@ func restoreRows(ctx context.Context, tx pgx.Tx, tables []*tableChanges) error {
 
 func restorePass(ctx context.Context, tx pgx.Tx, t *tableChanges, pass int) error {
 	var imgs []json.RawMessage
-	colSet := map[string]bool{}
 	for _, rc := range t.rows {
 		switch {
 		case pass == 0 && rc.before == nil:
 			imgs = append(imgs, rc.key)
 		case pass == 1 && rc.before != nil && rc.after != nil, pass == 2 && rc.before != nil && rc.after == nil:
 			imgs = append(imgs, rc.before)
-			var m map[string]json.RawMessage
-			_ = json.Unmarshal(rc.before, &m)
-			for k := range m {
-				colSet[k] = true
-			}
 		}
 	}
 	if len(imgs) == 0 {
 		return nil
 	}
-	arg, _ := json.Marshal(imgs)
+	arg := jsonArray(len(imgs), func(b *bytes.Buffer, i int) { b.Write(imgs[i]) })
 	on := make([]string, len(t.key))
 	for i, k := range t.key {
 		id := pgx.Identifier{k}.Sanitize()
@@ -753,7 +734,7 @@ func restorePass(ctx context.Context, tx pgx.Tx, t *tableChanges, pass int) erro
 	case 0:
 		sql = "DELETE FROM " + t.relation + " t USING jsonb_populate_recordset(NULL::" + t.relation + ", $1::jsonb) r WHERE " + strings.Join(on, " AND ")
 	default:
-		cols, err := writableColumns(ctx, tx, t.relation, colSet, pass == 1)
+		cols, err := writableColumns(ctx, tx, t.relation, t.columns, pass == 1)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package review
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -11,28 +10,6 @@ import (
 	"github.com/airlock-dev/airlock/internal/pgtest"
 	"github.com/airlock-dev/airlock/sqlguard"
 )
-
-func TestJSONEqual(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want bool
-	}{
-		{`{"id": 1, "note": null}`, `{"note": null, "id": 1}`, true},
-		{`{"id": 1, "note": null}`, `{"id": 1, "note": "<nil>"}`, false},
-		{`{"id": 1, "n": 9007199254740992}`, `{"id": 1, "n": 9007199254740993}`, false},
-		{`{"id": 1, "n": 0.1}`, `{"id": 1, "n": 0.10}`, false}, // numeric scale is a change
-		{`{"id": 1, "tags": ["a", "b"]}`, `{"id": 1, "tags": ["b", "a"]}`, false},
-		{`{"id": 1, "tags": null}`, `{"id": 1, "tags": []}`, false},
-		{`{"id": 1, "j": {"x": [1, {"y": null}]}}`, `{"id": 1, "j": {"x": [1, {"y": null}]}}`, true},
-		{`{"id": 1, "j": {"x": [1, {"y": null}]}}`, `{"id": 1, "j": {"x": [1, {"y": false}]}}`, false},
-		{`{"id": 1, "s": "1"}`, `{"id": 1, "s": 1}`, false},
-		{`{"id": 1}`, `not json`, false},
-	} {
-		if got := jsonEqual(json.RawMessage(tc.a), json.RawMessage(tc.b)); got != tc.want {
-			t.Errorf("jsonEqual(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
-		}
-	}
-}
 
 // TestRevertExactValues reverts updates whose new values print like the
 // old ones (NULL and the text "<nil>", 2^53 and 2^53+1, 0.1 and 0.10), on a
