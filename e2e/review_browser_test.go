@@ -760,3 +760,258 @@ func TestReviewBrowserHostileText(t *testing.T) {
 		t.Fatalf("looking at a change changed the database:\n%s\n%s", before, after)
 	}
 }
+
+// TestReviewBrowserRevert: with write.approvals 2, a committed change is
+// reverted from its page: alice clicks Revert, lands on the revert, a
+// pending change like any other, and approves it; bob's approval commits
+// it, and the database is as it was before the change. The original's
+// page then says who reverted it and offers no second revert.
+func TestReviewBrowserRevert(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	scope := reviewScopeFile(t, "rv_browser_revert", 2)
+	endpoint, base := startReview(t, dbURL, scope, nil)
+	agent := httpClient(t, endpoint, tokenA)
+	before := pgtest.Fingerprint(t, dbURL).DatabaseOnly()
+	was := orderStatus(t, dbURL, 7)
+	// The order deleted has no invoice: a delete cascading to invoices,
+	// not a write table, would not be captured.
+	lone := count(t, dbURL, "SELECT min(id) FROM orders o WHERE id > 8 AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.order_id = o.id)")
+	id := applyChange(t, agent, "OPS-7", fmt.Sprintf("UPDATE orders SET status = 'cancelled' WHERE id BETWEEN 6 AND 8; DELETE FROM orders WHERE id = %d; "+
+		"INSERT INTO orders (id, customer_id, status, total, created_at) SELECT id + 90000, customer_id, 'paid', 1, created_at FROM orders WHERE id < 3", lone))
+	for _, tok := range []string{aliceToken, bobToken} {
+		if st, body := reviewAPI(t, "POST", base+"/review/api/changes/"+id+"/commit", tok, nil); st != 200 {
+			t.Fatalf("approve: %d %v", st, body)
+		}
+	}
+	if orderStatus(t, dbURL, 7) != "cancelled" {
+		t.Fatal("the change did not commit")
+	}
+
+	alice := newBrowser(t, "alice")
+	alice.signIn(base, aliceToken, "alice")
+	alice.openChange(base, id)
+	if got := alice.text("#revert-until"); !strings.HasPrefix(got, "Revert possible until") {
+		t.Errorf("#revert-until says %q", got)
+	}
+	if alice.present("#approve-button") || alice.present("#reverted-by") {
+		t.Error("a committed change offers an approval, or says it was reverted")
+	}
+	if get(alice, chromedp.Evaluate[bool](`document.getElementById("only-unchanged").checked`)) {
+		t.Error(`"only rows unchanged since" is ticked by default`)
+	}
+	alice.do(alice.submitStep("button#revert-button", "#reverts"))
+	loc := alice.location()
+	rid := strings.TrimPrefix(loc, base+"/review/changes/")
+	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(rid) || rid == id {
+		t.Fatalf("the revert form led to %s", loc)
+	}
+	if got := alice.text("#flash"); !strings.HasPrefix(got, "revert "+rid+" of change "+id+" recorded by alice") {
+		t.Errorf("flash %q", got)
+	}
+	if got := alice.text("#reverts"); got != "Revert of change "+id {
+		t.Errorf("#reverts says %q", got)
+	}
+	if got := alice.text("#status"); !strings.HasPrefix(got, "pending") {
+		t.Errorf("the revert's status %q", got)
+	}
+	plan := alice.text("#revert-plan tbody")
+	for _, want := range []string{"public.orders", "1", "3", "2"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the revert's plan %q lacks %q", plan, want)
+		}
+	}
+	if n := get(alice, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#revert-plan tbody td.num")).map(function (td) { return td.textContent; }).join(",")`)); n != "1,3,2" {
+		t.Errorf("put back, restored, removed: %s, want 1,3,2", n)
+	}
+	alice.screenshot("review-revert.png")
+	// The original is untouched until the revert is approved.
+	if s := orderStatus(t, dbURL, 7); s != "cancelled" {
+		t.Fatalf("a pending revert changed order 7: %s", s)
+	}
+	// Reloaded, the page has no flash left: the next one is the approval's.
+	alice.openChange(base, rid)
+	alice.do(alice.submitStep("button#approve-button", "#flash"))
+	if got := alice.text("#flash"); !strings.HasPrefix(got, "approved by alice") || !strings.Contains(got, "waits for 1 more") {
+		t.Fatalf("alice's approval of the revert: %q", got)
+	}
+	if s := orderStatus(t, dbURL, 7); s != "cancelled" {
+		t.Fatalf("one approval of two of the revert changed order 7: %s", s)
+	}
+
+	bob := alice.isolated("bob")
+	bob.signIn(base, bobToken, "bob")
+	bob.do(
+		chromedp.WaitVisible(chromedp.CSS(rowSelector(rid))),
+		chromedp.Click(chromedp.CSS(rowSelector(rid)+" a.change-link")),
+		chromedp.WaitVisible(chromedp.CSS("#reverts")),
+	)
+	bob.do(bob.submitStep("button#approve-button", "#flash"))
+	if got := bob.text("#flash"); !strings.HasPrefix(got, "committed by bob") || !strings.Contains(got, "approved by alice, bob") {
+		t.Fatalf("bob's approval of the revert: %q", got)
+	}
+	if d := before.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" {
+		t.Fatalf("after the revert the database differs from before the change:\n%s", d)
+	}
+	if s := orderStatus(t, dbURL, 7); s != was {
+		t.Fatalf("order 7 is %s, was %s", s, was)
+	}
+
+	bob.openChange(base, id)
+	if got := bob.text("#reverted-by"); !strings.Contains(got, rid) || !strings.Contains(got, "committed by bob") {
+		t.Errorf("#reverted-by says %q", got)
+	}
+	if bob.present("#revert-button") {
+		t.Error("a reverted change offers another revert")
+	}
+	bob.do(
+		chromedp.Click(chromedp.CSS("#reverted-by a.revert-link")),
+		chromedp.WaitVisible(chromedp.CSS("#reverts")),
+	)
+	if loc := bob.location(); loc != base+"/review/changes/"+rid {
+		t.Errorf("the reverted-by link went to %s", loc)
+	}
+	// A committed revert can itself be reverted.
+	if !bob.present("#revert-button") {
+		t.Errorf("the committed revert offers no revert\n%s", bob.where())
+	}
+}
+
+// TestReviewBrowserRevertHostileText: a revert refused over rows changed
+// since lists their keys, and the keys are the data's: here text primary
+// keys with an RTL override, a zero-width space and a script tag, and a
+// summary of the agent's with the same. Everything shows as escapes and
+// text; no script runs; the refusal changes nothing; with "only rows
+// unchanged since" the revert leaves those rows and restores the rest.
+func TestReviewBrowserRevertHostileText(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	const (
+		rlo    = "\u202egnp.exe\u202c"
+		script = "<script>alert(4)</script>"
+		zw     = "zero\u200bwidth"
+	)
+	conn := pgtest.Connect(t, dbURL)
+	if _, err := conn.Exec(t.Context(), "CREATE TABLE public.tags (name text PRIMARY KEY, note text NOT NULL DEFAULT '')"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"plain", rlo, script, zw} {
+		if _, err := conn.Exec(t.Context(), "INSERT INTO public.tags (name) VALUES ($1)", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scope := writeScopeFile(t, `{
+  "name": "rv_browser_revert_hostile",
+  "read": {"tables": {"public.tags": {}}},
+  "write": {"mode": "replay", "tables": ["public.tags"], "allow": ["update", "insert", "delete"], "ticket_pattern": "^[A-Z]+-[0-9]+$"}
+}`)
+	endpoint, base := startReview(t, dbURL, scope, nil)
+	agent := httpClient(t, endpoint, tokenA)
+	const summary = "retag \u202ekcabdnuof\u202c <img src=x onerror=alert(5)>"
+	res := call(t, agent, "apply_migration_with_ticket", map[string]any{"ticket": "OPS-8", "summary": summary, "sql": "UPDATE tags SET note = 'x'"})
+	if res.IsError {
+		t.Fatalf("apply: %s", resultText(res))
+	}
+	m, _ := res.StructuredContent.(map[string]any)
+	id, _ := m["change_id"].(string)
+	if id == "" {
+		t.Fatalf("apply: %v", res.StructuredContent)
+	}
+	if st, body := reviewAPI(t, "POST", base+"/review/api/changes/"+id+"/commit", bobToken, nil); st != 200 {
+		t.Fatalf("commit: %d %v", st, body)
+	}
+	// Someone changes two of the rows afterwards.
+	if _, err := conn.Exec(t.Context(), "UPDATE public.tags SET note = 'y' WHERE name = ANY($1)", []string{rlo, script}); err != nil {
+		t.Fatal(err)
+	}
+	notes := func() string {
+		t.Helper()
+		var s string
+		if err := pgtest.Connect(t, dbURL).QueryRow(t.Context(), "SELECT string_agg(note, ',' ORDER BY name COLLATE \"C\") FROM public.tags").Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	snap := pgtest.Fingerprint(t, dbURL).DatabaseOnly()
+
+	b := newBrowser(t, "carol")
+	var (
+		mu      sync.Mutex
+		dialogs []string
+	)
+	if err := chromedp.Listen(b.ctx, func(ev any) {
+		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			mu.Lock()
+			dialogs = append(dialogs, string(d.Type)+": "+d.Message)
+			mu.Unlock()
+			go func() {
+				ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+				defer cancel()
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+			}()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clean := func(where string) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(dialogs) > 0 {
+			t.Fatalf("%s: hostile text opened a dialog: %q", where, dialogs)
+		}
+		if n := get(b, chromedp.Evaluate[int](`document.querySelectorAll("main script, main img").length`)); n != 0 {
+			t.Fatalf("%s: %d script or img element(s) in the page's content: hostile text became HTML", where, n)
+		}
+		if txt := get(b, chromedp.Evaluate[string](`document.body.innerText`)); strings.ContainsAny(txt, "\u202e\u202c\u200b") {
+			t.Fatalf("%s: the page holds an invisible character as itself", where)
+		}
+	}
+
+	b.signIn(base, carolToken, "carol")
+	b.openChange(base, id)
+	b.do(b.submitStep("button#revert-button", "#revert-error"))
+	errText := b.text("#revert-error")
+	for _, want := range []string{"revert_conflict", "2 row(s) changed since", `\u{202E}gnp.exe\u{202C}`, script, "public.tags"} {
+		if !strings.Contains(errText, want) {
+			t.Errorf("#revert-error %q lacks %q", errText, want)
+		}
+	}
+	if n := get(b, chromedp.Evaluate[int](`document.querySelectorAll("#revert-conflicts code.key").length`)); n != 2 {
+		t.Errorf("%d keys listed, want 2", n)
+	}
+	if strings.Contains(errText, `zero\u{200B}width`) || strings.Contains(errText, "plain") {
+		t.Errorf("#revert-error lists rows nobody changed: %q", errText)
+	}
+	clean("the refused revert")
+	b.screenshot("review-revert-conflict.png")
+	if d := snap.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" {
+		t.Fatalf("a refused revert changed the database:\n%s", d)
+	}
+	if n := revertsRecorded(t, dbURL); n != 0 {
+		t.Fatalf("a refused revert recorded %d revert(s)", n)
+	}
+
+	b.do(
+		chromedp.Click(chromedp.CSS("input#only-unchanged")),
+		b.submitStep("button#revert-button", "#reverts"),
+	)
+	if got := b.text("#summary"); !strings.Contains(got, `Revert: retag \u{202E}kcabdnuof\u{202C} <img src=x onerror=alert(5)>`) {
+		t.Errorf("the revert's summary %q", got)
+	}
+	plan := b.text("#revert-plan tbody")
+	if !strings.Contains(plan, `\u{202E}gnp.exe\u{202C}`) || !strings.Contains(plan, script) || strings.Contains(plan, "plain") {
+		t.Errorf("the revert's plan %q: want the two rows left out, escaped", plan)
+	}
+	clean("the revert's page")
+	b.openChange(base, strings.TrimPrefix(b.location(), base+"/review/changes/"))
+	b.do(b.submitStep("button#approve-button", "#flash"))
+	if got := b.text("#flash"); !strings.HasPrefix(got, "committed by carol") {
+		t.Fatalf("carol commits the revert: %q", got)
+	}
+	clean("the committed revert")
+	// Ordered by name in "C": plain, zero…width, <script>…, then the RLO.
+	if got := notes(); got != "y,,,y" {
+		t.Fatalf("notes after the revert: %q, want the changed rows kept and the others restored", got)
+	}
+}

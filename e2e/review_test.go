@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+
 	"github.com/airlock-dev/airlock/internal/pgtest"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/reviewweb"
@@ -595,3 +597,357 @@ func TestReviewCLIServer(t *testing.T) {
 var agesPattern = regexp.MustCompile(`\(\d+[smhd][0-9hm]* ago\)|\(in \d+[smhd][0-9hm]*\)`)
 
 func stripAges(s string) string { return agesPattern.ReplaceAllString(s, "") }
+
+// The review page's revert (docs/architecture.md, Undo): a reviewer turns
+// a committed change into a pending revert through the API, the CLI's
+// --server or the page's form, and a reviewer commits it like any other
+// change; the database ends as it was before the change. Every refusal
+// leaves the database, and airlock.changes, as they were.
+
+// revertedChange applies and commits (as bob, through the API) a change
+// over orders 1 to 5 and a new order 90001, with write.undo on (the
+// default), and returns the database's fingerprint before it and its id.
+func revertedChange(t *testing.T, dbURL, base string, agent *client.Client, ticket string) (pgtest.Snapshot, string) {
+	t.Helper()
+	before := pgtest.Fingerprint(t, dbURL).DatabaseOnly()
+	id := applyChange(t, agent, ticket, "UPDATE orders SET status = 'refunded' WHERE id BETWEEN 1 AND 5; "+
+		"INSERT INTO orders (id, customer_id, status, total, created_at) SELECT id + 90000, customer_id, 'paid', 5, created_at FROM orders WHERE id = 1")
+	if st, body := reviewAPI(t, "POST", base+"/review/api/changes/"+id+"/commit", bobToken, nil); st != 200 || body["status"] != "committed" {
+		t.Fatalf("commit %s: %d %v", id, st, body)
+	}
+	if d := before.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d == "" {
+		t.Fatal("the committed change did not reach the database")
+	}
+	return before, id
+}
+
+// changeJSON reads GET changes/{id} as reviewer token.
+func changeJSON(t *testing.T, base, token, id string) reviewweb.ChangeJSON {
+	t.Helper()
+	st, body := reviewAPI(t, "GET", base+"/review/api/changes/"+id, token, nil)
+	if st != 200 {
+		t.Fatalf("GET changes/%s: %d %v", id, st, body)
+	}
+	b, _ := json.Marshal(body)
+	var cj reviewweb.ChangeJSON
+	if err := json.Unmarshal(b, &cj); err != nil {
+		t.Fatalf("GET changes/%s: %v\n%s", id, err, b)
+	}
+	return cj
+}
+
+func revertsRecorded(t *testing.T, dbURL string) int {
+	t.Helper()
+	return count(t, dbURL, "SELECT count(*) FROM airlock.changes WHERE reverts IS NOT NULL")
+}
+
+func TestReviewRevertAPI(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	scope := reviewScopeFile(t, "rv_revert_api", 1)
+	endpoint, base := startReview(t, dbURL, scope, nil)
+	agent := httpClient(t, endpoint, tokenA)
+	api := base + "/review/api/"
+
+	// A pending change has nothing to revert.
+	pending := applyChange(t, agent, "OPS-400", "UPDATE orders SET status = 'paid' WHERE id = 30")
+	if st, body := reviewAPI(t, "POST", api+"changes/"+pending+"/revert", aliceToken, nil); st != 409 || errCode(body) != "not_committed" {
+		t.Errorf("revert of a pending change: %d %v", st, body)
+	}
+	if cj := changeJSON(t, base, aliceToken, pending); cj.Revertibility != nil || cj.Reverts != nil || len(cj.RevertedBy) != 0 {
+		t.Errorf("a pending change says %+v %+v %+v on reverts", cj.Revertibility, cj.Reverts, cj.RevertedBy)
+	}
+
+	before, id := revertedChange(t, dbURL, base, agent, "OPS-401")
+	cj := changeJSON(t, base, aliceToken, id)
+	if r := cj.Revertibility; r == nil || !r.Possible || !r.Captured || r.Reason != "" || !r.Until.After(time.Now().Add(6*24*time.Hour)) ||
+		r.Rows["public.orders"] != (reviewweb.RowImages{Before: 5, After: 6}) {
+		t.Fatalf("revertibility of the committed change: %+v", cj.Revertibility)
+	}
+
+	t.Run("refusals leave everything as it was", func(t *testing.T) {
+		snap := pgtest.Fingerprint(t, dbURL).DatabaseOnly()
+		cases := []struct {
+			name, id, token string
+			body            any
+			header          []string
+			status          int
+			code            string
+		}{
+			{"agent token", id, tokenA, map[string]bool{}, nil, 401, "agent_token"},
+			{"no token", id, "", map[string]bool{}, nil, 401, "unauthorized"},
+			{"wrong token", id, "wrong-" + aliceToken, map[string]bool{}, nil, 401, "unauthorized"},
+			{"cross-origin", id, aliceToken, map[string]bool{}, []string{"Origin", "https://evil.example"}, 403, "cross_origin"},
+			{"cross-site fetch", id, aliceToken, map[string]bool{}, []string{"Sec-Fetch-Site", "cross-site"}, 403, "cross_origin"},
+			{"opaque origin", id, aliceToken, map[string]bool{}, []string{"Origin", "null"}, 403, "cross_origin"},
+			{"unknown field", id, aliceToken, map[string]any{"reviewer": "mallory"}, nil, 400, "bad_request"},
+			{"not a bool", id, aliceToken, map[string]any{"only_unchanged": "yes"}, nil, 400, "bad_request"},
+			{"unknown change", "00000000-0000-4000-8000-000000000000", aliceToken, nil, nil, 404, "not_found"},
+			{"not an id", "not-a-change", aliceToken, nil, nil, 404, "not_found"},
+		}
+		for _, tc := range cases {
+			st, body := reviewAPI(t, "POST", api+"changes/"+tc.id+"/revert", tc.token, tc.body, tc.header...)
+			if st != tc.status || errCode(body) != tc.code {
+				t.Errorf("%s: %d %v, want %d %s", tc.name, st, body, tc.status, tc.code)
+			}
+		}
+		if d := snap.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" {
+			t.Fatalf("refused reverts changed the database:\n%s", d)
+		}
+		if n := revertsRecorded(t, dbURL); n != 0 {
+			t.Fatalf("refused reverts recorded %d revert(s)", n)
+		}
+	})
+
+	t.Run("rows changed since refuse it, with their keys", func(t *testing.T) {
+		conn := pgtest.Connect(t, dbURL)
+		if _, err := conn.Exec(t.Context(), "UPDATE orders SET status = 'shipped' WHERE id = 2"); err != nil {
+			t.Fatal(err)
+		}
+		snap := pgtest.Fingerprint(t, dbURL).DatabaseOnly()
+		st, body := reviewAPI(t, "POST", api+"changes/"+id+"/revert", aliceToken, map[string]bool{"only_unchanged": false})
+		e, _ := body["error"].(map[string]any)
+		keys, _ := e["keys"].(map[string]any)
+		if st != 409 || errCode(body) != "revert_conflict" || fmt.Sprint(keys["public.orders"]) != `[{"id": 2}]` || e["count"] != 1.0 ||
+			!strings.Contains(fmt.Sprint(e["message"]), `{"id": 2}`) {
+			t.Fatalf("revert over a changed row: %d %v", st, body)
+		}
+		if d := snap.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" {
+			t.Fatalf("a refused revert changed the database:\n%s", d)
+		}
+		if n := revertsRecorded(t, dbURL); n != 0 {
+			t.Fatalf("a refused revert recorded %d revert(s)", n)
+		}
+		// Put the row back as the change left it: nothing is in the way.
+		if _, err := conn.Exec(t.Context(), "UPDATE orders SET status = 'refunded' WHERE id = 2"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	var rid string
+	t.Run("revert, then a second reviewer commits it", func(t *testing.T) {
+		committed := pgtest.Fingerprint(t, dbURL).DatabaseOnly()
+		st, body := reviewAPI(t, "POST", api+"changes/"+id+"/revert", aliceToken, map[string]bool{})
+		b, _ := json.Marshal(body)
+		var out reviewweb.Outcome
+		if st != 200 || json.Unmarshal(b, &out) != nil || out.Status != "pending" || out.Change == nil || out.Change.Reverts != id ||
+			out.Change.Revert == nil || len(out.Change.Revert.Tables) != 1 || !strings.Contains(out.Message, "recorded by alice") {
+			t.Fatalf("revert: %d %s", st, b)
+		}
+		if tb := out.Change.Revert.Tables[0]; tb.Relation != "public.orders" || tb.Restored != 5 || tb.Removed != 1 || tb.PutBack != 0 || len(tb.Skipped) != 0 {
+			t.Fatalf("the revert's plan: %+v", tb)
+		}
+		rid = out.Change.ID
+		if d := committed.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" {
+			t.Fatalf("a pending revert changed the database:\n%s", d)
+		}
+		orig := changeJSON(t, base, bobToken, id)
+		if len(orig.RevertedBy) != 1 || orig.RevertedBy[0].ID != rid || orig.RevertedBy[0].Status != "pending" ||
+			orig.RevertedBy[0].Link != "/review/changes/"+rid || orig.RevertedBy[0].API != "/review/api/changes/"+rid {
+			t.Fatalf("the original's reverted_by: %+v", orig.RevertedBy)
+		}
+		rev := changeJSON(t, base, bobToken, rid)
+		if rev.Reverts == nil || rev.Reverts.ID != id || rev.Reverts.Link != "/review/changes/"+id || rev.Change.Revert == nil || rev.Revertibility != nil {
+			t.Fatalf("the revert: reverts %+v, plan %+v, revertibility %+v", rev.Reverts, rev.Change.Revert, rev.Revertibility)
+		}
+		// show --server says what show says, the undo part included.
+		remote, code := reviewCLI(t, aliceToken, "show", id, "--server", base)
+		direct, _ := reviewer(t, dbURL, "show", id)
+		if code != 0 || !strings.Contains(remote, "Revert: possible until") || stripAges(remote) != stripAges(direct) {
+			t.Errorf("show --server (%d):\n%s\n---\n%s", code, remote, direct)
+		}
+		if out, code := reviewCLI(t, aliceToken, "show", rid, "--server", base); code != 0 || !strings.Contains(out, "Revert of change "+id) ||
+			!strings.Contains(out, "restore 5 updated row(s), remove 1 inserted row(s)") {
+			t.Errorf("show --server of the revert (%d):\n%s", code, out)
+		}
+
+		st, body = reviewAPI(t, "POST", api+"changes/"+rid+"/commit", bobToken, map[string]string{"expect": rev.Change.ApprovalHash})
+		if st != 200 || body["status"] != "committed" {
+			t.Fatalf("bob commits the revert: %d %v", st, body)
+		}
+		if d := before.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" {
+			t.Fatalf("after the revert the database differs from before the change:\n%s", d)
+		}
+		if n := count(t, dbURL, "SELECT count(*) FROM airlock.changes WHERE id = '"+rid+"' AND status = 'committed' AND reviewer = 'bob' AND reverts = '"+id+"'"); n != 1 {
+			t.Fatal("the revert's commit is not recorded under bob")
+		}
+		orig = changeJSON(t, base, aliceToken, id)
+		if len(orig.RevertedBy) != 1 || orig.RevertedBy[0].Status != "committed" || orig.RevertedBy[0].Reviewer != "bob" {
+			t.Fatalf("the original's reverted_by after the commit: %+v", orig.RevertedBy)
+		}
+		// A revert can be reverted.
+		if r := changeJSON(t, base, aliceToken, rid).Revertibility; r == nil || !r.Possible {
+			t.Fatalf("the committed revert's revertibility: %+v", r)
+		}
+	})
+}
+
+func TestReviewRevertCLIServer(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	scope := reviewScopeFile(t, "rv_revert_cli", 1)
+	endpoint, base := startReview(t, dbURL, scope, nil)
+	agent := httpClient(t, endpoint, tokenA)
+	_, id := revertedChange(t, dbURL, base, agent, "OPS-411")
+	conn := pgtest.Connect(t, dbURL)
+	if _, err := conn.Exec(t.Context(), "UPDATE orders SET status = 'shipped' WHERE id = 4"); err != nil {
+		t.Fatal(err)
+	}
+	snap := pgtest.Fingerprint(t, dbURL).DatabaseOnly()
+	for _, tc := range []struct {
+		token string
+		args  []string
+		want  string
+	}{
+		{"", []string{"revert", id, "--server", base}, "AIRLOCK_REVIEWER_TOKEN"},
+		{tokenA, []string{"revert", id, "--server", base}, "agent token"},
+		{aliceToken, []string{"revert", id, "--server", base, "--reviewer", "mallory"}, "not taken with --server"},
+		{aliceToken, []string{"revert", id, "--server", base}, `refused: change ` + id + `: 1 row(s) changed since it was committed, and a revert would overwrite them: public.orders {"id": 4}`},
+		{aliceToken, []string{"revert", "00000000-0000-4000-8000-000000000000", "--server", base}, "no such change"},
+	} {
+		out, code := reviewCLI(t, tc.token, tc.args...)
+		if code == 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v (%d), want %q:\n%s", tc.args, code, tc.want, out)
+		}
+	}
+	if d := snap.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" || revertsRecorded(t, dbURL) != 0 {
+		t.Fatalf("refused reverts changed the database (%d reverts recorded):\n%s", revertsRecorded(t, dbURL), d)
+	}
+
+	out, code := reviewCLI(t, aliceToken, "revert", id, "--server", base, "--only-unchanged")
+	m := pendingRevert.FindStringSubmatch(out)
+	if code != 0 || m == nil || !strings.Contains(out, "commit it with airlock commit "+m[1]+" --server "+base) {
+		t.Fatalf("revert --server --only-unchanged (%d): %s", code, out)
+	}
+	rid := m[1]
+	if out, code := reviewCLI(t, bobToken, "commit", rid, "--server", base); code != 0 || !strings.HasPrefix(out, "committed:") {
+		t.Fatalf("bob commits the revert (%d): %s", code, out)
+	}
+	if n := count(t, dbURL, "SELECT count(*) FROM orders WHERE id IN (1, 2, 3, 5) AND status = 'refunded'"); n != 0 {
+		t.Errorf("%d unchanged rows are still as the change left them", n)
+	}
+	if s := orderStatus(t, dbURL, 4); s != "shipped" {
+		t.Errorf("the revert overwrote the row changed since: %s", s)
+	}
+	if n := count(t, dbURL, "SELECT count(*) FROM orders WHERE id = 90001"); n != 0 {
+		t.Error("the inserted order is still there")
+	}
+	if n := count(t, dbURL, "SELECT count(*) FROM airlock.changes WHERE id = '"+rid+"' AND reverts = '"+id+"' AND status = 'committed' AND reviewer = 'bob'"); n != 1 {
+		t.Fatal("the revert is not committed under bob")
+	}
+}
+
+// TestReviewRevertForms: the page's revert form needs the session's CSRF
+// token and the page's own origin; posted by the page it leads to the
+// revert's page, which a second reviewer approves with its own form.
+func TestReviewRevertForms(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	scope := reviewScopeFile(t, "rv_revert_forms", 1)
+	endpoint, base := startReview(t, dbURL, scope, nil)
+	agent := httpClient(t, endpoint, tokenA)
+	before, id := revertedChange(t, dbURL, base, agent, "OPS-421")
+	alice := sessionClient(t, base, aliceToken)
+
+	getPage := func(c *http.Client, path string) string {
+		t.Helper()
+		resp, err := c.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d\n%s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	postForm := func(c *http.Client, path string, vals url.Values, header ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(vals.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	page := getPage(alice, "/review/changes/"+id)
+	if !strings.Contains(page, `action="/review/changes/`+id+`/revert"`) || !strings.Contains(page, "Revert possible until") || !strings.Contains(page, `name="only_unchanged"`) {
+		t.Fatalf("the committed change's page offers no revert:\n%s", page)
+	}
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF token on the change page")
+	}
+	csrf := m[1]
+
+	snap := pgtest.Fingerprint(t, dbURL).DatabaseOnly()
+	for _, tc := range []struct {
+		name   string
+		vals   url.Values
+		header []string
+	}{
+		{"no CSRF token", url.Values{}, nil},
+		{"wrong CSRF token", url.Values{"csrf": {strings.Repeat("0", 64)}}, nil},
+		{"cross-site with the token", url.Values{"csrf": {csrf}}, []string{"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}},
+		{"same-site with the token", url.Values{"csrf": {csrf}}, []string{"Sec-Fetch-Site", "same-site"}},
+		{"agent token", url.Values{"csrf": {csrf}}, []string{"Authorization", "Bearer " + tokenA}},
+	} {
+		if resp := postForm(alice, "/review/changes/"+id+"/revert", tc.vals, tc.header...); resp.StatusCode != 403 && resp.StatusCode != 401 {
+			t.Errorf("%s: %d", tc.name, resp.StatusCode)
+		}
+	}
+	// Without a session, the form is no way in either.
+	if resp := postForm(&http.Client{CheckRedirect: alice.CheckRedirect}, "/review/changes/"+id+"/revert", url.Values{"csrf": {csrf}}); resp.StatusCode != 401 {
+		t.Errorf("no session: %d", resp.StatusCode)
+	}
+	if d := snap.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" || revertsRecorded(t, dbURL) != 0 {
+		t.Fatalf("refused revert forms changed the database (%d reverts recorded):\n%s", revertsRecorded(t, dbURL), d)
+	}
+
+	resp := postForm(alice, "/review/changes/"+id+"/revert", url.Values{"csrf": {csrf}}, "Origin", base)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/review/changes/") || strings.HasSuffix(loc, id) {
+		t.Fatalf("revert form: %d to %q", resp.StatusCode, loc)
+	}
+	rid := strings.TrimPrefix(loc, "/review/changes/")
+	page = getPage(alice, loc)
+	for _, want := range []string{`Revert of change <a id="reverts-link" href="/review/changes/` + id + `">`, `id="revert-plan"`,
+		"recorded by alice", `id="approve-button"`, "public.orders"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the revert's page lacks %q", want)
+		}
+	}
+	if d := snap.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" {
+		t.Fatalf("a pending revert changed the database:\n%s", d)
+	}
+	page = getPage(alice, "/review/changes/"+id)
+	if !strings.Contains(page, `id="reverted-by"`) || !strings.Contains(page, `href="/review/changes/`+rid+`"`) ||
+		strings.Contains(page, `id="revert-button"`) || !strings.Contains(page, "A revert of this change is pending") {
+		t.Errorf("the original's page with a pending revert:\n%s", page)
+	}
+
+	// Bob approves the revert with the page's own form.
+	bob := sessionClient(t, base, bobToken)
+	page = getPage(bob, "/review/changes/"+rid)
+	bcsrf := csrfField.FindStringSubmatch(page)
+	hash := regexp.MustCompile(`name="expect" value="([0-9a-f]{64})"`).FindStringSubmatch(page)
+	if bcsrf == nil || hash == nil {
+		t.Fatal("the revert's page has no approve form")
+	}
+	if resp := postForm(bob, "/review/changes/"+rid+"/approve", url.Values{"csrf": {bcsrf[1]}, "expect": {hash[1]}}, "Origin", base); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("bob approves the revert: %d", resp.StatusCode)
+	}
+	if d := before.Diff(pgtest.Fingerprint(t, dbURL).DatabaseOnly()); d != "" {
+		t.Fatalf("after the revert the database differs from before the change:\n%s", d)
+	}
+	if page := getPage(bob, "/review/changes/"+id); !strings.Contains(page, rid+"</a> (committed by bob)") || strings.Contains(page, `id="revert-button"`) {
+		t.Errorf("the original's page after its revert committed:\n%s", page)
+	}
+}

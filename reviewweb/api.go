@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,98 @@ type ChangeJSON struct {
 	Change    *review.ChangeDoc `json:"change"`
 	Approvals []ApprovalJSON    `json:"approvals"`
 	Required  int               `json:"approvals_required"`
+	// Reverts, on a revert, is the committed change it undoes; what it
+	// restores is Change.Revert (review.RevertPlan).
+	Reverts *ChangeRef `json:"reverts,omitempty"`
+	// Revertibility (GET changes/{id} of a committed change) says whether
+	// and until when it can be reverted (POST changes/{id}/revert).
+	Revertibility *RevertibilityJSON `json:"revertibility,omitempty"`
+	// RevertedBy (GET changes/{id}) are the reverts recorded of this
+	// change, whatever became of them, oldest first.
+	RevertedBy []ChangeRef `json:"reverted_by,omitempty"`
+}
+
+// ChangeRef names another change and where to read it.
+type ChangeRef struct {
+	ID string `json:"id"`
+	// Status and Reviewer (who decided it) are there when read.
+	Status   string `json:"status,omitempty"`
+	Reviewer string `json:"reviewer,omitempty"`
+	// Link is the change's review page and API its API path, both paths
+	// on this service.
+	Link string `json:"link"`
+	API  string `json:"api"`
+}
+
+func changeRef(id string) ChangeRef {
+	return ChangeRef{ID: id, Link: Prefix + "/changes/" + url.PathEscape(id), API: Prefix + "/api/changes/" + url.PathEscape(id)}
+}
+
+// RevertibilityJSON is whether a committed change can be reverted
+// (docs/architecture.md, Undo).
+type RevertibilityJSON struct {
+	// Possible: its commit captured what it did, the capture is live and
+	// nothing in it is irreversible. It does not say that no row changed
+	// since: a revert over such rows is refused with their keys (or,
+	// only_unchanged, leaves them out).
+	Possible bool `json:"possible"`
+	// Until is when the capture expires (when there is one).
+	Until time.Time `json:"until,omitzero"`
+	// Reason says why not, when not Possible.
+	Reason   string `json:"reason,omitempty"`
+	Captured bool   `json:"captured"`
+	// Expired: the capture is past its retention (or purged).
+	Expired      bool   `json:"expired,omitempty"`
+	Irreversible string `json:"irreversible,omitempty"`
+	// Rows counts the captured row images per table.
+	Rows map[string]RowImages `json:"rows,omitempty"`
+	// DDL are the statements a revert would run to undo what it added.
+	DDL []string `json:"ddl,omitempty"`
+	// Error says why the capture could not be read (Possible is false).
+	Error string `json:"error,omitempty"`
+}
+
+// RowImages counts one table's captured images: the rows as they were
+// before the change and as it left them.
+type RowImages struct {
+	Before int64 `json:"before"`
+	After  int64 `json:"after"`
+}
+
+// revertibilityJSON turns the store's answer into the API's.
+func revertibilityJSON(r *review.Revertibility, err error) *RevertibilityJSON {
+	if err != nil {
+		return &RevertibilityJSON{Reason: "could not read the capture: " + err.Error(), Error: err.Error()}
+	}
+	out := &RevertibilityJSON{Until: r.Until, Captured: r.Captured, Expired: r.Purged, Irreversible: r.Irreversible, DDL: r.DDL}
+	if len(r.Rows) > 0 {
+		out.Rows = make(map[string]RowImages, len(r.Rows))
+		for rel, n := range r.Rows {
+			out.Rows[rel] = RowImages{Before: n[0], After: n[1]}
+		}
+	}
+	switch {
+	case !r.Captured:
+		out.Reason = "nothing was captured when it was committed (write.undo was off, or an airlock older than undo committed it)"
+	case r.Purged:
+		out.Reason = "its capture expired on " + r.Until.UTC().Format(time.RFC3339)
+	case r.Irreversible != "":
+		out.Reason = r.Irreversible
+	default:
+		out.Possible = true
+	}
+	return out
+}
+
+// Revertibility rebuilds the store's answer from the API's (what
+// `airlock show --server` renders).
+func (r *RevertibilityJSON) Revertibility() *review.Revertibility {
+	out := &review.Revertibility{Captured: r.Captured, Until: r.Until, Purged: r.Expired, Irreversible: r.Irreversible,
+		Rows: map[string][2]int64{}, DDL: r.DDL}
+	for rel, n := range r.Rows {
+		out.Rows[rel] = [2]int64{n.Before, n.After}
+	}
+	return out
 }
 
 // ChangesJSON is GET changes: the pending changes, oldest first.
@@ -69,10 +162,19 @@ type DecisionRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// RevertRequest is the body of POST changes/{id}/revert.
+type RevertRequest struct {
+	// OnlyUnchanged restores only the rows nobody changed since the
+	// change was committed and leaves the others as they are; without it
+	// such rows refuse the revert (revert_conflict, with their keys).
+	OnlyUnchanged bool `json:"only_unchanged,omitempty"`
+}
+
 // Outcome is what a decision did.
 type Outcome struct {
 	// Status is committed, approved (waiting for more approvals),
-	// rolled_back, merged or discarded.
+	// rolled_back, merged or discarded; pending for a revert recorded
+	// (Change is the revert: its id, and its plan in Change.Revert).
 	Status    string            `json:"status"`
 	Message   string            `json:"message"`
 	Change    *review.ChangeDoc `json:"change,omitempty"`
@@ -86,6 +188,11 @@ type ErrorJSON struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// Keys (revert_conflict) are, per table, the keys (as JSON) of
+		// the rows changed since the change was committed, at most 20 a
+		// table; Count is how many rows there are in all.
+		Keys  map[string][]string `json:"keys,omitempty"`
+		Count int                 `json:"count,omitempty"`
 	} `json:"error"`
 }
 
@@ -130,6 +237,9 @@ func apiError(w http.ResponseWriter, status int, code, msg string) {
 func classify(err error) (int, string) {
 	var (
 		drift    *migrate.Drift
+		conflict *review.RevertConflictError
+		notRev   *review.NotRevertibleError
+		notComm  *notCommittedError
 		np       *review.NotPendingError
 		notLive  *review.BranchNotLiveError
 		mismatch *review.ApprovalMismatchError
@@ -143,6 +253,12 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, "not_found"
 	case errors.As(err, &drift):
 		return http.StatusConflict, "drifted"
+	case errors.As(err, &conflict):
+		return http.StatusConflict, "revert_conflict"
+	case errors.As(err, &notComm):
+		return http.StatusConflict, "not_committed"
+	case errors.As(err, &notRev):
+		return http.StatusConflict, "not_revertible"
 	case errors.As(err, &np), errors.As(err, &notLive):
 		return http.StatusConflict, "not_pending"
 	case errors.As(err, &mismatch):
@@ -169,13 +285,48 @@ func approvalsJSON(recs []review.ApprovalRecord) []ApprovalJSON {
 	return out
 }
 
-// loadChange reads change id with its approvals of its current content.
+// loadChange reads change id with its approvals of its current content,
+// and on undo: whether it can be reverted (a committed change) and the
+// reverts recorded of it.
 func (h *Handler) loadChange(ctx context.Context, id string) (*review.Change, ChangeJSON, error) {
 	c, err := h.cfg.Store.Get(ctx, id)
 	if err != nil {
 		return nil, ChangeJSON{}, err
 	}
-	return h.changeJSON(ctx, c)
+	c, out, err := h.changeJSON(ctx, c)
+	if err != nil {
+		return nil, ChangeJSON{}, err
+	}
+	if c.Status == review.StatusCommitted {
+		out.Revertibility = revertibilityJSON(h.cfg.Store.Revertibility(ctx, c.ID))
+	}
+	if out.RevertedBy, err = h.revertsOf(ctx, c.ID); err != nil {
+		return nil, ChangeJSON{}, err
+	}
+	return c, out, nil
+}
+
+// revertsOf lists the reverts recorded of change id, oldest first. (The
+// store has no such query; the review login reads airlock.changes.)
+func (h *Handler) revertsOf(ctx context.Context, id string) ([]ChangeRef, error) {
+	rows, err := h.cfg.Pool.Query(ctx, `SELECT id::text, status, coalesce(reviewer, '') FROM airlock.changes
+		WHERE reverts = $1::uuid ORDER BY created_at, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read the reverts of %s: %w", id, err)
+	}
+	refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChangeRef, error) {
+		var rid, status, reviewer string
+		if err := r.Scan(&rid, &status, &reviewer); err != nil {
+			return ChangeRef{}, err
+		}
+		ref := changeRef(rid)
+		ref.Status, ref.Reviewer = status, reviewer
+		return ref, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the reverts of %s: %w", id, err)
+	}
+	return refs, nil
 }
 
 func (h *Handler) changeJSON(ctx context.Context, c *review.Change) (*review.Change, ChangeJSON, error) {
@@ -184,6 +335,10 @@ func (h *Handler) changeJSON(ctx context.Context, c *review.Change) (*review.Cha
 		return nil, ChangeJSON{}, err
 	}
 	out := ChangeJSON{Change: doc, Approvals: []ApprovalJSON{}, Required: 1}
+	if c.Reverts != "" {
+		ref := changeRef(c.Reverts)
+		out.Reverts = &ref
+	}
 	recs, err := h.cfg.Store.Approvals(ctx, c.ID)
 	if err != nil {
 		return nil, ChangeJSON{}, err
@@ -295,6 +450,54 @@ func (h *Handler) rollback(ctx context.Context, id, reviewer, reason string) (Ou
 	return out, nil
 }
 
+// notCommittedError refuses to revert a change that was never committed:
+// there is nothing to undo (a pending one is rejected instead).
+type notCommittedError struct{ id, status string }
+
+func (e *notCommittedError) Error() string {
+	what := "reject it instead"
+	if e.status != review.StatusPending && e.status != review.StatusCommitting {
+		what = "nothing of it reached the database"
+	}
+	return fmt.Sprintf("change %s is %s, not committed: only a committed change can be reverted (%s)", e.id, e.status, what)
+}
+
+// revert records, on behalf of reviewer, a pending change that undoes
+// committed change id: a reviewer approves it like any other change.
+func (h *Handler) revert(ctx context.Context, id, reviewer string, onlyUnchanged bool) (Outcome, error) {
+	orig, err := h.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if orig.Status != review.StatusCommitted {
+		return Outcome{}, &notCommittedError{id: orig.ID, status: orig.Status}
+	}
+	rev, err := h.cfg.Store.Revert(ctx, orig.ID, reviewer, onlyUnchanged)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{Status: review.StatusPending}
+	if d, derr := rev.Doc(); derr == nil {
+		out.Change = d
+	}
+	var rows, skipped int64
+	if rev.Revert != nil {
+		for _, t := range rev.Revert.Tables {
+			rows += t.PutBack + t.Restored + t.Removed
+			skipped += int64(len(t.Skipped))
+		}
+	}
+	out.Message = fmt.Sprintf("revert %s of change %s recorded by %s: it restores %d row(s)", rev.ID, orig.ID, reviewer, rows)
+	if rev.Revert != nil && len(rev.Revert.DDL) > 0 {
+		out.Message += fmt.Sprintf(" and undoes %d schema change(s)", len(rev.Revert.DDL))
+	}
+	if skipped > 0 {
+		out.Message += fmt.Sprintf(", leaving %d row(s) changed since as they are", skipped)
+	}
+	out.Message += "; it is pending: nothing is restored until a reviewer approves it"
+	return out, nil
+}
+
 func (h *Handler) merge(ctx context.Context, id, reviewer, expect string) (Outcome, error) {
 	res, st, err := h.cfg.Store.ApproveMerge(ctx, id, reviewer, review.Approval{Expect: expect})
 	out := Outcome{}
@@ -331,28 +534,47 @@ func (h *Handler) discard(ctx context.Context, id, reviewer, reason string) (Out
 
 func decodeDecision(w http.ResponseWriter, r *http.Request) (DecisionRequest, bool) {
 	var d DecisionRequest
+	ok := decodeBody(w, r, &d, `{"expect": "HASH"} or {"reason": "TEXT"}`)
+	return d, ok
+}
+
+func decodeRevert(w http.ResponseWriter, r *http.Request) (RevertRequest, bool) {
+	var d RevertRequest
+	ok := decodeBody(w, r, &d, `{"only_unchanged": true}`)
+	return d, ok
+}
+
+// decodeBody reads a request's JSON object into dst: an empty body is an
+// empty object, an unknown field a bad request.
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any, example string) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
 		apiError(w, http.StatusRequestEntityTooLarge, "bad_request", "the request body is over 64 KiB")
-		return d, false
+		return false
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
-		return d, true
+		return true
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
-		apiError(w, http.StatusBadRequest, "bad_request", "the body must be a JSON object such as {\"expect\": \"HASH\"} or {\"reason\": \"TEXT\"}: "+err.Error())
-		return d, false
+	if err := dec.Decode(dst); err != nil {
+		apiError(w, http.StatusBadRequest, "bad_request", "the body must be a JSON object such as "+example+": "+err.Error())
+		return false
 	}
-	return d, true
+	return true
 }
 
 // answer writes a decision's outcome, or its refusal.
 func answer(w http.ResponseWriter, out Outcome, err error) {
 	if err != nil {
 		status, code := classify(err)
-		apiError(w, status, code, err.Error())
+		var e ErrorJSON
+		e.Error.Code, e.Error.Message = code, err.Error()
+		var conflict *review.RevertConflictError
+		if errors.As(err, &conflict) {
+			e.Error.Keys, e.Error.Count = conflict.Keys, conflict.Count
+		}
+		writeJSON(w, status, e)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -412,6 +634,17 @@ func (h *Handler) apiRollback(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := reqContext(r, decideTimeout)
 	defer cancel()
 	out, err := h.rollback(ctx, r.PathValue("id"), reviewerOf(r.Context()).name, d.Reason)
+	answer(w, out, err)
+}
+
+func (h *Handler) apiRevert(w http.ResponseWriter, r *http.Request) {
+	d, ok := decodeRevert(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := reqContext(r, decideTimeout)
+	defer cancel()
+	out, err := h.revert(ctx, r.PathValue("id"), reviewerOf(r.Context()).name, d.OnlyUnchanged)
 	answer(w, out, err)
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 // Client calls the review API with a reviewer token: what
-// `airlock pending/show/commit/rollback --server URL` use.
+// `airlock pending/show/commit/rollback/revert --server URL` use.
 type Client struct {
 	base  string
 	token string
@@ -44,6 +44,10 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// Keys (revert_conflict) are, per table, the keys of the rows changed
+	// since the change was committed; Count how many there are in all.
+	Keys  map[string][]string
+	Count int
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -78,7 +82,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if resp.StatusCode != http.StatusOK {
 		var e ErrorJSON
 		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+			return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Keys: e.Error.Keys, Count: e.Error.Count}
 		}
 		return &APIError{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("review API: %s %s: HTTP %d", method, path, resp.StatusCode)}
 	}
@@ -126,6 +130,14 @@ func (c *Client) Commit(ctx context.Context, id, expect string) (*Outcome, error
 func (c *Client) Rollback(ctx context.Context, id, reason string) (*Outcome, error) {
 	var out Outcome
 	return &out, c.do(ctx, http.MethodPost, "changes/"+url.PathEscape(id)+"/rollback", DecisionRequest{Reason: reason}, &out)
+}
+
+// Revert records a pending change that undoes committed change id
+// (onlyUnchanged: leaving the rows changed since as they are); the
+// Outcome's Change is the revert.
+func (c *Client) Revert(ctx context.Context, id string, onlyUnchanged bool) (*Outcome, error) {
+	var out Outcome
+	return &out, c.do(ctx, http.MethodPost, "changes/"+url.PathEscape(id)+"/revert", RevertRequest{OnlyUnchanged: onlyUnchanged}, &out)
 }
 
 // Merge approves merging branch id.

@@ -3,11 +3,13 @@ package reviewweb
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -201,15 +203,56 @@ type changeView struct {
 	Approved  bool // the signed-in reviewer approved it already
 	Age       string
 	ExpiresIn string
+	// Revert is, for a committed change, whether and how it can be
+	// reverted; RevertError a revert refused on this page.
+	Revert      *revertView
+	RevertError *revertErrorView
+	// RevertRows, on a revert, counts the rows its plan restores.
+	RevertRows int64
 }
 
-func (h *Handler) changePage(w http.ResponseWriter, r *http.Request) {
+// revertView is the change page's part on reverting a committed change.
+type revertView struct {
+	Possible bool
+	// Offer: Possible, and no revert of it is pending or committed.
+	Offer  bool
+	Until  time.Time
+	In     string
+	Reason string
+	// Live is the revert pending or committed, when there is one.
+	Live          *ChangeRef
+	OnlyUnchanged bool // the checkbox as the reviewer left it
+	Rows          []relationImages
+	DDL           []string
+}
+
+type relationImages struct {
+	Relation      string
+	Before, After int64
+}
+
+// revertErrorView is a refused revert: the code, the message, and for a
+// conflict the keys of the rows changed since, per table.
+type revertErrorView struct {
+	Code, Message string
+	Tables        []conflictKeys
+	// More counts the rows in the way whose keys are not listed (the
+	// store lists at most 20 a table).
+	More int
+}
+
+type conflictKeys struct {
+	Relation string
+	Keys     []string
+}
+
+// changeView builds the change page of id.
+func (h *Handler) changeView(r *http.Request, id string) (changeView, error) {
 	ctx, cancel := reqContext(r, readTimeout)
 	defer cancel()
-	c, cj, err := h.loadChange(ctx, r.PathValue("id"))
+	c, cj, err := h.loadChange(ctx, id)
 	if err != nil {
-		h.failed(w, r, err)
-		return
+		return changeView{}, err
 	}
 	now := h.cfg.Now()
 	v := changeView{C: c, J: cj, Hash: cj.Change.ApprovalHash, Age: human(now.Sub(c.CreatedAt)),
@@ -224,7 +267,98 @@ func (h *Handler) changePage(w http.ResponseWriter, r *http.Request) {
 	for _, a := range cj.Approvals {
 		v.Approved = v.Approved || a.Reviewer == me
 	}
+	if c.Revert != nil {
+		for _, t := range c.Revert.Tables {
+			v.RevertRows += t.PutBack + t.Restored + t.Removed
+		}
+	}
+	if rj := cj.Revertibility; rj != nil {
+		rv := &revertView{Possible: rj.Possible, Until: rj.Until, In: human(rj.Until.Sub(now)), Reason: rj.Reason, DDL: rj.DDL}
+		for _, ref := range cj.RevertedBy {
+			if ref.Status == review.StatusPending || ref.Status == review.StatusCommitting || ref.Status == review.StatusCommitted {
+				rv.Live = &ref
+			}
+		}
+		rv.Offer = rv.Possible && rv.Live == nil
+		rels := make([]string, 0, len(rj.Rows))
+		for rel := range rj.Rows {
+			rels = append(rels, rel)
+		}
+		slices.Sort(rels)
+		for _, rel := range rels {
+			rv.Rows = append(rv.Rows, relationImages{Relation: rel, Before: rj.Rows[rel].Before, After: rj.Rows[rel].After})
+		}
+		v.Revert = rv
+	}
+	return v, nil
+}
+
+func (h *Handler) changePage(w http.ResponseWriter, r *http.Request) {
+	v, err := h.changeView(r, r.PathValue("id"))
+	if err != nil {
+		h.failed(w, r, err)
+		return
+	}
 	h.render(w, r, http.StatusOK, "change", v)
+}
+
+// revertForm records a revert of the change and sends the browser to the
+// revert's page, where it is approved like any other change. A refusal is
+// shown on the change's own page, with the keys of the rows in the way.
+func (h *Handler) revertForm(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	only := r.PostFormValue("only_unchanged") != ""
+	ctx, cancel := reqContext(r, decideTimeout)
+	defer cancel()
+	out, err := h.revert(ctx, id, reviewerOf(r.Context()).name, only)
+	if err == nil && out.Change != nil {
+		h.flash(r, safetext.Line(out.Message))
+		http.Redirect(w, r, Prefix+"/changes/"+url.PathEscape(out.Change.ID), http.StatusSeeOther)
+		return
+	}
+	if err == nil {
+		err = errorf("revert of %s: recorded, but its change could not be read", id)
+	}
+	status, code := classify(err)
+	if status >= 500 {
+		h.log.Error("review page: revert failed", "change", id, "err", err)
+	}
+	v, verr := h.changeView(r, id)
+	if verr != nil {
+		h.failed(w, r, err)
+		return
+	}
+	v.RevertError = revertError(code, err)
+	if v.Revert != nil {
+		v.Revert.OnlyUnchanged = only
+	}
+	h.render(w, r, status, "change", v)
+}
+
+// revertError is what the change page says about a refused revert. The
+// keys hold the agent's and others' data: the template shows them through
+// safetext like everything else.
+func revertError(code string, err error) *revertErrorView {
+	var conflict *review.RevertConflictError
+	if !errors.As(err, &conflict) {
+		return &revertErrorView{Code: code, Message: safetext.Line(err.Error())}
+	}
+	v := &revertErrorView{Code: code, Message: fmt.Sprintf(
+		"%d row(s) changed since the change was committed, and a revert would overwrite them. "+
+			"Tick \"only rows unchanged since\" to restore the others and leave these as they are.", conflict.Count)}
+	rels := make([]string, 0, len(conflict.Keys))
+	shown := 0
+	for rel := range conflict.Keys {
+		rels = append(rels, rel)
+	}
+	slices.Sort(rels)
+	for _, rel := range rels {
+		keys := conflict.Keys[rel]
+		shown += len(keys)
+		v.Tables = append(v.Tables, conflictKeys{Relation: rel, Keys: keys})
+	}
+	v.More = max(0, conflict.Count-shown)
+	return v
 }
 
 // decided sends the browser back to the page it decided on, with what

@@ -4,7 +4,8 @@
 //
 // It serves HTML rendered on the server (html/template, a little vanilla
 // JavaScript, everything embedded) and the JSON API the page and
-// `airlock pending/show/commit/rollback --server` use, both under Prefix.
+// `airlock pending/show/commit/rollback/revert --server` use, both under
+// Prefix.
 // Reviewers sign in with named reviewer tokens, never with an agent's
 // bearer token: an agent token gets 401 on every path here, and a
 // reviewer token opens nothing outside it. A decision is recorded under
@@ -146,6 +147,7 @@ func (h *Handler) routes() {
 	m.Handle("GET "+Prefix+"/changes/{id}", h.page(h.changePage))
 	m.Handle("POST "+Prefix+"/changes/{id}/approve", h.page(h.approveForm))
 	m.Handle("POST "+Prefix+"/changes/{id}/reject", h.page(h.rejectForm))
+	m.Handle("POST "+Prefix+"/changes/{id}/revert", h.page(h.revertForm))
 	m.Handle("GET "+Prefix+"/branches", h.page(h.branchesPage))
 	m.Handle("GET "+Prefix+"/branches/{id}", h.page(h.branchPage))
 	m.Handle("POST "+Prefix+"/branches/{id}/merge", h.page(h.mergeForm))
@@ -157,6 +159,7 @@ func (h *Handler) routes() {
 	m.Handle("GET "+Prefix+"/api/changes/{id}", h.api(h.apiChange))
 	m.Handle("POST "+Prefix+"/api/changes/{id}/commit", h.api(h.apiCommit))
 	m.Handle("POST "+Prefix+"/api/changes/{id}/rollback", h.api(h.apiRollback))
+	m.Handle("POST "+Prefix+"/api/changes/{id}/revert", h.api(h.apiRevert))
 	m.Handle("GET "+Prefix+"/api/branches", h.api(h.apiBranches))
 	m.Handle("GET "+Prefix+"/api/branches/{id}", h.api(h.apiBranch))
 	m.Handle("POST "+Prefix+"/api/branches/{id}/merge", h.api(h.apiMerge))

@@ -82,7 +82,18 @@ func remoteShow(ctx context.Context, server, id string, now time.Time) (string, 
 	if err != nil {
 		return "", err
 	}
-	return showText(c, now) + remoteApprovals(cj.Approvals, cj.Required), nil
+	var (
+		r    *review.Revertibility
+		rerr error
+	)
+	if rj := cj.Revertibility; rj != nil {
+		if rj.Error != "" {
+			rerr = errors.New(rj.Error)
+		} else {
+			r = rj.Revertibility()
+		}
+	}
+	return showText(c, now) + remoteApprovals(cj.Approvals, cj.Required) + revertTextOf(c, r, rerr, now), nil
 }
 
 func remoteApprovals(as []reviewweb.ApprovalJSON, required int) string {
@@ -149,7 +160,8 @@ func reportRemote(stdout, stderr io.Writer, cmd string, err error) error {
 		fmt.Fprintf(stderr, "airlock %s: %s\n", cmd, safetext.Line(apiErr.Message))
 	case "drifted":
 		fmt.Fprintf(stdout, "drifted: %s\n", safetext.Line(apiErr.Message))
-	case "not_pending", "approval_mismatch", "recheck_failed", "already_approved", "not_allowed", "scope_not_applied", "cross_origin", "csrf":
+	case "not_pending", "approval_mismatch", "recheck_failed", "already_approved", "not_allowed", "scope_not_applied", "cross_origin", "csrf",
+		"revert_conflict", "not_revertible", "not_committed":
 		fmt.Fprintf(stdout, "refused: %s\n", safetext.Line(apiErr.Message))
 	default:
 		fmt.Fprintf(stdout, "failed: %s\n", safetext.Line(apiErr.Message))

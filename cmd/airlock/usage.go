@@ -68,7 +68,7 @@ var envSummary = map[string]struct{ name, about string }{
 	reviewerTokensEnv: {reviewerTokensEnv, "serve --http: named reviewer tokens (NAME:TOKEN,…) for the review page at /review/ (or --reviewer-tokens-file)"},
 	reviewURLEnv:      {reviewURLEnv, "serve --http: the review page's own reviewer login (or --review-database-url-file)"},
 	notifySecretEnv:   {notifySecretEnv, "serve --notify-webhook: the events' HMAC-SHA256 signing secret (or --notify-secret-file)"},
-	reviewerTokenEnv:  {reviewerTokenEnv, "pending/show/commit/rollback/merge/discard --server: your reviewer token"},
+	reviewerTokenEnv:  {reviewerTokenEnv, "pending/show/commit/rollback/revert/merge/discard --server: your reviewer token"},
 	"XDG_CACHE_HOME":  {"XDG_CACHE_HOME", "demo --keep: where the kept demo's state lives"},
 }
 
@@ -179,12 +179,13 @@ func init() {
 			pos:   []string{"ID"},
 			env:   reviewer,
 			run:   wrapRun(cmdRollback)},
-		{name: "revert", args: "ID --reviewer NAME [--only-unchanged] [--log-json]",
+		{name: "revert", args: "ID (--reviewer NAME | --server URL) [--only-unchanged] [--log-json]",
 			summary: "turn a committed change into a pending change that undoes it (write.undo)",
 			about: "Plan the undo of a committed change from what its commit captured (write.undo): the rows it deleted put back, " +
 				"the rows it updated restored, the rows it inserted removed, and the tables, columns and indexes it added dropped; " +
 				"and record that as a pending change, which a reviewer commits like any other. Rows changed since the commit refuse " +
-				"the revert with their keys; --only-unchanged leaves them as they are and restores the rest. " + logJSONAbout,
+				"the revert with their keys; --only-unchanged leaves them as they are and restores the rest. With --server, ask the " +
+				"service's review API for it under your reviewer token's name. " + logJSONAbout,
 			flags: func(fs *flag.FlagSet) { revertFlags(fs) },
 			pos:   []string{"ID"},
 			env:   reviewer,

@@ -150,6 +150,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"rollback", "ID", "--reason", "no"}, "rollback", "--reviewer NAME is required: the decision is recorded with it"},
 		{[]string{"reap", "now"}, "reap", `unexpected argument "now"`},
 		{[]string{"revert", "ID"}, "revert", "--reviewer NAME is required: the revert is recorded with it"},
+		{[]string{"revert", "ID", "--server", "http://x", "--reviewer", "a"}, "revert", "--reviewer is not taken with --server: the revert is recorded under your reviewer token's name"},
 		{[]string{"branches", "x"}, "branches", `unexpected argument "x"`},
 		{[]string{"merge", "ID"}, "merge", "--reviewer NAME is required: the decision is recorded with it"},
 		{[]string{"discard"}, "discard", "missing BRANCH_ID"},
