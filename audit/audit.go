@@ -111,7 +111,7 @@ func EnsureSchema(ctx context.Context, pool *pgxpool.Pool, ddl ...string) error 
 // triggers and columns are this version's. A schema without it (none, or
 // an older one) is brought up to date by EnsureSchema, which needs the
 // rights of the admin who runs `airlock scope apply`.
-const SchemaVersion = "airlock schema 4"
+const SchemaVersion = "airlock schema 5"
 
 // SchemaReady reports whether airlock's schema exists at this version. It
 // creates nothing.

@@ -117,9 +117,8 @@ INSERT INTO airlock.undo_rows (change_id, stmt, relation, side, image)
 SELECT '00000000-0000-0000-0000-000000000001', 1, 'public.orders', side,
 	jsonb_build_object('id', g, 'note', (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 100) i))
 FROM generate_series(1, 300) g, unnest(ARRAY['b', 'a']::"char"[]) side`)
-	// What a later feature moves a dropped table to: a plain table and a
-	// partitioned one, whose partition is counted with it.
-	mustExec(t, ctx, admin, `CREATE SCHEMA airlock_trash`)
+	// What the trash holds (airlock's schema made it): a plain table and
+	// a partitioned one, whose partition is counted with it.
 	mustExec(t, ctx, admin, `CREATE TABLE airlock_trash.orders_dropped AS SELECT * FROM public.orders`)
 	mustExec(t, ctx, admin, `CREATE TABLE airlock_trash.events_dropped (id int, at date) PARTITION BY RANGE (at)`)
 	mustExec(t, ctx, admin, `CREATE TABLE airlock_trash.events_dropped_2026 PARTITION OF airlock_trash.events_dropped

@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/internal/pgtest"
 )
@@ -22,7 +27,7 @@ func undoScopeFile(t *testing.T, name string) string {
   "write": {
     "mode": "replay",
     "tables": ["public.orders", "public.invoices"],
-    "allow": ["update", "insert", "delete", "add_column", "create_index", "drop_column"],
+    "allow": ["update", "insert", "delete", "add_column", "create_index", "drop_column", "drop_table", "rename"],
     "ticket_pattern": "^[A-Z]+-[0-9]+$",
     "own_tables": true,
     "undo": {"retention": "7d"}
@@ -133,10 +138,186 @@ func TestUndoDDL(t *testing.T) {
 		t.Fatalf("after the revert:\n%s", d)
 	}
 
-	// DDL a revert cannot undo is said to be final before anyone approves it.
-	res := call(t, c, "migrate_dry_run", map[string]any{"sql": "ALTER TABLE orders DROP COLUMN notes"})
-	if text := resultText(res); !strings.Contains(text, "UN101") || !strings.Contains(text, "high") {
-		t.Fatalf("dry run of DROP COLUMN with undo on:\n%s", text)
+	// DDL a revert cannot undo is said to be final before anyone approves
+	// it; what the trash keeps is not.
+	for _, tc := range []struct {
+		sql   string
+		final bool
+	}{
+		{"ALTER TABLE invoices DROP COLUMN id", true}, // the key the values would be kept by
+		{"ALTER TABLE invoices RENAME TO bills; DROP TABLE bills", false},
+		{"ALTER TABLE orders ADD COLUMN priority int; ALTER TABLE orders DROP COLUMN priority", false},
+		{"ALTER TABLE orders DROP COLUMN notes", false},
+		{"DROP TABLE invoices", false},
+		{"ALTER TABLE orders RENAME COLUMN notes TO remarks", false},
+		{"ALTER TABLE invoices RENAME TO bills", false},
+	} {
+		res := call(t, c, "migrate_dry_run", map[string]any{"sql": tc.sql})
+		text := resultText(res)
+		if strings.Contains(text, "UN101") != tc.final {
+			t.Errorf("dry run of %s with undo on, UN101 expected %v:\n%s", tc.sql, tc.final, text)
+		}
+	}
+}
+
+// TestUndoDropTable: an approved DROP TABLE moves the table into
+// airlock_trash; the revert brings it back with its rows, indexes,
+// foreign keys and comments, to a database identical to before.
+func TestUndoDropTable(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	c := startAirlock(t, url, undoScopeFile(t, "undo_drop_table"))
+	before := pgtest.Fingerprint(t, url).DatabaseOnly()
+	id := applyChange(t, c, "OPS-720", "DELETE FROM invoices WHERE id % 2 = 0; DROP TABLE invoices")
+	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
+		t.Fatalf("commit (%d): %s", code, out)
+	}
+	if n := count(t, url, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('public.invoices')"); n != 0 {
+		t.Fatal("invoices is still there after the approved DROP TABLE")
+	}
+	// The trash holds no reference to live rows: an order an invoice in
+	// the trash points at can be deleted (its foreign key went with it).
+	if n := count(t, url, "SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'airlock_trash' AND c.contype = 'f'"); n != 0 {
+		t.Fatalf("%d foreign keys in airlock_trash", n)
+	}
+	if show, _ := reviewer(t, url, "show", id); !strings.Contains(show, "Revert: possible until") || !strings.Contains(show, "SET SCHEMA") {
+		t.Fatalf("show does not offer to bring the table back:\n%s", show)
+	}
+	rid := revert(t, url, id)
+	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
+		t.Fatalf("commit the revert (%d): %s", code, out)
+	}
+	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
+		t.Fatalf("after the revert:\n%s", d)
+	}
+}
+
+// TestUndoDropColumn: an approved DROP COLUMN keeps the column's values
+// in airlock_trash; the revert adds the column again (as the last one:
+// PostgreSQL cannot put it back in its place) with its values, default,
+// NOT NULL, comment, index and check constraint.
+func TestUndoDropColumn(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	admin := pgtest.Connect(t, url)
+	for _, s := range []string{
+		"CREATE INDEX orders_notes ON orders (lower(notes))",
+		"ALTER TABLE orders ADD CONSTRAINT orders_notes_short CHECK (length(notes) < 10000)",
+		"UPDATE orders SET notes = 'n' || id WHERE notes IS NULL AND id % 7 = 0",
+	} {
+		if _, err := admin.Exec(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := startAirlock(t, url, undoScopeFile(t, "undo_drop_column"))
+	const content = "SELECT md5(string_agg(concat_ws('|', id, customer_id, status, total, created_at, notes), E'\\n' ORDER BY id)) FROM orders"
+	var want string
+	if err := admin.QueryRow(context.Background(), content).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	// The column comes back last: its position, and the row text that
+	// follows the column order, are the only things allowed to differ.
+	moved := func(k string) bool {
+		return strings.HasPrefix(k, "column public.orders.") || k == "rows public.orders" || strings.Contains(k, "airlock_trash")
+	}
+	before := pgtest.Fingerprint(t, url).DatabaseOnly()
+	beforeCols := map[string]string{}
+	for k, v := range before.Items {
+		if strings.HasPrefix(k, "column public.orders.") {
+			beforeCols[k] = regexp.MustCompile(` position=\d+`).ReplaceAllString(v, "")
+		}
+	}
+	id := applyChange(t, c, "OPS-721", "ALTER TABLE orders DROP COLUMN notes")
+	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
+		t.Fatalf("commit (%d): %s", code, out)
+	}
+	if n := count(t, url, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.orders'::regclass AND attname = 'notes' AND NOT attisdropped"); n != 0 {
+		t.Fatal("orders.notes is still there after the approved DROP COLUMN")
+	}
+	rid := revert(t, url, id)
+	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
+		t.Fatalf("commit the revert (%d): %s", code, out)
+	}
+	after := pgtest.Fingerprint(t, url).DatabaseOnly()
+	if d := before.Except(moved).Diff(after.Except(moved)); d != "" {
+		t.Fatalf("after the revert:\n%s", d)
+	}
+	for k, v := range after.Items {
+		if strings.HasPrefix(k, "column public.orders.") {
+			if got := regexp.MustCompile(` position=\d+`).ReplaceAllString(v, ""); got != beforeCols[k] {
+				t.Errorf("%s: %s, before the change %s", k, got, beforeCols[k])
+			}
+			delete(beforeCols, k)
+		}
+	}
+	if len(beforeCols) != 0 {
+		t.Errorf("columns missing after the revert: %v", beforeCols)
+	}
+	var got string
+	if err := admin.QueryRow(context.Background(), content).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatal("orders' rows differ from before the change after the revert")
+	}
+}
+
+// TestUndoRename: renamed tables and columns are renamed back.
+func TestUndoRename(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	c := startAirlock(t, url, undoScopeFile(t, "undo_rename"))
+	before := pgtest.Fingerprint(t, url).DatabaseOnly()
+	id := applyChange(t, c, "OPS-722", "ALTER TABLE orders RENAME COLUMN notes TO remarks; ALTER TABLE invoices RENAME TO bills")
+	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
+		t.Fatalf("commit (%d): %s", code, out)
+	}
+	rid := revert(t, url, id)
+	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
+		t.Fatalf("commit the revert (%d): %s", code, out)
+	}
+	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
+		t.Fatalf("after the revert:\n%s", d)
+	}
+}
+
+// TestUndoRetentionPurge: once a capture expires the reaper purges its
+// rows and its trash, and the change can no longer be reverted.
+func TestUndoRetentionPurge(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	c := startAirlock(t, url, undoScopeFile(t, "undo_purge"))
+	id := applyChange(t, c, "OPS-723", "UPDATE orders SET status = 'cancelled' WHERE id < 10; ALTER TABLE orders DROP COLUMN notes; DROP TABLE invoices")
+	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
+		t.Fatalf("commit (%d): %s", code, out)
+	}
+	trash := "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'airlock_trash' AND c.relkind = 'r'"
+	if n := count(t, url, trash); n != 2 {
+		t.Fatalf("%d tables in airlock_trash after the commit, want 2 (invoices, orders.notes)", n)
+	}
+	if n := count(t, url, "SELECT count(*) FROM airlock.undo_rows WHERE change_id = '"+id+"'"); n == 0 {
+		t.Fatal("no rows captured")
+	}
+	admin := pgtest.Connect(t, url)
+	if _, err := admin.Exec(context.Background(), "UPDATE airlock.undo_captures SET expires_at = now() - interval '1 second' WHERE change_id = $1", id); err != nil {
+		t.Fatal(err)
+	}
+	// The reaper runs in every serve that holds changes.
+	reaperScope := writeScopeFile(t, `{"name": "undo_purge_reaper", "read": {"tables": {"public.orders": {}}},
+  "write": {"mode": "replay", "tables": ["public.orders"], "allow": ["update"], "ticket_pattern": "^[A-Z]+-[0-9]+$", "own_tables": true}}`)
+	startAirlockWith(t, url, reaperScope, "--allow-owner", "--local-writes", "--reap-interval", "1s")
+	deadline := time.Now().Add(20 * time.Second)
+	for count(t, url, trash) != 0 || count(t, url, "SELECT count(*) FROM airlock.undo_rows WHERE change_id = '"+id+"'") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the capture and the trash are still there 20 s after expiry: %d trash tables", count(t, url, trash))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if show, _ := reviewer(t, url, "show", id); !strings.Contains(show, "not possible any more") {
+		t.Fatalf("show after the purge:\n%s", show)
+	}
+	if out, code := reviewer(t, url, "revert", id, "--reviewer", "alice"); code == 0 {
+		t.Fatalf("revert after the purge succeeded: %s", out)
 	}
 }
 
@@ -145,11 +326,7 @@ func TestUndoCapturesOutOfTheAgentsReach(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	scope := undoScopeFile(t, "undo_reach")
 	c := startAirlock(t, url, scope)
-	id := applyChange(t, c, "OPS-704", "UPDATE orders SET notes = 'x' WHERE id = 1")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
-	login := "undo_agent_" + strings.ReplaceAll(id[:8], "-", "")
+	login := "undo_agent_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	conn := pgtest.Connect(t, url)
 	if _, err := conn.Exec(t.Context(), "CREATE ROLE "+login+" LOGIN"); err != nil {
 		t.Fatal(err)
@@ -162,17 +339,48 @@ func TestUndoCapturesOutOfTheAgentsReach(t *testing.T) {
 	if out, code := reviewer(t, url, "scope", "apply", "--scope", scope, "--grant-to", login); code != 0 {
 		t.Fatalf("scope apply (%d): %s", code, out)
 	}
+	before := pgtest.Fingerprint(t, url).DatabaseOnly()
+	id := applyChange(t, c, "OPS-704", "UPDATE orders SET notes = 'x' WHERE id = 1; DROP TABLE invoices")
+	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
+		t.Fatalf("commit (%d): %s", code, out)
+	}
 	agent := pgtest.Connect(t, strings.Replace(url, "postgres@", login+"@", 1))
+	var trashed string
+	if err := conn.QueryRow(t.Context(), "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'airlock_trash' AND relkind = 'r'").Scan(&trashed); err != nil {
+		t.Fatalf("the dropped table is not in the trash: %v", err)
+	}
+	inTrash := pgx.Identifier{"airlock_trash", trashed}.Sanitize()
+	trashedRows := count(t, url, "SELECT count(*) FROM "+inTrash)
 	for _, sql := range []string{
 		"SELECT count(*) FROM airlock.undo_rows", "SELECT count(*) FROM airlock.undo_captures",
 		"DELETE FROM airlock.undo_captures", "UPDATE airlock.undo_rows SET image = '{}'",
+		// The trash: read it, take it back, empty it, plant something in it,
+		// or forge an entry the reaper would drop.
+		"SELECT count(*) FROM " + inTrash, "DELETE FROM " + inTrash, "DROP TABLE " + inTrash,
+		"ALTER TABLE " + inTrash + " SET SCHEMA public", "CREATE TABLE airlock_trash.planted (id int)",
+		"INSERT INTO airlock.undo_captures (change_id, scope, expires_at, trash) VALUES (gen_random_uuid(), 'undo_reach', now() - interval '1 day', '[{\"trash\": \"" + trashed + "\"}]')",
+		"SELECT airlock.capture_rows()",
 	} {
 		if _, err := agent.Exec(t.Context(), sql); err == nil {
 			t.Errorf("the agent login ran %s", sql)
 		}
 	}
+	// Purging is open to every login, and purges only what has expired.
+	if _, err := agent.Exec(t.Context(), "SELECT airlock.purge_undo()"); err != nil {
+		t.Errorf("purge_undo as the agent login: %v", err)
+	}
 	if n := count(t, url, "SELECT count(*) FROM airlock.undo_rows WHERE change_id = '"+id+"'"); n != 2 {
 		t.Fatalf("%d captured images, want 2 (before and after)", n)
+	}
+	if n := count(t, url, "SELECT count(*) FROM "+inTrash); n != trashedRows {
+		t.Fatalf("the trash holds %d rows of the dropped table, had %d", n, trashedRows)
+	}
+	rid := revert(t, url, id)
+	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
+		t.Fatalf("commit the revert (%d): %s", code, out)
+	}
+	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
+		t.Fatalf("after the attempts and the revert:\n%s", d)
 	}
 }
 

@@ -92,7 +92,8 @@ type objectKey struct {
 
 // snapshotSQL returns the catalog of the user schemas as one JSON document:
 // one round trip. pg_* schemas are reserved for the system (pg_catalog,
-// pg_toast*, pg_temp*); airlock's own schema is bookkeeping. With $4 set it
+// pg_toast*, pg_temp*); airlock's own schema is bookkeeping, and what is in
+// airlock_trash was dropped (a table moved there reads as dropped). With $4 set it
 // reads only those relations (see snapshotAfter).
 //
 // Relations come in two tiers. The migration's targets ($2, by name or by
@@ -125,7 +126,7 @@ WITH wanted AS (
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_description ds ON ds.objoid = c.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-    AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', $1)
+    AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', $1, 'airlock_trash')
     AND ($4::oid[] IS NULL OR c.oid = ANY ($4::oid[]))
 )
 SELECT json_build_object(

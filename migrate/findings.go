@@ -57,7 +57,7 @@ var RuntimeFindings = map[string]FindingDoc{
 	},
 	"UN101": {
 		Title: "Cannot be reverted (undo is on)",
-		Fix:   "Split the change so this statement stands alone and export what it destroys first; airlock revert restores rows and undoes added tables, columns and indexes only",
+		Fix:   "Split the change so this statement stands alone and export what it destroys first; airlock revert restores rows, drops what was added, renames back and brings dropped tables and columns back from airlock_trash (without CASCADE, and for a column a primary key to keep its values by)",
 		Level: levelDanger,
 	},
 	"DS105": {
@@ -313,11 +313,14 @@ func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
 
 // Revertible lists the statement kinds airlock revert can undo when the
 // scope's undo is on (docs/architecture.md, Undo): row changes, from the
-// rows captured at commit, and what adds a table, column or index, by
-// dropping it again.
+// rows captured at commit; what adds a table, column or index, by
+// dropping it again; drops, from the trash; renames, by renaming back.
+// The run can still find a statement of these kinds irreversible (a
+// CASCADE, a table without a key for a dropped column's values).
 var Revertible = map[string]bool{
 	"insert": true, "update": true, "delete": true, "truncate": true,
 	"create_table": true, "add_column": true, "create_index": true,
+	"drop_table": true, "drop_column": true, "rename": true,
 }
 
 // IrreversibleReason says why statement st cannot be reverted, or "".
@@ -342,8 +345,21 @@ func (r *runner) irreversible() []sqlguard.Finding {
 	}
 	var out []sqlguard.Finding
 	for i := range r.plan.Statements {
-		if why := IrreversibleReason(&r.plan.Statements[i]); why != "" {
+		why := IrreversibleReason(&r.plan.Statements[i])
+		if why == "" {
+			why = r.trashBlocked[i]
+		}
+		if why != "" {
 			out = append(out, finding("UN101", levelDanger, why+": once committed, airlock revert cannot bring back what it changes", i))
+		}
+	}
+	if len(out) == 0 {
+		var trash []TrashEntry
+		for i := range r.plan.Statements {
+			trash = append(trash, r.trash[i]...)
+		}
+		if _, err := InverseOf(r.report.SchemaDiff, trash); err != nil {
+			out = append(out, finding("UN101", levelDanger, err.Error()+": once committed, airlock revert cannot bring that back", -1))
 		}
 	}
 	return out

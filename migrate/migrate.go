@@ -155,6 +155,10 @@ type RunArg struct {
 	// the connection's own rights: Options.Role is reset first. An error
 	// rolls everything back.
 	BeforeCommit func(ctx context.Context, tx pgx.Tx) error
+	// Undo, in a run with Options.Capture or CaptureEach, collects what
+	// the statements put into the trash (TrashSchema) for BeforeCommit to
+	// record with the capture.
+	Undo *UndoLog
 }
 
 var gidPattern = regexp.MustCompile(`^airlock_[0-9a-f-]{36}$`)
@@ -222,6 +226,11 @@ type runner struct {
 	rows    map[uint32]int64 // estimated rows of pre-existing relations, by oid
 	obs     *observer
 	report  *Report
+
+	// trash holds each drop statement's trash entries, worked out before
+	// it ran; trashBlocked why a statement's drop cannot be undone.
+	trash        map[int][]TrashEntry
+	trashBlocked map[int]string
 }
 
 func (r *runner) run(ctx context.Context) (*Report, error) {
@@ -349,8 +358,9 @@ func (r *runner) statement(ctx context.Context, i int) error {
 		}
 	}
 	t0 := time.Now()
-	var tag pgconn.CommandTag
+	tag, ran, err := r.trashStatement(ctx, i, st, sql, tree)
 	switch {
+	case err != nil || ran:
 	case st.Kind == "do" && r.opt.Role != "":
 		tag, err = r.execDo(ctx, st)
 	case img != nil && img.sql != "":

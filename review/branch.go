@@ -581,10 +581,11 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 	if err != nil {
 		return res, err
 	}
+	var undoLog *migrate.UndoLog
 	if undo != nil {
 		// Each change's rows are captured under its own id, so each can
 		// be reverted alone (docs/architecture.md, Undo).
-		opt.Undo = true
+		opt.Undo, undoLog = true, &migrate.UndoLog{}
 		for _, c := range res.Changes {
 			for range c.Statements {
 				opt.CaptureEach = append(opt.CaptureEach, c.ID)
@@ -613,6 +614,7 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 	rep, err := migrate.Run(ctx, pc.Conn(), plan, opt, migrate.EndCommitIfSame, migrate.RunArg{
 		Expected:         &expected,
 		IgnoreSchemaDiff: true,
+		Undo:             undoLog,
 		BeforeCommit: func(ctx context.Context, tx pgx.Tx) error {
 			sourceSchema, err := describeSchema(ctx, tx, b.Tables)
 			if err != nil {
@@ -649,7 +651,7 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 			}
 			if undo != nil {
 				for _, c := range res.Changes {
-					if err := recordCapture(ctx, tx, c, undo); err != nil {
+					if err := recordCapture(ctx, tx, c, undo, undoLog); err != nil {
 						return err
 					}
 				}

@@ -156,7 +156,9 @@ func (s *Store) replay(ctx context.Context, id, reviewer string) (row, error) {
 		return r, err
 	}
 	mark := markCommitted(id, reviewer, true)
+	var log *migrate.UndoLog
 	if undo != nil {
+		log = &migrate.UndoLog{}
 		// Capture what the commit does, in its own transaction
 		// (docs/architecture.md, Undo).
 		opt.Capture, opt.Undo = id, true
@@ -164,12 +166,13 @@ func (s *Store) replay(ctx context.Context, id, reviewer string) (row, error) {
 			if err := markCommitted(id, reviewer, true)(ctx, tx); err != nil {
 				return err
 			}
-			return recordCapture(ctx, tx, r.Change, undo)
+			return recordCapture(ctx, tx, r.Change, undo, log)
 		}
 	}
 	_, err = migrate.Run(ctx, pc.Conn(), r.Plan(), opt, migrate.EndCommitIfSame, migrate.RunArg{
 		Expected:     &r.Effects,
 		BeforeCommit: mark,
+		Undo:         log,
 	})
 	return r, err
 }

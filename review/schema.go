@@ -123,6 +123,11 @@ CREATE TABLE IF NOT EXISTS airlock.undo_captures (
 	irreversible text,
 	purged_at    timestamptz
 );
+ALTER TABLE airlock.undo_captures ADD COLUMN IF NOT EXISTS trash jsonb;
+-- What committed changes dropped, until their capture expires
+-- (migrate.TrashSchema): write roles get USAGE and CREATE at scope apply.
+CREATE SCHEMA IF NOT EXISTS airlock_trash;
+REVOKE ALL ON SCHEMA airlock_trash FROM PUBLIC;
 ALTER TABLE airlock.changes ADD COLUMN IF NOT EXISTS reverts uuid;
 ALTER TABLE airlock.changes ADD COLUMN IF NOT EXISTS revert jsonb;
 ` + decisionGuard + approvalGuard + eventTriggers + undoFunctions
@@ -327,7 +332,19 @@ CREATE OR REPLACE FUNCTION airlock.purge_undo() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
 	n bigint;
+	t text;
 BEGIN
+	-- The trash goes first, one table at a time: a table something now
+	-- depends on stays (with a warning) rather than stop the purge.
+	FOR t IN SELECT e->>'trash' FROM airlock.undo_captures c, jsonb_array_elements(c.trash) e
+		WHERE c.expires_at <= now() AND c.purged_at IS NULL AND jsonb_typeof(c.trash) = 'array'
+	LOOP
+		BEGIN
+			EXECUTE format('DROP TABLE IF EXISTS airlock_trash.%I', t);
+		EXCEPTION WHEN others THEN
+			RAISE WARNING 'airlock: could not purge airlock_trash.%: %', t, SQLERRM;
+		END;
+	END LOOP;
 	DELETE FROM airlock.undo_rows r USING airlock.undo_captures c
 		WHERE r.change_id = c.change_id AND c.expires_at <= now();
 	UPDATE airlock.undo_captures SET purged_at = now() WHERE expires_at <= now() AND purged_at IS NULL;

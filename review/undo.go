@@ -39,7 +39,11 @@ type RevertPlan struct {
 	// (Skipped) instead of refusing.
 	OnlyUnchanged bool          `json:"only_unchanged,omitempty"`
 	Tables        []RevertTable `json:"tables"`
-	// DDL are the statements that undo what the change added, in order.
+	// Recreate are the statements that bring back what the change dropped
+	// (from the trash) or renamed, run before the rows are restored.
+	Recreate []string `json:"recreate,omitempty"`
+	// DDL are the statements that undo what the change added, in order,
+	// run after.
 	DDL []string `json:"ddl,omitempty"`
 }
 
@@ -132,30 +136,60 @@ func captureIrreversible(c *Change) string {
 
 // recordCapture is part of a commit's BeforeCommit: the capture exists
 // exactly when the change does.
-func recordCapture(ctx context.Context, tx pgx.Tx, c *Change, undo *scopes.Undo) error {
+func recordCapture(ctx context.Context, tx pgx.Tx, c *Change, undo *scopes.Undo, log *migrate.UndoLog) error {
 	var why any
 	if s := captureIrreversible(c); s != "" {
 		why = s
+	} else if log != nil && log.Irreversible[c.ID] != "" {
+		why = log.Irreversible[c.ID]
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO airlock.undo_captures (change_id, scope, expires_at, irreversible)
-		VALUES ($1, $2, now() + $3::interval, $4)`, c.ID, c.Scope, undo.Retention, why)
+	var trash []migrate.TrashEntry
+	if log != nil {
+		for _, e := range log.Trash {
+			if e.Change == c.ID {
+				trash = append(trash, e)
+			}
+		}
+	}
+	var trashJSON any
+	if len(trash) > 0 {
+		b, err := json.Marshal(trash)
+		if err != nil {
+			return fmt.Errorf("record the capture for undo: %w", err)
+		}
+		trashJSON = string(b)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO airlock.undo_captures (change_id, scope, expires_at, irreversible, trash)
+		VALUES ($1, $2, now() + $3::interval, $4, $5::jsonb)`, c.ID, c.Scope, undo.Retention, why, trashJSON)
 	if err != nil {
 		return fmt.Errorf("record the capture for undo: %w", err)
 	}
 	return nil
 }
 
-// PreparedCapture is the BeforeCommit hook of a prepared apply in a scope
-// with undo on: the capture's record goes into the prepared transaction
-// with the rows it captured, so a COMMIT PREPARED commits both and a
-// ROLLBACK PREPARED neither, and no crash in between can part them. The
-// retention counts from the latest the change can be committed (its
-// review TTL from now), so it is never shorter than write.undo.retention.
-func PreparedCapture(id, scope string, statements []sqlguard.MigrationStatement, ttl time.Duration, undo *scopes.Undo) func(context.Context, pgx.Tx) error {
+// decodeTrash reads undo_captures.trash (NULL when nothing was trashed).
+func decodeTrash(b []byte) ([]migrate.TrashEntry, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var out []migrate.TrashEntry
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decode the trash entries: %w", err)
+	}
+	return out, nil
+}
+
+// PreparedCapture is a prepared apply's BeforeCommit hook with undo on:
+// it records the capture inside the prepared transaction, so it commits
+// (COMMIT PREPARED) or vanishes (ROLLBACK PREPARED) with the change; the
+// retention counts from the apply, so it adds the review's TTL. The run
+// must be given the UndoLog (RunArg.Undo) it returns.
+func PreparedCapture(id, scope string, statements []sqlguard.MigrationStatement, ttl time.Duration, undo *scopes.Undo) (func(context.Context, pgx.Tx) error, *migrate.UndoLog) {
+	log := &migrate.UndoLog{}
 	return func(ctx context.Context, tx pgx.Tx) error {
 		c := &Change{ID: id, Scope: scope, Statements: statements}
-		return recordCapture(ctx, tx, c, &scopes.Undo{Retention: ttl + undo.Retention})
-	}
+		return recordCapture(ctx, tx, c, &scopes.Undo{Retention: ttl + undo.Retention}, log)
+	}, log
 }
 
 // Revertibility reports whether committed change id can be reverted.
@@ -169,8 +203,9 @@ func (s *Store) Revertibility(ctx context.Context, id string) (*Revertibility, e
 		why    *string
 		purged *time.Time
 	)
-	err = s.pool.QueryRow(ctx, "SELECT expires_at, irreversible, purged_at FROM airlock.undo_captures WHERE change_id = $1", c.ID).
-		Scan(&r.Until, &why, &purged)
+	var trashJSON []byte
+	err = s.pool.QueryRow(ctx, "SELECT expires_at, irreversible, purged_at, trash FROM airlock.undo_captures WHERE change_id = $1", c.ID).
+		Scan(&r.Until, &why, &purged, &trashJSON)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, nil
 	}
@@ -199,59 +234,16 @@ func (s *Store) Revertibility(ctx context.Context, id string) (*Revertibility, e
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	r.DDL, _ = inverseDDL(c)
+	trash, err := decodeTrash(trashJSON)
+	if err != nil {
+		return nil, fmt.Errorf("read the capture of %s: %w", id, err)
+	}
+	if inv, err := migrate.InverseOf(c.Effects.SchemaDiff, trash); err == nil {
+		r.DDL = append(inv.Recreate, inv.Drop...)
+	} else if r.Irreversible == "" {
+		r.Irreversible = err.Error()
+	}
 	return r, nil
-}
-
-// inverseDDL returns the statements that undo what change c added, from
-// its schema diff, or why that cannot be done.
-func inverseDDL(c *Change) ([]string, error) {
-	var tables, columns, indexes, constraints []string
-	droppedTable := map[string]bool{}
-	for _, ch := range c.Effects.SchemaDiff.Changes {
-		if ch.Action != "added" {
-			return nil, fmt.Errorf("its %s %s was %s, which a revert cannot undo", ch.Object, ch.Name, ch.Action)
-		}
-		parts := strings.Split(ch.Name, ".")
-		switch {
-		case (ch.Object == "table" || ch.Object == "view") && len(parts) == 2:
-			droppedTable[ch.Name] = true
-			kw := "TABLE"
-			if ch.Object == "view" {
-				kw = "VIEW"
-			}
-			tables = append(tables, "DROP "+kw+" "+pgx.Identifier(parts).Sanitize())
-		case ch.Object == "column" && len(parts) == 3:
-			columns = append(columns, "ALTER TABLE "+pgx.Identifier(parts[:2]).Sanitize()+" DROP COLUMN "+pgx.Identifier{parts[2]}.Sanitize())
-		case ch.Object == "index" && len(parts) == 2:
-			indexes = append(indexes, "DROP INDEX "+pgx.Identifier(parts).Sanitize())
-		case ch.Object == "constraint" && len(parts) == 3:
-			constraints = append(constraints, strings.Join(parts[:2], ".")+"\x00"+"ALTER TABLE "+pgx.Identifier(parts[:2]).Sanitize()+" DROP CONSTRAINT "+pgx.Identifier{parts[2]}.Sanitize())
-		default:
-			return nil, fmt.Errorf("its added %s %s has a name airlock cannot take apart", ch.Object, ch.Name)
-		}
-	}
-	var out []string
-	for _, con := range constraints {
-		table, stmt, _ := strings.Cut(con, "\x00")
-		if !droppedTable[table] {
-			out = append(out, stmt)
-		}
-	}
-	out = append(out, indexes...)
-	for _, col := range columns {
-		// A column of a table the revert drops goes with it.
-		keep := true
-		for t := range droppedTable {
-			if strings.Contains(col, pgx.Identifier(strings.Split(t, ".")).Sanitize()+" DROP COLUMN") {
-				keep = false
-			}
-		}
-		if keep {
-			out = append(out, col)
-		}
-	}
-	return append(out, tables...), nil
 }
 
 // rowChange is one key's net change: the row before the change (nil when
@@ -262,9 +254,13 @@ type rowChange struct {
 }
 
 // tableChanges are the net row changes of one table, with its key
-// columns and the columns its before images hold.
+// columns and the columns its before images hold. relation is the table's
+// name when captured, where rows are restored (after the revert brought
+// back what the change dropped); current is where it is now (in
+// airlock_trash for a dropped table), where rows are compared.
 type tableChanges struct {
 	relation string
+	current  string
 	key      []string
 	columns  map[string]bool
 	rows     []*rowChange
@@ -277,7 +273,7 @@ type tableChanges struct {
 // (one spelling per value, keys sorted), so equal keys and equal images
 // are equal strings; a row the change left exactly as it was (compared
 // as text, so 0.1 and 0.10 differ) is no change.
-func loadCapture(ctx context.Context, tx pgx.Tx, id string) ([]*tableChanges, error) {
+func loadCapture(ctx context.Context, tx pgx.Tx, id string, trash []migrate.TrashEntry) ([]*tableChanges, error) {
 	rels, err := tx.Query(ctx, "SELECT relation FROM airlock.undo_rows WHERE change_id = $1 GROUP BY relation ORDER BY min(seq)", id)
 	if err != nil {
 		return nil, fmt.Errorf("read the capture: %w", err)
@@ -288,11 +284,25 @@ func loadCapture(ctx context.Context, tx pgx.Tx, id string) ([]*tableChanges, er
 	}
 	var out []*tableChanges
 	for _, rel := range names {
-		key, err := keyColumns(ctx, tx, rel)
+		current := rel
+		for _, e := range trash {
+			if e.Kind != "table" {
+				continue
+			}
+			// undo_rows names a table with quote_ident, as here.
+			var same bool
+			if err := tx.QueryRow(ctx, "SELECT pg_catalog.quote_ident($1) || '.' || pg_catalog.quote_ident($2) = $3", e.Schema, e.Table, rel).Scan(&same); err != nil {
+				return nil, fmt.Errorf("read the capture: %w", err)
+			}
+			if same {
+				current = pgx.Identifier{migrate.TrashSchema, e.Trash}.Sanitize()
+			}
+		}
+		key, err := migrate.KeyColumns(ctx, tx, current)
 		if err != nil {
 			return nil, err
 		}
-		t := &tableChanges{relation: rel, key: key, columns: map[string]bool{}}
+		t := &tableChanges{relation: rel, current: current, key: key, columns: map[string]bool{}}
 		parts := make([]string, len(key))
 		for i := range key {
 			parts[i] = fmt.Sprintf("$%d::text, image->$%[1]d::text", i+3)
@@ -365,38 +375,6 @@ func jsonArray(n int, item func(*bytes.Buffer, int)) []byte {
 	return b.Bytes()
 }
 
-// keyColumns returns rel's primary key (or replica identity index)
-// columns, in key order.
-func keyColumns(ctx context.Context, q querier, rel string) ([]string, error) {
-	rows, err := q.Query(ctx, `
-SELECT a.attname FROM pg_catalog.pg_index i
-CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos)
-JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = pg_catalog.to_regclass($1) AND (i.indisprimary OR i.indisreplident)
-ORDER BY i.indisprimary DESC, i.indexrelid, k.pos`, rel)
-	if err != nil {
-		return nil, fmt.Errorf("read the key of %s: %w", rel, err)
-	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read the key of %s: %w", rel, err)
-	}
-	// Only the first index's columns (a primary key sorts first).
-	seen := map[string]bool{}
-	var out []string
-	for _, c := range cols {
-		if seen[c] {
-			break
-		}
-		seen[c] = true
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s has no primary key (or replica identity index) any more: its rows cannot be matched", rel)
-	}
-	return out, nil
-}
-
 // conflicts returns the keys of t's rows that are no longer as the change
 // left them. A row equal to its after image as a whole is settled by one
 // jsonb comparison; only the others are compared column by column, so a
@@ -423,20 +401,20 @@ func conflicts(ctx context.Context, tx pgx.Tx, t *tableChanges) (map[string]bool
 	}
 	first := "airlock_cur." + pgx.Identifier{t.key[0]}.Sanitize()
 	sql := `SELECT airlock_in.e->'k' FROM jsonb_array_elements($1::jsonb) AS airlock_in(e)
-CROSS JOIN LATERAL jsonb_populate_record(NULL::` + t.relation + `, airlock_in.e->'k') AS airlock_key
-LEFT JOIN ` + t.relation + ` AS airlock_cur ON ` + strings.Join(on, " AND ") + `
+CROSS JOIN LATERAL jsonb_populate_record(NULL::` + t.current + `, airlock_in.e->'k') AS airlock_key
+LEFT JOIN ` + t.current + ` AS airlock_cur ON ` + strings.Join(on, " AND ") + `
 WHERE CASE WHEN jsonb_typeof(airlock_in.e->'a') = 'null' THEN ` + first + ` IS NOT NULL
 	WHEN ` + first + ` IS NULL THEN true
 	WHEN to_jsonb(airlock_cur.*) = airlock_in.e->'a' THEN false
 	ELSE EXISTS (SELECT 1 FROM jsonb_each(airlock_in.e->'a') AS airlock_kv(key, value)
-		WHERE to_jsonb(airlock_cur.*)->airlock_kv.key IS DISTINCT FROM airlock_kv.value) END`
+		WHERE to_jsonb(airlock_cur.*) ? airlock_kv.key AND to_jsonb(airlock_cur.*)->airlock_kv.key IS DISTINCT FROM airlock_kv.value) END`
 	rows, err := tx.Query(ctx, sql, arg)
 	if err != nil {
-		return nil, fmt.Errorf("compare %s with the capture: %w", t.relation, err)
+		return nil, fmt.Errorf("compare %s with the capture: %w", t.current, err)
 	}
 	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("compare %s with the capture: %w", t.relation, err)
+		return nil, fmt.Errorf("compare %s with the capture: %w", t.current, err)
 	}
 	out := make(map[string]bool, len(keys))
 	for _, k := range keys {
@@ -449,18 +427,31 @@ WHERE CASE WHEN jsonb_typeof(airlock_in.e->'a') = 'null' THEN ` + first + ` IS N
 // the write role: per table what it restores, the rows in conflict and
 // the inverse DDL.
 func planRevert(ctx context.Context, tx pgx.Tx, c *Change, onlyUnchanged bool) (*RevertPlan, []*tableChanges, error) {
-	ddl, err := inverseDDL(c)
+	var trashJSON []byte
+	if err := tx.QueryRow(ctx, "SELECT trash FROM airlock.undo_captures WHERE change_id = $1", c.ID).Scan(&trashJSON); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, fmt.Errorf("read the capture: %w", err)
+	}
+	trash, err := decodeTrash(trashJSON)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the capture: %w", err)
+	}
+	inv, err := migrate.InverseOf(c.Effects.SchemaDiff, trash)
 	if err != nil {
 		return nil, nil, &NotRevertibleError{Change: c.ID, Reason: err.Error()}
 	}
-	tables, err := loadCapture(ctx, tx, c.ID)
+	// Everything here names its objects qualified; pg_catalog alone
+	// keeps an operator or function of a user schema out of the way.
+	if _, err := tx.Exec(ctx, "SET LOCAL search_path = pg_catalog"); err != nil {
+		return nil, nil, fmt.Errorf("pin the search path: %w", err)
+	}
+	tables, err := loadCapture(ctx, tx, c.ID, trash)
 	if err != nil {
 		return nil, nil, err
 	}
 	if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{c.Options.Role}.Sanitize()); err != nil {
 		return nil, nil, fmt.Errorf("assume the write role: %w", err)
 	}
-	plan := &RevertPlan{Change: c.ID, OnlyUnchanged: onlyUnchanged, Tables: []RevertTable{}, DDL: ddl}
+	plan := &RevertPlan{Change: c.ID, OnlyUnchanged: onlyUnchanged, Tables: []RevertTable{}, Recreate: inv.Recreate, DDL: inv.Drop}
 	conflict := &RevertConflictError{Change: c.ID, Keys: map[string][]string{}}
 	for _, t := range tables {
 		bad, err := conflicts(ctx, tx, t)
@@ -656,6 +647,11 @@ func (s *Store) commitRevert(ctx context.Context, id, reviewer string) (*Change,
 		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
 			return fmt.Errorf("assume the write role: %w", err)
 		}
+		for _, d := range plan.Recreate {
+			if _, err := tx.Exec(ctx, d); err != nil {
+				return fmt.Errorf("%s: %w", d, err)
+			}
+		}
 		if err := restoreRows(ctx, tx, tables); err != nil {
 			return err
 		}
@@ -668,7 +664,7 @@ func (s *Store) commitRevert(ctx context.Context, id, reviewer string) (*Change,
 			return err
 		}
 		if undo != nil {
-			return recordCapture(ctx, tx, r.Change, undo)
+			return recordCapture(ctx, tx, r.Change, undo, nil)
 		}
 		return nil
 	})

@@ -172,6 +172,13 @@ func writeGrants(scope *scopes.Scope, cat *catalog) grantSet {
 		// To call its DO runner.
 		g[grant{Kind: onSchema, Schema: scope.MaskSchema(), Priv: "USAGE"}] = true
 	}
+	if w.Undo.On() && w.OwnTables {
+		// A drop under undo moves the table into airlock_trash, or copies
+		// a column's values there (docs/architecture.md, Undo). Without
+		// own_tables the role cannot drop anything.
+		g[grant{Kind: onSchema, Schema: "airlock_trash", Priv: "USAGE"}] = true
+		g[grant{Kind: onSchema, Schema: "airlock_trash", Priv: "CREATE"}] = true
+	}
 	for _, table := range w.Tables {
 		cols, exists := cat.columns[table]
 		schema, rel := splitQualified(table)

@@ -247,7 +247,16 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 			}
 		}
 	}
-	roleStmts, err = planRole(ctx, q, writeRole, writeGrants(scope, cat), opt.logins("service", "reviewer"), scope.Write != nil, mayOwn)
+	wg := writeGrants(scope, cat)
+	if opt.NoAirlockSchema {
+		// A branch has no trash: nothing is committed there.
+		for k := range wg {
+			if k.Kind == onSchema && k.Schema == "airlock_trash" {
+				delete(wg, k)
+			}
+		}
+	}
+	roleStmts, err = planRole(ctx, q, writeRole, wg, opt.logins("service", "reviewer"), scope.Write != nil, mayOwn)
 	if err != nil {
 		return nil, err
 	}

@@ -175,7 +175,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 			// Undo).
 			change.ID = uuid.NewString()
 			capture = change.ID
-			arg.BeforeCommit = review.PreparedCapture(change.ID, change.Scope, plan.Statements, w.ReviewTTL, w.Undo)
+			arg.BeforeCommit, arg.Undo = review.PreparedCapture(change.ID, change.Scope, plan.Statements, w.ReviewTTL, w.Undo)
 		}
 		pool, _ := a.env.Target(ctx)
 		rep, err = a.env.runMigrationOn(ctx, pool, req, plan, migrate.EndPrepare, arg, capture)

@@ -521,3 +521,15 @@ func shorten(v string, from int) string {
 	}
 	return out
 }
+
+// Except returns s without the items whose key drop matches: what a test
+// leaves out on purpose, such as a column's position after it came back.
+func (s Snapshot) Except(drop func(key string) bool) Snapshot {
+	out := Snapshot{Items: make(map[string]string, len(s.Items))}
+	for k, v := range s.Items {
+		if !drop(k) {
+			out.Items[k] = v
+		}
+	}
+	return out
+}
