@@ -27,7 +27,8 @@ func undoScopeFile(t *testing.T, name string) string {
   "write": {
     "mode": "replay",
     "tables": ["public.orders", "public.invoices"],
-    "allow": ["update", "insert", "delete", "add_column", "create_index", "drop_column", "drop_table", "rename"],
+    "allow": ["update", "insert", "delete", "add_column", "create_index", "drop_column", "drop_table", "rename",
+      "alter_column_type", "set_default", "drop_default", "set_not_null", "drop_not_null"],
     "ticket_pattern": "^[A-Z]+-[0-9]+$",
     "own_tables": true,
     "undo": {"retention": "7d"}
@@ -184,6 +185,9 @@ func TestUndoDropTable(t *testing.T) {
 		t.Fatalf("show does not offer to bring the table back:\n%s", show)
 	}
 	rid := revert(t, url, id)
+	if show, _ := reviewer(t, url, "show", rid); !strings.Contains(show, "first: ALTER TABLE \"airlock_trash\".") {
+		t.Fatalf("show of the revert does not say it brings the table back first:\n%s", show)
+	}
 	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
 		t.Fatalf("commit the revert (%d): %s", code, out)
 	}
@@ -278,6 +282,76 @@ func TestUndoRename(t *testing.T) {
 	}
 	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
 		t.Fatalf("after the revert:\n%s", d)
+	}
+}
+
+// TestUndoColumnChanges: a type change that rounds every value, a new
+// default and a dropped NOT NULL are undone: the values come back from
+// their copy, the definitions from the trash entries.
+func TestUndoColumnChanges(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	c := startAirlock(t, url, undoScopeFile(t, "undo_columns"))
+	before := pgtest.Fingerprint(t, url).DatabaseOnly()
+	id := applyChange(t, c, "OPS-724", "ALTER TABLE orders ALTER COLUMN total TYPE integer USING round(total)::integer; "+
+		"ALTER TABLE orders ALTER COLUMN status SET DEFAULT 'cancelled', ALTER COLUMN created_at DROP NOT NULL; "+
+		"UPDATE orders SET total = total + 1 WHERE id < 50")
+	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
+		t.Fatalf("commit (%d): %s", code, out)
+	}
+	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d == "" {
+		t.Fatal("the change did not reach the database")
+	}
+	rid := revert(t, url, id)
+	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
+		t.Fatalf("commit the revert (%d): %s", code, out)
+	}
+	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
+		t.Fatalf("after the revert:\n%s", d)
+	}
+}
+
+// TestUndoCascadeOutsideTheCapture: a DELETE whose foreign key cascade
+// reaches a table that is not a write table (so not captured) is said to
+// be final before approval, and after its commit a revert is refused
+// rather than bringing back only part of it.
+func TestUndoCascadeOutsideTheCapture(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	c := startAirlock(t, url, writeScopeFile(t, `{
+  "name": "undo_cascade",
+  "read": {"tables": {"public.orders": {}, "public.invoices": {}}},
+  "write": {"mode": "replay", "tables": ["public.orders"], "allow": ["update", "delete"],
+    "ticket_pattern": "^[A-Z]+-[0-9]+$", "own_tables": true}
+}`))
+	const del = "DELETE FROM orders WHERE id IN (SELECT order_id FROM invoices ORDER BY id LIMIT 3)"
+	text := resultText(call(t, c, "migrate_dry_run", map[string]any{"sql": del}))
+	if !strings.Contains(text, "UN101") || !strings.Contains(text, "public.invoices") || !strings.Contains(text, "risk: high") {
+		t.Fatalf("dry run of a DELETE cascading into invoices:\n%s", text)
+	}
+	// An UPDATE of orders, or a DELETE of orders no invoice points at,
+	// reaches no cascade: nothing is said.
+	for _, sql := range []string{
+		"UPDATE orders SET status = 'paid' WHERE id = 1",
+		"DELETE FROM orders o WHERE id > 8 AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.order_id = o.id)",
+	} {
+		if text := resultText(call(t, c, "migrate_dry_run", map[string]any{"sql": sql})); strings.Contains(text, "UN101") {
+			t.Fatalf("dry run of %s, which cascades nowhere:\n%s", sql, text)
+		}
+	}
+	id := applyChange(t, c, "OPS-725", del)
+	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
+		t.Fatalf("commit (%d): %s", code, out)
+	}
+	after := pgtest.Fingerprint(t, url).DatabaseOnly()
+	if show, _ := reviewer(t, url, "show", id); !strings.Contains(show, "Revert: not possible") || !strings.Contains(show, "public.invoices") {
+		t.Fatalf("show of a change with an uncaptured cascade:\n%s", show)
+	}
+	if out, code := reviewer(t, url, "revert", id, "--reviewer", "alice"); code == 0 || !strings.Contains(out, "public.invoices") {
+		t.Fatalf("revert of a change with an uncaptured cascade (%d): %s", code, out)
+	}
+	if d := after.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
+		t.Fatalf("the refused revert changed the database:\n%s", d)
 	}
 }
 

@@ -314,13 +314,16 @@ func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
 // Revertible lists the statement kinds airlock revert can undo when the
 // scope's undo is on (docs/architecture.md, Undo): row changes, from the
 // rows captured at commit; what adds a table, column or index, by
-// dropping it again; drops, from the trash; renames, by renaming back.
+// dropping it again; drops, from the trash; renames, by renaming back;
+// a column's type, default and NOT NULL, from its definition before (and
+// for a type change a copy of its values) kept in the trash.
 // The run can still find a statement of these kinds irreversible (a
 // CASCADE, a table without a key for a dropped column's values).
 var Revertible = map[string]bool{
 	"insert": true, "update": true, "delete": true, "truncate": true,
 	"create_table": true, "add_column": true, "create_index": true,
 	"drop_table": true, "drop_column": true, "rename": true,
+	"alter_column_type": true, "set_default": true, "drop_default": true, "set_not_null": true, "drop_not_null": true,
 }
 
 // IrreversibleReason says why statement st cannot be reverted, or "".
@@ -358,7 +361,7 @@ func (r *runner) irreversible() []sqlguard.Finding {
 		for i := range r.plan.Statements {
 			trash = append(trash, r.trash[i]...)
 		}
-		if _, err := InverseOf(r.report.SchemaDiff, trash); err != nil {
+		if _, err := InverseOf(r.report.SchemaDiff, trash, nil); err != nil {
 			out = append(out, finding("UN101", levelDanger, err.Error()+": once committed, airlock revert cannot bring that back", -1))
 		}
 	}

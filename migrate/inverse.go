@@ -19,12 +19,23 @@ type Inverse struct {
 // InverseOf computes the inverse of diff, the schema diff a change's dry
 // run recorded, with trash the entries its commit put into the trash. A
 // change a revert cannot undo is an error saying why.
-func InverseOf(diff SchemaDiff, trash []TrashEntry) (*Inverse, error) {
+//
+// Undoing goes backwards through the change. The rows a change captured
+// are restored in one step, so the DDL that must be undone before them
+// (what the rows may belong to: tables and columns brought back, names
+// renamed back) is in Recreate, and the rest in Drop. A column definition
+// changed before the change's last row change on that table is undone
+// after the rows (lastRowStmt says when that was; nil when unknown, as in
+// a dry run that only asks whether an inverse exists).
+func InverseOf(diff SchemaDiff, trash []TrashEntry, lastRowStmt func(schema, table string) int) (*Inverse, error) {
 	byName := map[string]*TrashEntry{}
 	covered := map[string]bool{} // indexes and constraints a trash entry recreates
 	for i := range trash {
 		e := &trash[i]
-		byName[e.Kind+" "+e.Name()] = e
+		// The first entry of an object says how it was before the change.
+		if byName[e.Kind+" "+e.Name()] == nil {
+			byName[e.Kind+" "+e.Name()] = e
+		}
 		for _, rc := range e.Recreate {
 			if rc.Object == "index" {
 				covered["index "+e.Schema+"."+rc.Name] = true
@@ -49,7 +60,7 @@ func InverseOf(diff SchemaDiff, trash []TrashEntry) (*Inverse, error) {
 	}
 	renamedBack := strings.NewReplacer(undoRenames...)
 	var tables, columns, indexes, constraints []string
-	var back, fill, deps, renameCols, renameTables []string
+	var back, fill, deps, renameCols, renameTables, redefine, emptied []string
 	droppedTable := map[string]bool{}
 	for _, ch := range diff.Changes {
 		if ch.Action == "changed" && (ch.Object == "index" || ch.Object == "constraint") && len(undoRenames) > 0 &&
@@ -72,7 +83,7 @@ func InverseOf(diff SchemaDiff, trash []TrashEntry) (*Inverse, error) {
 			case e != nil && e.Kind == "column":
 				table := pgx.Identifier{e.Schema, e.Table}.Sanitize()
 				col := pgx.Identifier{e.Column}.Sanitize()
-				back = append(back, "ALTER TABLE "+table+" ADD COLUMN "+col+" "+e.Type)
+				back = append(back, "ALTER TABLE "+table+" ADD COLUMN "+col+" "+e.Type+e.Collate)
 				on := make([]string, len(e.Key))
 				for i, k := range e.Key {
 					k := pgx.Identifier{k}.Sanitize()
@@ -80,6 +91,7 @@ func InverseOf(diff SchemaDiff, trash []TrashEntry) (*Inverse, error) {
 				}
 				fill = append(fill, "UPDATE "+table+" AS airlock_cur SET "+col+" = airlock_old."+col+
 					" FROM "+pgx.Identifier{TrashSchema, e.Trash}.Sanitize()+" AS airlock_old WHERE "+strings.Join(on, " AND "))
+				emptied = append(emptied, "DROP TABLE "+pgx.Identifier{TrashSchema, e.Trash}.Sanitize())
 				if e.Default != "" {
 					fill = append(fill, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET DEFAULT "+e.Default)
 				}
@@ -112,6 +124,44 @@ func InverseOf(diff SchemaDiff, trash []TrashEntry) (*Inverse, error) {
 				return nil, fmt.Errorf("its %s %s was renamed in a way airlock cannot take apart", ch.Object, ch.Name)
 			}
 			continue
+		case "changed":
+			e := byName["column_def "+ch.Name]
+			if ch.Object != "column" || e == nil {
+				return nil, fmt.Errorf("its %s %s was changed, which a revert cannot undo", ch.Object, ch.Name)
+			}
+			table := pgx.Identifier{e.Schema, e.Table}.Sanitize()
+			col := pgx.Identifier{e.Column}.Sanitize()
+			alter := "ALTER TABLE " + table + " ALTER COLUMN " + col
+			back, fill := &back, &fill
+			if lastRowStmt != nil && e.Stmt < lastRowStmt(e.Schema, e.Table) {
+				// Rows changed after the definition did were captured in it.
+				back, fill = &redefine, &redefine
+			}
+			// Default and NOT NULL first come off, so that neither stands in
+			// the way of the type; then each is as it was.
+			*back = append(*back, alter+" DROP DEFAULT", alter+" DROP NOT NULL")
+			if e.Trash != "" {
+				// Values added since are cast back (a revert fails on one that
+				// does not fit); the values the change converted come back
+				// from their copy.
+				*back = append(*back, alter+" TYPE "+e.Type+e.Collate+" USING "+col+"::"+e.Type)
+				on := make([]string, len(e.Key))
+				for i, k := range e.Key {
+					k := pgx.Identifier{k}.Sanitize()
+					on[i] = "airlock_cur." + k + " = airlock_old." + k
+				}
+				*fill = append(*fill, "UPDATE "+table+" AS airlock_cur SET "+col+" = airlock_old."+col+
+					" FROM "+pgx.Identifier{TrashSchema, e.Trash}.Sanitize()+" AS airlock_old WHERE "+strings.Join(on, " AND ")+
+					" AND airlock_cur."+col+" IS DISTINCT FROM airlock_old."+col)
+				emptied = append(emptied, "DROP TABLE "+pgx.Identifier{TrashSchema, e.Trash}.Sanitize())
+			}
+			if e.Default != "" {
+				*fill = append(*fill, alter+" SET DEFAULT "+e.Default)
+			}
+			if e.NotNull {
+				*fill = append(*fill, alter+" SET NOT NULL")
+			}
+			continue
 		default:
 			return nil, fmt.Errorf("its %s %s was %s, which a revert cannot undo", ch.Object, ch.Name, ch.Action)
 		}
@@ -133,7 +183,7 @@ func InverseOf(diff SchemaDiff, trash []TrashEntry) (*Inverse, error) {
 			return nil, fmt.Errorf("its added %s %s has a name airlock cannot take apart", ch.Object, ch.Name)
 		}
 	}
-	inv := &Inverse{}
+	inv := &Inverse{Drop: redefine}
 	// Columns are renamed back while their table still has its new name;
 	// indexes and constraints come back once every table and column has.
 	inv.Recreate = append(inv.Recreate, renameCols...)
@@ -158,5 +208,7 @@ func InverseOf(diff SchemaDiff, trash []TrashEntry) (*Inverse, error) {
 		}
 	}
 	inv.Drop = append(inv.Drop, tables...)
+	// A copy that has served is not kept for the reaper.
+	inv.Drop = append(inv.Drop, emptied...)
 	return inv, nil
 }

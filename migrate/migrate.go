@@ -357,6 +357,10 @@ func (r *runner) statement(ctx context.Context, i int) error {
 			return r.ownQueryError(ctx, "numbering the capture", err)
 		}
 	}
+	cascades, err := r.watchCascades(ctx, i, st)
+	if err != nil {
+		return r.ownQueryError(ctx, "reading foreign keys", err)
+	}
 	t0 := time.Now()
 	tag, ran, err := r.trashStatement(ctx, i, st, sql, tree)
 	switch {
@@ -371,6 +375,9 @@ func (r *runner) statement(ctx context.Context, i int) error {
 	elapsed := time.Since(t0)
 	if err != nil {
 		return r.statementError(ctx, i, err)
+	}
+	if err := cascades.check(ctx, r, i); err != nil {
+		return r.ownQueryError(ctx, "reading the rows a cascade changed", err)
 	}
 	if s := r.conn.PgConn().TxStatus(); s != 'T' {
 		// checkStatement makes this unreachable; if it ever is reached,
@@ -533,6 +540,32 @@ func (r *runner) finishReport(after *catalog) {
 	rep.HeldLocks = r.obs.held()
 	rep.Warnings = r.findings(after)
 	rep.Risk = risk(r.plan, rep.Warnings)
+	if r.arg.Undo == nil {
+		return
+	}
+	// What the run found a revert could not undo marks the capture of
+	// the change it belongs to (every change of the run for a
+	// migration-wide finding).
+	if r.arg.Undo.Irreversible == nil {
+		r.arg.Undo.Irreversible = map[string]string{}
+	}
+	for _, f := range rep.Warnings {
+		if f.Code != "UN101" {
+			continue
+		}
+		for i := range r.plan.Statements {
+			if f.Statement >= 0 && f.Statement != i {
+				continue
+			}
+			msg := f.Message
+			if f.Statement >= 0 {
+				msg = fmt.Sprintf("statement %d: %s", i+1, f.Message)
+			}
+			if id := r.captureID(i); id != "" && r.arg.Undo.Irreversible[id] == "" {
+				r.arg.Undo.Irreversible[id] = msg
+			}
+		}
+	}
 }
 
 // finish ends the transaction as r.end says. The deferred rollback in run

@@ -167,6 +167,39 @@ func recordCapture(ctx context.Context, tx pgx.Tx, c *Change, undo *scopes.Undo,
 	return nil
 }
 
+// lastRowStatements returns, for migrate.InverseOf, the last statement
+// of change id that changed rows of a table (-1 for none).
+func lastRowStatements(ctx context.Context, q querier, id string) (func(schema, table string) int, error) {
+	rows, err := q.Query(ctx, "SELECT relation, max(stmt) FROM airlock.undo_rows WHERE change_id = $1 GROUP BY relation", id)
+	if err != nil {
+		return nil, fmt.Errorf("read the capture: %w", err)
+	}
+	last := map[string]int{}
+	for rows.Next() {
+		var rel string
+		var stmt int
+		if err := rows.Scan(&rel, &stmt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the capture: %w", err)
+		}
+		last[rel] = stmt
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the capture: %w", err)
+	}
+	return func(schema, table string) int {
+		// undo_rows names tables with quote_ident: plain names bare.
+		for _, name := range []string{schema + "." + table, pgx.Identifier{schema, table}.Sanitize(),
+			pgx.Identifier{schema}.Sanitize() + "." + table, schema + "." + pgx.Identifier{table}.Sanitize()} {
+			if n, ok := last[name]; ok {
+				return n
+			}
+		}
+		return -1
+	}, nil
+}
+
 // decodeTrash reads undo_captures.trash (NULL when nothing was trashed).
 func decodeTrash(b []byte) ([]migrate.TrashEntry, error) {
 	if b == nil {
@@ -238,7 +271,11 @@ func (s *Store) Revertibility(ctx context.Context, id string) (*Revertibility, e
 	if err != nil {
 		return nil, fmt.Errorf("read the capture of %s: %w", id, err)
 	}
-	if inv, err := migrate.InverseOf(c.Effects.SchemaDiff, trash); err == nil {
+	last, err := lastRowStatements(ctx, s.pool, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if inv, err := migrate.InverseOf(c.Effects.SchemaDiff, trash, last); err == nil {
 		r.DDL = append(inv.Recreate, inv.Drop...)
 	} else if r.Irreversible == "" {
 		r.Irreversible = err.Error()
@@ -435,7 +472,11 @@ func planRevert(ctx context.Context, tx pgx.Tx, c *Change, onlyUnchanged bool) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the capture: %w", err)
 	}
-	inv, err := migrate.InverseOf(c.Effects.SchemaDiff, trash)
+	last, err := lastRowStatements(ctx, tx, c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	inv, err := migrate.InverseOf(c.Effects.SchemaDiff, trash, last)
 	if err != nil {
 		return nil, nil, &NotRevertibleError{Change: c.ID, Reason: err.Error()}
 	}

@@ -135,6 +135,9 @@ func revertTextOf(c *review.Change, r *review.Revertibility, err error, now time
 	var b strings.Builder
 	if c.Revert != nil {
 		fmt.Fprintf(&b, "\nRevert of change %s:\n", safetext.Line(c.Reverts))
+		for _, d := range c.Revert.Recreate {
+			fmt.Fprintf(&b, "  first: %s\n", safetext.Line(d))
+		}
 		for _, t := range c.Revert.Tables {
 			fmt.Fprintf(&b, "  %s: put back %d deleted row(s), restore %d updated row(s), remove %d inserted row(s)",
 				safetext.Line(t.Relation), t.PutBack, t.Restored, t.Removed)
