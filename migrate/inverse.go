@@ -84,13 +84,7 @@ func InverseOf(diff SchemaDiff, trash []TrashEntry, lastRowStmt func(schema, tab
 				table := pgx.Identifier{e.Schema, e.Table}.Sanitize()
 				col := pgx.Identifier{e.Column}.Sanitize()
 				back = append(back, "ALTER TABLE "+table+" ADD COLUMN "+col+" "+e.Type+e.Collate)
-				on := make([]string, len(e.Key))
-				for i, k := range e.Key {
-					k := pgx.Identifier{k}.Sanitize()
-					on[i] = "airlock_cur." + k + " = airlock_old." + k
-				}
-				fill = append(fill, "UPDATE "+table+" AS airlock_cur SET "+col+" = airlock_old."+col+
-					" FROM "+pgx.Identifier{TrashSchema, e.Trash}.Sanitize()+" AS airlock_old WHERE "+strings.Join(on, " AND "))
+				fill = append(fill, fillFromTrash(e, ""))
 				emptied = append(emptied, "DROP TABLE "+pgx.Identifier{TrashSchema, e.Trash}.Sanitize())
 				if e.Default != "" {
 					fill = append(fill, "ALTER TABLE "+table+" ALTER COLUMN "+col+" SET DEFAULT "+e.Default)
@@ -145,14 +139,7 @@ func InverseOf(diff SchemaDiff, trash []TrashEntry, lastRowStmt func(schema, tab
 				// does not fit); the values the change converted come back
 				// from their copy.
 				*back = append(*back, alter+" TYPE "+e.Type+e.Collate+" USING "+col+"::"+e.Type)
-				on := make([]string, len(e.Key))
-				for i, k := range e.Key {
-					k := pgx.Identifier{k}.Sanitize()
-					on[i] = "airlock_cur." + k + " = airlock_old." + k
-				}
-				*fill = append(*fill, "UPDATE "+table+" AS airlock_cur SET "+col+" = airlock_old."+col+
-					" FROM "+pgx.Identifier{TrashSchema, e.Trash}.Sanitize()+" AS airlock_old WHERE "+strings.Join(on, " AND ")+
-					" AND airlock_cur."+col+" IS DISTINCT FROM airlock_old."+col)
+				*fill = append(*fill, fillFromTrash(e, " AND airlock_cur."+col+" IS DISTINCT FROM airlock_old."+col))
 				emptied = append(emptied, "DROP TABLE "+pgx.Identifier{TrashSchema, e.Trash}.Sanitize())
 			}
 			if e.Default != "" {
@@ -211,4 +198,16 @@ func InverseOf(diff SchemaDiff, trash []TrashEntry, lastRowStmt func(schema, tab
 	// A copy that has served is not kept for the reaper.
 	inv.Drop = append(inv.Drop, emptied...)
 	return inv, nil
+}
+
+// fillFromTrash sets e's column from its copy in the trash, row by key.
+func fillFromTrash(e *TrashEntry, and string) string {
+	on := make([]string, len(e.Key))
+	for i, k := range e.Key {
+		k := pgx.Identifier{k}.Sanitize()
+		on[i] = "airlock_cur." + k + " = airlock_old." + k
+	}
+	col := pgx.Identifier{e.Column}.Sanitize()
+	return "UPDATE " + pgx.Identifier{e.Schema, e.Table}.Sanitize() + " AS airlock_cur SET " + col + " = airlock_old." + col +
+		" FROM " + pgx.Identifier{TrashSchema, e.Trash}.Sanitize() + " AS airlock_old WHERE " + strings.Join(on, " AND ") + and
 }

@@ -182,7 +182,8 @@ func init() {
 		{name: "revert", args: "ID (--reviewer NAME | --server URL) [--only-unchanged] [--log-json]",
 			summary: "turn a committed change into a pending change that undoes it (write.undo)",
 			about: "Plan the undo of a committed change from what its commit captured (write.undo): the rows it deleted put back, " +
-				"the rows it updated restored, the rows it inserted removed, and the tables, columns and indexes it added dropped; " +
+				"the rows it updated restored, the rows it inserted removed; the tables and columns it dropped brought back from airlock_trash, " +
+				"what it renamed renamed back, a column's type, default and NOT NULL as they were, and the tables, columns and indexes it added dropped; " +
 				"and record that as a pending change, which a reviewer commits like any other. Rows changed since the commit refuse " +
 				"the revert with their keys; --only-unchanged leaves them as they are and restores the rest. With --server, ask the " +
 				"service's review API for it under your reviewer token's name. " + logJSONAbout,
@@ -193,7 +194,8 @@ func init() {
 		{name: "reap", args: "[--log-json]",
 			summary: "expire overdue changes and branches, clean up prepared transactions",
 			about: "Expire the changes and branches nobody reviewed in time, roll back orphaned prepared transactions " +
-				"and finish actions a crash interrupted; airlock serve does this every 30 seconds. " + logJSONAbout,
+				"and finish actions a crash interrupted, and purge the undo captures (and what airlock_trash keeps for them) past their retention; " +
+				"airlock serve does this every 30 seconds. " + logJSONAbout,
 			flags: func(fs *flag.FlagSet) { reviewLogFlag(fs) },
 			env:   reviewer,
 			run:   wrapRun(cmdReap)},
