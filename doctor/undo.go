@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/airlock-dev/airlock/scopes"
@@ -89,7 +90,7 @@ func (d *doctor) undo(ctx context.Context) Check {
 		err = d.pool.QueryRow(ctx, undoCountsSQL).Scan(&f.live, &f.expired, &f.earliest)
 		var pgErr *pgconn.PgError
 		switch {
-		case errors.As(err, &pgErr) && pgErr.Code == "42501": // insufficient_privilege
+		case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InsufficientPrivilege:
 		case err != nil:
 			return couldNotCheck(CheckUndo, fmt.Errorf("count the undo captures: %w", err))
 		default:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -19,15 +20,6 @@ var (
 	// ErrLockTimeout: the statement waited longer than Options.LockTimeout
 	// for a lock another session holds.
 	ErrLockTimeout = errors.New("lock_timeout")
-)
-
-// SQLSTATE codes Run gives a meaning to.
-const (
-	sqlstateQueryCanceled       = "57014"
-	sqlstateLockNotAvailable    = "55P03"
-	sqlstateFeatureNotSupported = "0A000"
-	sqlstateNotInPrereqState    = "55000"
-	sqlstateDuplicateObject     = "42710"
 )
 
 // StatementError is a statement that failed. The transaction was rolled
@@ -75,9 +67,9 @@ func (e *StatementError) Is(target error) bool {
 	case ErrStatementTimeout:
 		// 57014 is also a cancel from pg_cancel_backend or the caller's
 		// context; the latter is ruled out above.
-		return code == sqlstateQueryCanceled
+		return code == pgerrcode.QueryCanceled
 	case ErrLockTimeout:
-		return code == sqlstateLockNotAvailable
+		return code == pgerrcode.LockNotAvailable
 	}
 	return false
 }
@@ -113,9 +105,9 @@ func (r *runner) ownQueryError(ctx context.Context, what string, err error) erro
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", what, err)
-	case sqlstate(err) == sqlstateLockNotAvailable:
+	case sqlstate(err) == pgerrcode.LockNotAvailable:
 		return fmt.Errorf("%w: table is locked by another session; %s waited %s: %w", ErrLockTimeout, what, r.opt.LockTimeout, err)
-	case sqlstate(err) == sqlstateQueryCanceled:
+	case sqlstate(err) == pgerrcode.QueryCanceled:
 		return fmt.Errorf("%w (%s) cut %s: %w", ErrStatementTimeout, r.opt.StatementTimeout, what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
@@ -126,11 +118,11 @@ func (r *runner) ownQueryError(ctx context.Context, what string, err error) erro
 func prepareError(err error) error {
 	var why string
 	switch sqlstate(err) {
-	case sqlstateNotInPrereqState:
+	case pgerrcode.ObjectNotInPrerequisiteState:
 		why = "prepared transactions are disabled on this server (max_prepared_transactions = 0; changing it needs a restart); use replay mode"
-	case sqlstateFeatureNotSupported:
+	case pgerrcode.FeatureNotSupported:
 		why = "this migration cannot be prepared: it touched temporary objects, or used LISTEN/NOTIFY, WITH HOLD cursors or an exported snapshot; use replay mode"
-	case sqlstateDuplicateObject:
+	case pgerrcode.DuplicateObject:
 		why = "the transaction id is already in use"
 	default:
 		why = "the server refused"

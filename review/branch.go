@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -244,7 +245,7 @@ func (s *Store) CreateBranch(ctx context.Context, spec BranchSpec) (*Branch, err
 		if errors.As(err, &tooMany) {
 			return nil, err
 		}
-		if sqlstate(err) == "23505" {
+		if sqlstate(err) == pgerrcode.UniqueViolation {
 			return nil, fmt.Errorf("create branch: session %s already had a branch; a session gets one branch, start a new session", spec.Session)
 		}
 		return nil, fmt.Errorf("create branch: register: %w", err)
@@ -350,7 +351,7 @@ func (s *Store) createDatabase(ctx context.Context, name string, spec BranchSpec
 		if err == nil {
 			return nil
 		}
-		if sqlstate(err) != "55006" { // object_in_use
+		if sqlstate(err) != pgerrcode.ObjectInUse {
 			return fmt.Errorf("create branch database: %w", err)
 		}
 		if attempt == templateRetries {

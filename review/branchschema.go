@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
@@ -256,9 +257,9 @@ func runScript(ctx context.Context, conn *pgx.Conn, stmts []string) error {
 		_, err := conn.Exec(ctx, st)
 		if err != nil && isAlterTable(st) {
 			switch sqlstate(err) {
-			case "42P01": // undefined_table
+			case pgerrcode.UndefinedTable:
 				continue
-			case "23503", "23514": // foreign_key_violation, check_violation
+			case pgerrcode.ForeignKeyViolation, pgerrcode.CheckViolation:
 				if nv, nerr := notValid(st); nerr == nil {
 					_, err = conn.Exec(ctx, nv)
 				}

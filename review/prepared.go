@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/airlock-dev/airlock/audit"
 )
-
-// sqlstateUndefinedObject is what COMMIT/ROLLBACK PREPARED report for a
-// gid that does not exist (any more).
-const sqlstateUndefinedObject = "42704"
 
 // finishPrepared runs COMMIT PREPARED or ROLLBACK PREPARED (verb "COMMIT"
 // or "ROLLBACK") for gid on a connection of the pool. gone is true when
@@ -62,7 +59,7 @@ func (s *Store) finishPrepared(ctx context.Context, verb, gid string) (gone bool
 	}
 	// The gid matched gidPattern, so it is safe inside the literal.
 	_, err = pc.Exec(ctx, verb+" PREPARED '"+gid+"'")
-	if sqlstate(err) == sqlstateUndefinedObject {
+	if sqlstate(err) == pgerrcode.UndefinedObject {
 		return true, nil
 	}
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -269,7 +270,7 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, "already_approved"
 	case errors.As(err, &noScope):
 		return http.StatusConflict, "scope_not_applied"
-	case errors.As(err, &pgErr) && pgErr.Code == "42501":
+	case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InsufficientPrivilege:
 		return http.StatusForbidden, "not_allowed"
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, "timeout"

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -252,10 +253,10 @@ func errorResult(err error) (*mcp.CallToolResult, string) {
 		payload.Reason = fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
 		payload.Hint = pgErr.Hint
 		switch pgErr.Code {
-		case "57014":
+		case pgerrcode.QueryCanceled:
 			payload.Code = "timeout"
 			payload.Hint = "the statement ran past the scope's statement_timeout; narrow it with WHERE or aggregate"
-		case "55P03":
+		case pgerrcode.LockNotAvailable:
 			payload.Code = "lock_timeout"
 			payload.Hint = "another session holds a lock on the table; try again later"
 		default:
@@ -285,7 +286,7 @@ func connectionLost(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "57P01", "57P02", "57P03": // admin/crash shutdown, cannot connect now
+		case pgerrcode.AdminShutdown, pgerrcode.CrashShutdown, pgerrcode.CannotConnectNow:
 			return true
 		}
 		return strings.HasPrefix(pgErr.Code, "08") // connection exception

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -89,17 +90,17 @@ func Explain(source string, cfg pgconn.Config, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "28P01":
+		case pgerrcode.InvalidPassword:
 			return msg("the password for user %q was refused (or no such user exists); fix the user or password in %s", user, source)
-		case "28000":
+		case pgerrcode.InvalidAuthorizationSpecification:
 			return msg("the server at %s does not let user %q connect to database %q (%s); add a pg_hba.conf entry for it, or check the user name in %s", where, user, db, pgErr.Message, source)
-		case "3D000":
+		case pgerrcode.InvalidCatalogName:
 			return msg("database %q does not exist on %s; check the database name in %s (psql -l lists them)", db, where, source)
-		case "42501":
+		case pgerrcode.InsufficientPrivilege:
 			return msg("user %q may not connect to database %q; as an admin: GRANT CONNECT ON DATABASE %s TO %s", user, db, quote(db), quote(user))
-		case "53300":
+		case pgerrcode.TooManyConnections:
 			return msg("the server at %s has no connection slots left for user %q (%s); try again later or raise the role's or server's connection limit", where, user, pgErr.Message)
-		case "57P03":
+		case pgerrcode.CannotConnectNow:
 			return msg("the server at %s is starting up or shutting down; try again shortly", where)
 		}
 		return msg("the server at %s refused the connection: %s (SQLSTATE %s)", where, pgErr.Message, pgErr.Code)
