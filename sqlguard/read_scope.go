@@ -140,7 +140,8 @@ func (it *readItem) restricted() bool {
 }
 
 // readTableRestricted does not trust Restricted alone: a table with any
-// column that is not plainly allowed is treated as restricted.
+// column that is not plainly allowed is treated as restricted. The
+// migration guard decides which tables have restricted columns with it too.
 func readTableRestricted(t *Table) bool {
 	if t.Restricted {
 		return true
