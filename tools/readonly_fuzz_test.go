@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,9 +40,10 @@ import (
 // not as the scope's read role, where a missing privilege means the guard
 // let through something the scope does not grant. Afterwards the connection
 // must hold no session-level advisory lock. Other errors (division by zero,
-// bad casts, timeouts) are fine. The seed corpus, shared in content with
-// FuzzCheckRead's but for the wide_* inputs over public.wide, is
-// testdata/fuzz/FuzzReadOnlyExec.
+// bad casts, timeouts) are fine. The seed corpus is FuzzCheckRead's
+// (sharedSeedDir, added here with f.Add, so the read guard has one corpus)
+// plus the wide_* inputs over public.wide in testdata/fuzz/FuzzReadOnlyExec,
+// where inputs the fuzzer finds failing are written too.
 //
 // Every process that runs the target (each fuzz worker runs TestMain, so
 // each has its own cluster) builds its database, roles and connection once,
@@ -50,6 +53,7 @@ func FuzzReadOnlyExec(f *testing.F) {
 	admin := pgtest.AdminURL(f)
 	fx := &readFuzz{admin: admin}
 	f.Cleanup(fx.close)
+	addSharedSeeds(f)
 	f.Fuzz(func(t *testing.T, sql string) {
 		fx.once.Do(fx.setup)
 		if fx.err != nil {
@@ -57,6 +61,56 @@ func FuzzReadOnlyExec(f *testing.F) {
 		}
 		fx.check(t, sql)
 	})
+}
+
+// sharedSeedDir holds FuzzCheckRead's seed corpus, which FuzzReadOnlyExec
+// runs as well: the statements that probe the read guard are the same
+// whether it is checked alone or against the database.
+const sharedSeedDir = "../sqlguard/testdata/fuzz/FuzzCheckRead"
+
+// addSharedSeeds adds every seed of sharedSeedDir to f. A missing or
+// unreadable corpus fails the target rather than shrink it unnoticed.
+func addSharedSeeds(f *testing.F) {
+	f.Helper()
+	entries, err := os.ReadDir(sharedSeedDir)
+	if err != nil {
+		f.Fatalf("shared seed corpus: %v", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(sharedSeedDir, e.Name()))
+		if err != nil {
+			f.Fatalf("shared seed corpus: %v", err)
+		}
+		sql, err := parseStringSeed(b)
+		if err != nil {
+			f.Fatalf("shared seed %s: %v", e.Name(), err)
+		}
+		f.Add(sql)
+		n++
+	}
+	if n == 0 {
+		f.Fatalf("shared seed corpus %s is empty", sharedSeedDir)
+	}
+}
+
+// parseStringSeed reads a corpus file of one string argument in the format
+// the go command writes: the line "go test fuzz v1", then the value as a Go
+// call expression, string("...") with a quoted string literal.
+func parseStringSeed(b []byte) (string, error) {
+	header, value, ok := strings.Cut(strings.TrimRight(string(b), "\n"), "\n")
+	if !ok || header != "go test fuzz v1" {
+		return "", errors.New(`not a fuzz corpus file: want the header "go test fuzz v1" and one value`)
+	}
+	lit, prefixed := strings.CutPrefix(strings.TrimSpace(value), "string(")
+	lit, suffixed := strings.CutSuffix(lit, ")")
+	if !prefixed || !suffixed || strings.Contains(lit, "\n") {
+		return "", fmt.Errorf("want one string(...) value, got %q", value)
+	}
+	return strconv.Unquote(lit)
 }
 
 // readFuzzStatementTimeoutMS keeps every input short: the fuzzer finds
