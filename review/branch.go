@@ -729,9 +729,11 @@ func BranchApprovalHash(b *Branch, pending []*Change) string {
 }
 
 // mergePlan concatenates the change log into one plan with the rows each
-// statement must affect. The replay runs as the scope's write role only
-// when every change did; a change that altered a definition ran (and
-// replays) as the login role.
+// statement must affect. The options' role is not the merge's: Merge sets
+// it to the scope's write role recorded in airlock.scopes (writeRole), so
+// the merge, like every commit, runs as that role whatever the changes'
+// stored options or the reviewer's login say (docs/architecture.md,
+// Approvals).
 //
 // A template branch began as a full copy of the source, so the merge also
 // compares the rows each statement touched (docs/architecture.md,

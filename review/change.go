@@ -57,7 +57,7 @@ type Change struct {
 	// the change under (scopes.Scope.Version).
 	ScopeVersion string
 	Session      string
-	// Mode is ModeReplay or ModePrepared.
+	// Mode is ModeReplay, ModePrepared or ModeBranch.
 	Mode string
 	// GID names the prepared transaction (prepared mode only):
 	// "airlock_" and a UUID.
