@@ -125,7 +125,7 @@ func TestNotifications(t *testing.T) {
 
 	// A decision made elsewhere (a reviewer's CLI on the database) is
 	// announced by the database and notified all the same.
-	id2 := applyChange(t, agent, "OPS-402", "DELETE FROM orders WHERE id = 33")
+	id2 := applyChange(t, agent, "OPS-402", "DELETE FROM orders WHERE id = 3033")
 	rcv.await(notify.EventPending, id2)
 	if out, code := reviewer(t, dbURL, "rollback", id2, "--reviewer", "carol", "--reason", "not today"); code != 0 {
 		t.Fatalf("rollback (%d): %s", code, out)

@@ -244,12 +244,12 @@ func TestReviewAPI(t *testing.T) {
 	})
 
 	t.Run("rollback with a reason", func(t *testing.T) {
-		id2 := applyChange(t, agent, "OPS-102", "DELETE FROM orders WHERE id = 40")
+		id2 := applyChange(t, agent, "OPS-102", "DELETE FROM orders WHERE id = 3040")
 		st, body := reviewAPI(t, "POST", api+"changes/"+id2+"/rollback", bobToken, map[string]string{"reason": "not this one"})
 		if st != 200 || body["status"] != "rolled_back" {
 			t.Fatalf("rollback: %d %v", st, body)
 		}
-		if n := count(t, dbURL, "SELECT count(*) FROM orders WHERE id = 40"); n != 1 {
+		if n := count(t, dbURL, "SELECT count(*) FROM orders WHERE id = 3040"); n != 1 {
 			t.Fatal("a rolled back delete deleted")
 		}
 		if n := count(t, dbURL, "SELECT count(*) FROM airlock.changes WHERE id = '"+id2+"' AND reviewer = 'bob' AND reason = 'not this one'"); n != 1 {
@@ -471,7 +471,7 @@ func TestTwoPersonRule(t *testing.T) {
 	})
 
 	t.Run("one rejection ends it", func(t *testing.T) {
-		id := applyChange(t, agent, "OPS-202", "DELETE FROM orders WHERE id = 12")
+		id := applyChange(t, agent, "OPS-202", "DELETE FROM orders WHERE id = 3012")
 		if st, body := reviewAPI(t, "POST", api+"changes/"+id+"/commit", aliceToken, nil); st != 200 || body["status"] != "approved" {
 			t.Fatalf("alice: %d %v", st, body)
 		}
@@ -482,7 +482,7 @@ func TestTwoPersonRule(t *testing.T) {
 		if st, body := reviewAPI(t, "POST", api+"changes/"+id+"/commit", bobToken, nil); st != 409 || errCode(body) != "not_pending" {
 			t.Fatalf("bob after a rejection: %d %v", st, body)
 		}
-		if after := ordersState(t, dbURL, id); after != before || count(t, dbURL, "SELECT count(*) FROM orders WHERE id = 12") != 1 {
+		if after := ordersState(t, dbURL, id); after != before || count(t, dbURL, "SELECT count(*) FROM orders WHERE id = 3012") != 1 {
 			t.Fatal("an approval after a rejection changed the database")
 		}
 	})

@@ -130,6 +130,19 @@ func prepareError(err error) error {
 	return fmt.Errorf("prepare transaction: %s: %s: %w", why, pgMessage(err), err)
 }
 
+// CascadeError says statement Index's foreign key actions changed rows of
+// tables outside the scope's write tables (Options.WriteTables). Tables
+// is for the logs and reviewers only: the agent must not learn the names
+// of tables it may not see.
+type CascadeError struct {
+	Index  int
+	Tables []string
+}
+
+func (e *CascadeError) Error() string {
+	return fmt.Sprintf("statement %d: a foreign key's ON DELETE or ON UPDATE action changed rows of a table outside the scope's write tables; nothing was applied", e.Index+1)
+}
+
 // BlockingLockError refuses to prepare a change that would keep a lock
 // blocking reads of a table in use until a reviewer acts. Nothing was
 // prepared: the transaction was rolled back.

@@ -71,6 +71,12 @@ type Options struct {
 	// Undo says the scope reverts committed changes: statements a revert
 	// could not undo are reported (UN101, danger).
 	Undo bool
+	// WriteTables, when not nil, lists the scope's write tables
+	// ("schema.table"): a statement whose foreign key actions (ON DELETE or
+	// ON UPDATE CASCADE, SET NULL, SET DEFAULT, which PostgreSQL runs with
+	// the referencing table owner's rights) change rows of any other table
+	// fails with *CascadeError, and nothing is applied.
+	WriteTables []string
 	// Capture, when set, is the id of the change being committed: the
 	// write tables' capture triggers record the before and after images
 	// of every row each statement touches under it (docs/architecture.md,
@@ -377,6 +383,10 @@ func (r *runner) statement(ctx context.Context, i int) error {
 		return r.statementError(ctx, i, err)
 	}
 	if err := cascades.check(ctx, r, i); err != nil {
+		var ce *CascadeError
+		if errors.As(err, &ce) {
+			return err
+		}
 		return r.ownQueryError(ctx, "reading the rows a cascade changed", err)
 	}
 	if s := r.conn.PgConn().TxStatus(); s != 'T' {

@@ -448,22 +448,30 @@ func (r *runner) trashStatement(ctx context.Context, i int, st *sqlguard.Migrati
 	return tag, true, nil
 }
 
-// cascadeWatch notices, under undo, what statement i changes beyond the
-// capture: rows a foreign key's ON DELETE or ON UPDATE action changes in
-// a table without capture triggers (one outside the scope's write
-// tables). A revert could not bring them back, so the dry run says so
-// (UN101) and the capture is marked irreversible. The catalog says which
-// tables a cascade could reach; the transaction's own statistics
-// (pg_stat_xact_user_tables, which count the rows the cascade's own
-// statements touch) say whether it did. Where airlock's schema is absent
-// (a branch) nothing is captured and nothing is said.
+// cascadeWatch notices what statement i changes through foreign key
+// actions (ON DELETE or ON UPDATE CASCADE, SET NULL, SET DEFAULT), which
+// PostgreSQL runs with the referencing table owner's rights, whatever the
+// write role may do. The catalog says which tables an action could reach;
+// the transaction's own statistics (pg_stat_xact_user_tables, which count
+// the rows the actions' statements touch) say whether it did. A reached
+// table outside Options.WriteTables fails the statement (*CascadeError):
+// the scope's write tables are all an approved change may change. Under
+// undo, a reached table without capture triggers makes the statement
+// irreversible (UN101; where airlock's schema is absent, as on a branch,
+// nothing is captured and nothing is said).
 type cascadeWatch struct {
-	names  map[uint32]string
+	tables map[uint32]*cascadeTarget
 	before map[uint32]int64
 }
 
+type cascadeTarget struct {
+	name               string // quote_ident form, for reviewers
+	qualified          string // schema.table, as scopes name tables
+	captured, airlocks bool
+}
+
 func (r *runner) watchCascades(ctx context.Context, i int, st *sqlguard.MigrationStatement) (*cascadeWatch, error) {
-	if !r.opt.Undo {
+	if !r.opt.Undo && r.opt.WriteTables == nil {
 		return nil, nil
 	}
 	var del, upd bool
@@ -474,32 +482,32 @@ func (r *runner) watchCascades(ctx context.Context, i int, st *sqlguard.Migratio
 	if !del && !upd {
 		return nil, nil
 	}
-	rows, err := r.tx.Query(ctx, `SELECT DISTINCT t.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.relname)
+	rows, err := r.tx.Query(ctx, `SELECT DISTINCT t.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.relname),
+	n.nspname || '.' || t.relname,
+	EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.conrelid AND g.tgname IN ('airlock_capture_del', 'airlock_capture_upd')),
+	EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+		WHERE pn.nspname = 'airlock' AND p.proname = 'capture_rows')
 FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
 WHERE c.contype = 'f' AND c.confrelid = ANY (SELECT pg_catalog.to_regclass(x) FROM pg_catalog.unnest($1::text[]) x)
-	AND (($2 AND c.confdeltype IN ('c', 'n', 'd')) OR ($3 AND c.confupdtype IN ('c', 'n', 'd')))
-	AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
-		WHERE pn.nspname = 'airlock' AND p.proname = 'capture_rows')
-	AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.conrelid
-		AND g.tgname IN ('airlock_capture_del', 'airlock_capture_upd'))`, st.Targets, del, upd)
+	AND (($2 AND c.confdeltype IN ('c', 'n', 'd')) OR ($3 AND c.confupdtype IN ('c', 'n', 'd')))`, st.Targets, del, upd)
 	if err != nil {
 		return nil, fmt.Errorf("read the foreign keys that act on statement %d's tables: %w", i+1, err)
 	}
-	w := &cascadeWatch{names: map[uint32]string{}}
+	w := &cascadeWatch{tables: map[uint32]*cascadeTarget{}}
 	for rows.Next() {
 		var oid uint32
-		var name string
-		if err := rows.Scan(&oid, &name); err != nil {
+		var t cascadeTarget
+		if err := rows.Scan(&oid, &t.name, &t.qualified, &t.captured, &t.airlocks); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		w.names[oid] = name
+		w.tables[oid] = &t
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the foreign keys that act on statement %d's tables: %w", i+1, err)
 	}
-	if len(w.names) == 0 {
+	if len(w.tables) == 0 {
 		return nil, nil
 	}
 	if w.before, err = w.counts(ctx, r.tx); err != nil {
@@ -509,8 +517,8 @@ WHERE c.contype = 'f' AND c.confrelid = ANY (SELECT pg_catalog.to_regclass(x) FR
 }
 
 func (w *cascadeWatch) counts(ctx context.Context, tx pgx.Tx) (map[uint32]int64, error) {
-	oids := make([]uint32, 0, len(w.names))
-	for oid := range w.names {
+	oids := make([]uint32, 0, len(w.tables))
+	for oid := range w.tables {
 		oids = append(oids, oid)
 	}
 	rows, err := tx.Query(ctx, "SELECT relid, n_tup_upd + n_tup_del FROM pg_catalog.pg_stat_xact_user_tables WHERE relid = ANY ($1::oid[])", oids)
@@ -540,21 +548,28 @@ func (w *cascadeWatch) check(ctx context.Context, r *runner, i int) error {
 	if err != nil {
 		return err
 	}
-	var reached []string
+	var outside []string
+	uncaptured := false
 	for oid, n := range after {
-		if n > w.before[oid] {
-			reached = append(reached, w.names[oid])
+		t := w.tables[oid]
+		if n <= w.before[oid] {
+			continue
 		}
+		if r.opt.WriteTables != nil && !slices.Contains(r.opt.WriteTables, t.qualified) {
+			outside = append(outside, t.name)
+		}
+		uncaptured = uncaptured || (t.airlocks && !t.captured)
 	}
-	if len(reached) == 0 || r.trashBlocked[i] != "" {
-		return nil
+	if len(outside) > 0 {
+		slices.Sort(outside)
+		return &CascadeError{Index: i, Tables: outside}
 	}
-	slices.Sort(reached)
-	if r.trashBlocked == nil {
-		r.trashBlocked = map[int]string{}
+	if uncaptured && r.opt.Undo && r.trashBlocked[i] == "" {
+		if r.trashBlocked == nil {
+			r.trashBlocked = map[int]string{}
+		}
+		r.trashBlocked[i] = "a foreign key's ON DELETE or ON UPDATE action changed rows of a table airlock does not capture"
 	}
-	r.trashBlocked[i] = "a foreign key's ON DELETE or ON UPDATE action changed rows of " + strings.Join(reached, ", ") +
-		", which airlock does not capture (not a write table)"
 	return nil
 }
 

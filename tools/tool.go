@@ -234,6 +234,13 @@ func (e *Env) respond(ctx context.Context, ev audit.Event, start time.Time, refu
 // connection details: a failed migration statement names the statement and
 // PostgreSQL's message, anything else only PostgreSQL's own message fields.
 func errorResult(err error) (*mcp.CallToolResult, string) {
+	var ce *migrate.CascadeError
+	if errors.As(err, &ce) {
+		// The tables reached stay out of the answer: the agent may not see them.
+		payload := ErrorPayload{Code: "cascade_outside_scope", Reason: ce.Error(),
+			Hint: "delete or update only rows no table outside the scope's write tables references with ON DELETE/ON UPDATE CASCADE, SET NULL or SET DEFAULT, or ask for those tables to be write tables"}
+		return failureResult(payload, "Failed (cascade_outside_scope): "+ce.Error()+". "+payload.Hint+"."), payload.Code + ": " + payload.Reason + " (" + strings.Join(ce.Tables, ", ") + ")"
+	}
 	var se *migrate.StatementError
 	if errors.As(err, &se) {
 		payload := ErrorPayload{Code: "statement_failed", Reason: se.Error(),

@@ -49,6 +49,7 @@ func migrateOptions(scope *scopes.Scope) migrate.Options {
 		LargeTableRows:     w.LargeTableRows,
 		RowsAffectedWarn:   w.RowsAffectedWarn,
 		Undo:               w.Undo.On(),
+		WriteTables:        slices.Clone(w.Tables),
 	}
 }
 
