@@ -344,8 +344,8 @@ func TestCascadeOutsideTheScope(t *testing.T) {
 			before := pgtest.Fingerprint(t, url).DatabaseOnly()
 			for _, sql := range []string{
 				"DELETE FROM orders WHERE id IN (SELECT min(id) FROM orders WHERE id < 50)", // invoices: ON DELETE CASCADE
-				fmt.Sprintf("DELETE FROM orders WHERE id = %d", lone),                      // hidden_notes: ON DELETE SET NULL
-				fmt.Sprintf("UPDATE orders SET id = id + 1000000 WHERE id = %d", other),    // hidden_refs: ON UPDATE CASCADE
+				fmt.Sprintf("DELETE FROM orders WHERE id = %d", lone),                       // hidden_notes: ON DELETE SET NULL
+				fmt.Sprintf("UPDATE orders SET id = id + 1000000 WHERE id = %d", other),     // hidden_refs: ON UPDATE CASCADE
 				"UPDATE orders SET status = 'paid' WHERE id = 1; DELETE FROM orders WHERE id < 30",
 			} {
 				for _, tool := range []string{"migrate_dry_run", "apply_migration_with_ticket"} {
