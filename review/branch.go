@@ -578,6 +578,9 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 		return res, err
 	}
 	opt.DoRunner = scopes.DoRunner(b.Scope)
+	if opt.WriteTables, err = writeTables(ctx, s.pool, b.Scope); err != nil {
+		return res, err
+	}
 	undo, err := undoSettings(ctx, s.pool, b.Scope)
 	if err != nil {
 		return res, err

@@ -151,6 +151,9 @@ func (s *Store) replay(ctx context.Context, id, reviewer string) (row, error) {
 		return r, err
 	}
 	opt.DoRunner = scopes.DoRunner(r.Scope)
+	if opt.WriteTables, err = writeTables(ctx, pc, r.Scope); err != nil {
+		return r, err
+	}
 	undo, err := undoSettings(ctx, pc, r.Scope)
 	if err != nil {
 		return r, err

@@ -123,6 +123,19 @@ func undoSettings(ctx context.Context, q querier, scope string) (*scopes.Undo, e
 	return sc.Write.Undo, nil
 }
 
+// writeTables are the write tables of scope as applied now: a commit's
+// foreign key actions may change no other (migrate.Options.WriteTables).
+func writeTables(ctx context.Context, q querier, scope string) ([]string, error) {
+	sc, _, err := appliedScope(ctx, q, scope)
+	if err != nil {
+		return nil, err
+	}
+	if sc.Write == nil {
+		return []string{}, nil
+	}
+	return slices.Clone(sc.Write.Tables), nil
+}
+
 // captureIrreversible says why a change, once committed, cannot be
 // reverted, or "".
 func captureIrreversible(c *Change) string {
