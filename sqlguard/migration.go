@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/airlock-dev/airlock/codes"
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -28,43 +29,10 @@ var MigrationKinds = []string{
 // MigrationRefusalCodes documents every Refusal.Code CheckMigration returns
 // (a FunctionChecker's own codes aside). Each one is stable; the Reason
 // names the statement and the Hint says what to do instead.
-var MigrationRefusalCodes = map[string]string{
-	"syntax_error":          "the migration does not parse",
-	"empty":                 "the migration holds no statement",
-	"too_many_statements":   "more than MaxMigrationStatements statements",
-	"statement_not_allowed": "the statement (or ALTER TABLE subcommand) is not one of MigrationKinds",
-	"kind_not_allowed":      "the statement's kind (any one of an ALTER TABLE's subcommand kinds) is not in write.allow",
-	"table_not_writable":    "a table the statement creates, alters, writes, drops or comments on is not in write.tables",
-	"table_not_in_scope":    "a table the statement only reads is neither writable nor readable",
-	"column_not_allowed":    "a denied or masked column of a read table is used, or * / a whole-row reference would expose one",
-	"function_not_allowed":  "a function call is refused (the read policy's FunctionChecker may use its own code instead)",
-	"cross_database":        "a name is qualified with a database",
-	"transaction_control":   "BEGIN, COMMIT, ROLLBACK, SAVEPOINT, PREPARE TRANSACTION and the like",
-	"privileges":            "roles, GRANT/REVOKE, default privileges, SET ROLE, SET SESSION AUTHORIZATION, OWNER TO",
-	"session_setting":       "SET, RESET, SET TRANSACTION, SET CONSTRAINTS",
-	"server_config":         "ALTER SYSTEM",
-	"database":              "CREATE, ALTER, DROP or RENAME DATABASE",
-	"tablespace":            "CREATE, ALTER, DROP or RENAME TABLESPACE",
-	"extension":             "CREATE, ALTER or DROP EXTENSION",
-	"load":                  "LOAD of a shared library",
-	"copy":                  "any COPY",
-	"not_transactional":     "statements that cannot run in (or be rolled back with) a transaction block",
-	"listen_notify":         "LISTEN, NOTIFY, UNLISTEN",
-	"prepared_statement":    "PREPARE, EXECUTE, DEALLOCATE",
-	"cursor":                "DECLARE, FETCH, CLOSE",
-	"lock":                  "LOCK TABLE",
-	"code_object":           "functions, procedures, triggers, rules, event triggers, policies, aggregates, languages, casts, transforms",
-	"security_label":        "SECURITY LABEL",
-	"temp_object":           "temporary or unlogged tables and temporary views",
-	"create_table_as":       "CREATE TABLE AS and SELECT INTO",
-	"cascade":               "DROP, TRUNCATE or DROP COLUMN/CONSTRAINT with CASCADE",
-	"data_modifying_cte":    "INSERT, UPDATE, DELETE or MERGE inside WITH",
-	"type_not_allowed":      "an xml or object identifier (reg*) type anywhere (casts, column types), or a type qualified with a schema that is neither pg_catalog nor one of the scope's",
-	"operator_not_allowed":  "an operator qualified with a schema other than pg_catalog",
-	"collation_not_allowed": "a collation qualified with a schema other than pg_catalog",
-	"opclass_not_allowed":   "an operator class qualified with a schema that is neither pg_catalog nor one of the scope's",
-	"like_not_allowed":      "CREATE TABLE ... LIKE of a table with restricted columns, or copying expressions (INCLUDING DEFAULTS, CONSTRAINTS, GENERATED, INDEXES, STATISTICS) from a table that is not writable",
-}
+//
+// The codes and their meanings are the registry's (codes.MigrationGuard),
+// which docs/refusals.md is generated from.
+var MigrationRefusalCodes = codes.In(codes.MigrationGuard)
 
 // CheckMigration parses sql (one or more statements), classifies each
 // statement into exactly one of MigrationKinds and checks it against the
