@@ -36,6 +36,22 @@ func undoScopeFile(t *testing.T, name string) string {
 }`, name))
 }
 
+// commitAs commits change id as reviewer who through the binary.
+func commitAs(t *testing.T, url, id, who string) {
+	t.Helper()
+	if out, code := reviewer(t, url, "commit", id, "--reviewer", who); code != 0 {
+		t.Fatalf("commit %s as %s (%d): %s", id, who, code, out)
+	}
+}
+
+// unchangedSince fails unless the database is as it was in before.
+func unchangedSince(t *testing.T, url string, before pgtest.Snapshot, when string) {
+	t.Helper()
+	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
+		t.Fatalf("%s:\n%s", when, d)
+	}
+}
+
 var pendingRevert = regexp.MustCompile(`pending: revert ([0-9a-f-]{36})`)
 
 func revert(t *testing.T, url, id string, extra ...string) string {
@@ -56,9 +72,7 @@ func TestUndoDeleteEverything(t *testing.T) {
 	before0 := count(t, url, "SELECT count(*) FROM orders")
 
 	id := applyChange(t, c, "OPS-701", "DELETE FROM invoices WHERE id > 0; DELETE FROM orders WHERE id > 0")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, id, "bob")
 	if n := count(t, url, "SELECT count(*) FROM orders"); n != 0 {
 		t.Fatalf("%d orders left after the approved mistake", n)
 	}
@@ -74,9 +88,7 @@ func TestUndoDeleteEverything(t *testing.T) {
 	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 || !strings.HasPrefix(out, "committed:") {
 		t.Fatalf("commit the revert (%d): %s", code, out)
 	}
-	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
-		t.Fatalf("the reverted tables differ from before the change:\n%s", d)
-	}
+	unchangedSince(t, url, before, "the reverted tables differ from before the change")
 	// A revert is reverted like any change.
 	if out, code := reviewer(t, url, "show", rid); code != 0 || !strings.Contains(out, "Revert: possible") {
 		t.Fatalf("show of the committed revert (%d):\n%s", code, out)
@@ -93,9 +105,7 @@ func TestUndoRefusesToOverwrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := applyChange(t, c, "OPS-702", "UPDATE orders SET status = 'cancelled' WHERE id BETWEEN 1 AND 10")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, id, "bob")
 	conn := pgtest.Connect(t, url)
 	// Someone else changes two of the rows afterwards.
 	if _, err := conn.Exec(t.Context(), "UPDATE orders SET status = 'shipped' WHERE id IN (3, 7)"); err != nil {
@@ -110,9 +120,7 @@ func TestUndoRefusesToOverwrite(t *testing.T) {
 		t.Fatalf("a refused revert changed the data:\n%s", d)
 	}
 	rid := revert(t, url, id, "--only-unchanged")
-	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, rid, "alice")
 	var now string
 	if err := pgtest.Connect(t, url).QueryRow(t.Context(), statuses).Scan(&now); err != nil || now != was {
 		t.Fatalf("the unchanged rows are %s, were %s (%v)", now, was, err)
@@ -128,16 +136,10 @@ func TestUndoDDL(t *testing.T) {
 	c := startAirlock(t, url, undoScopeFile(t, "undo_ddl"))
 	before := pgtest.Fingerprint(t, url).DatabaseOnly()
 	id := applyChange(t, c, "OPS-703", "ALTER TABLE orders ADD COLUMN priority integer; CREATE INDEX orders_priority ON orders (priority); UPDATE orders SET priority = 1 WHERE id < 5")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, id, "bob")
 	rid := revert(t, url, id)
-	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
-		t.Fatalf("commit the revert (%d): %s", code, out)
-	}
-	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
-		t.Fatalf("after the revert:\n%s", d)
-	}
+	commitAs(t, url, rid, "alice")
+	unchangedSince(t, url, before, "after the revert")
 
 	// DDL a revert cannot undo is said to be final before anyone approves
 	// it; what the trash keeps is not.
@@ -170,9 +172,7 @@ func TestUndoDropTable(t *testing.T) {
 	c := startAirlock(t, url, undoScopeFile(t, "undo_drop_table"))
 	before := pgtest.Fingerprint(t, url).DatabaseOnly()
 	id := applyChange(t, c, "OPS-720", "DELETE FROM invoices WHERE id % 2 = 0; DROP TABLE invoices")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, id, "bob")
 	if n := count(t, url, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('public.invoices')"); n != 0 {
 		t.Fatal("invoices is still there after the approved DROP TABLE")
 	}
@@ -188,12 +188,8 @@ func TestUndoDropTable(t *testing.T) {
 	if show, _ := reviewer(t, url, "show", rid); !strings.Contains(show, "first: ALTER TABLE \"airlock_trash\".") {
 		t.Fatalf("show of the revert does not say it brings the table back first:\n%s", show)
 	}
-	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
-		t.Fatalf("commit the revert (%d): %s", code, out)
-	}
-	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
-		t.Fatalf("after the revert:\n%s", d)
-	}
+	commitAs(t, url, rid, "alice")
+	unchangedSince(t, url, before, "after the revert")
 }
 
 // TestUndoDropColumn: an approved DROP COLUMN keeps the column's values
@@ -232,16 +228,12 @@ func TestUndoDropColumn(t *testing.T) {
 		}
 	}
 	id := applyChange(t, c, "OPS-721", "ALTER TABLE orders DROP COLUMN notes")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, id, "bob")
 	if n := count(t, url, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.orders'::regclass AND attname = 'notes' AND NOT attisdropped"); n != 0 {
 		t.Fatal("orders.notes is still there after the approved DROP COLUMN")
 	}
 	rid := revert(t, url, id)
-	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
-		t.Fatalf("commit the revert (%d): %s", code, out)
-	}
+	commitAs(t, url, rid, "alice")
 	after := pgtest.Fingerprint(t, url).DatabaseOnly()
 	if d := before.Except(moved).Diff(after.Except(moved)); d != "" {
 		t.Fatalf("after the revert:\n%s", d)
@@ -273,16 +265,10 @@ func TestUndoRename(t *testing.T) {
 	c := startAirlock(t, url, undoScopeFile(t, "undo_rename"))
 	before := pgtest.Fingerprint(t, url).DatabaseOnly()
 	id := applyChange(t, c, "OPS-722", "ALTER TABLE orders RENAME COLUMN notes TO remarks; ALTER TABLE invoices RENAME TO bills")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, id, "bob")
 	rid := revert(t, url, id)
-	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
-		t.Fatalf("commit the revert (%d): %s", code, out)
-	}
-	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
-		t.Fatalf("after the revert:\n%s", d)
-	}
+	commitAs(t, url, rid, "alice")
+	unchangedSince(t, url, before, "after the revert")
 }
 
 // TestUndoColumnChanges: a type change that rounds every value, a new
@@ -296,19 +282,13 @@ func TestUndoColumnChanges(t *testing.T) {
 	id := applyChange(t, c, "OPS-724", "ALTER TABLE orders ALTER COLUMN total TYPE integer USING round(total)::integer; "+
 		"ALTER TABLE orders ALTER COLUMN status SET DEFAULT 'cancelled', ALTER COLUMN created_at DROP NOT NULL; "+
 		"UPDATE orders SET total = total + 1 WHERE id < 50")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, id, "bob")
 	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d == "" {
 		t.Fatal("the change did not reach the database")
 	}
 	rid := revert(t, url, id)
-	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
-		t.Fatalf("commit the revert (%d): %s", code, out)
-	}
-	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
-		t.Fatalf("after the revert:\n%s", d)
-	}
+	commitAs(t, url, rid, "alice")
+	unchangedSince(t, url, before, "after the revert")
 }
 
 // TestCascadeOutsideTheScope: foreign key actions run with the
@@ -366,9 +346,7 @@ func TestCascadeOutsideTheScope(t *testing.T) {
 					}
 				}
 			}
-			if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
-				t.Fatalf("refused cascades changed the database:\n%s", d)
-			}
+			unchangedSince(t, url, before, "refused cascades changed the database")
 			if n := count(t, url, "SELECT count(*) FROM airlock.changes WHERE status = 'pending' AND scope = 'cascade_"+mode+"'"); n != 0 {
 				t.Fatalf("%d changes held after refused cascades", n)
 			}
@@ -406,9 +384,7 @@ func TestUndoRetentionPurge(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	c := startAirlock(t, url, undoScopeFile(t, "undo_purge"))
 	id := applyChange(t, c, "OPS-723", "UPDATE orders SET status = 'cancelled' WHERE id < 10; ALTER TABLE orders DROP COLUMN notes; DROP TABLE invoices")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, id, "bob")
 	trash := "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'airlock_trash' AND c.relkind = 'r'"
 	if n := count(t, url, trash); n != 2 {
 		t.Fatalf("%d tables in airlock_trash after the commit, want 2 (invoices, orders.notes)", n)
@@ -459,9 +435,7 @@ func TestUndoCapturesOutOfTheAgentsReach(t *testing.T) {
 	}
 	before := pgtest.Fingerprint(t, url).DatabaseOnly()
 	id := applyChange(t, c, "OPS-704", "UPDATE orders SET notes = 'x' WHERE id = 1; DROP TABLE invoices")
-	if out, code := reviewer(t, url, "commit", id, "--reviewer", "bob"); code != 0 {
-		t.Fatalf("commit (%d): %s", code, out)
-	}
+	commitAs(t, url, id, "bob")
 	agent := pgtest.Connect(t, strings.Replace(url, "postgres@", login+"@", 1))
 	var trashed string
 	if err := conn.QueryRow(t.Context(), "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'airlock_trash' AND relkind = 'r'").Scan(&trashed); err != nil {
@@ -494,12 +468,8 @@ func TestUndoCapturesOutOfTheAgentsReach(t *testing.T) {
 		t.Fatalf("the trash holds %d rows of the dropped table, had %d", n, trashedRows)
 	}
 	rid := revert(t, url, id)
-	if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
-		t.Fatalf("commit the revert (%d): %s", code, out)
-	}
-	if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
-		t.Fatalf("after the attempts and the revert:\n%s", d)
-	}
+	commitAs(t, url, rid, "alice")
+	unchangedSince(t, url, before, "after the attempts and the revert")
 }
 
 // TestUndoEveryWriteMode: a change committed with COMMIT PREPARED or
@@ -545,12 +515,8 @@ func TestUndoEveryWriteMode(t *testing.T) {
 				t.Fatalf("show does not offer a revert:\n%s", show)
 			}
 			rid := revert(t, url, id)
-			if out, code := reviewer(t, url, "commit", rid, "--reviewer", "alice"); code != 0 {
-				t.Fatalf("commit the revert (%d): %s", code, out)
-			}
-			if d := before.Diff(pgtest.Fingerprint(t, url).DatabaseOnly()); d != "" {
-				t.Fatalf("after the revert:\n%s", d)
-			}
+			commitAs(t, url, rid, "alice")
+			unchangedSince(t, url, before, "after the revert")
 		})
 	}
 }
