@@ -183,34 +183,47 @@ func recordCapture(ctx context.Context, tx pgx.Tx, c *Change, undo *scopes.Undo,
 // lastRowStatements returns, for migrate.InverseOf, the last statement
 // of change id that changed rows of a table (-1 for none).
 func lastRowStatements(ctx context.Context, q querier, id string) (func(schema, table string) int, error) {
-	rows, err := q.Query(ctx, "SELECT relation, max(stmt) FROM airlock.undo_rows WHERE change_id = $1 GROUP BY relation", id)
+	rels, err := capturedRelations(ctx, q, id)
 	if err != nil {
-		return nil, fmt.Errorf("read the capture: %w", err)
+		return nil, err
 	}
-	last := map[string]int{}
-	for rows.Next() {
-		var rel string
-		var stmt int
-		if err := rows.Scan(&rel, &stmt); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read the capture: %w", err)
-		}
-		last[rel] = stmt
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read the capture: %w", err)
+	last := map[[2]string]int{}
+	for _, r := range rels {
+		last[[2]string{r.schema, r.table}] = r.lastStmt
 	}
 	return func(schema, table string) int {
-		// undo_rows names tables with quote_ident: plain names bare.
-		for _, name := range []string{schema + "." + table, pgx.Identifier{schema, table}.Sanitize(),
-			pgx.Identifier{schema}.Sanitize() + "." + table, schema + "." + pgx.Identifier{table}.Sanitize()} {
-			if n, ok := last[name]; ok {
-				return n
-			}
+		if n, ok := last[[2]string{schema, table}]; ok {
+			return n
 		}
 		return -1
 	}, nil
+}
+
+// capturedRelation is a table change id captured rows of: its name as
+// undo_rows holds it (quote_ident form), its parts, and the last
+// statement that changed it.
+type capturedRelation struct {
+	relation, schema, table string
+	lastStmt                int
+}
+
+// capturedRelations lists the tables change id captured rows of, in
+// capture order.
+func capturedRelations(ctx context.Context, q querier, id string) ([]capturedRelation, error) {
+	rows, err := q.Query(ctx, `SELECT relation, (pg_catalog.parse_ident(relation))[1], (pg_catalog.parse_ident(relation))[2], max(stmt)
+		FROM airlock.undo_rows WHERE change_id = $1 GROUP BY relation ORDER BY min(seq)`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read the capture: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (capturedRelation, error) {
+		var r capturedRelation
+		err := row.Scan(&r.relation, &r.schema, &r.table, &r.lastStmt)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the capture: %w", err)
+	}
+	return out, nil
 }
 
 // decodeTrash reads undo_captures.trash (NULL when nothing was trashed).
@@ -324,27 +337,15 @@ type tableChanges struct {
 // are equal strings; a row the change left exactly as it was (compared
 // as text, so 0.1 and 0.10 differ) is no change.
 func loadCapture(ctx context.Context, tx pgx.Tx, id string, trash []migrate.TrashEntry) ([]*tableChanges, error) {
-	rels, err := tx.Query(ctx, "SELECT relation FROM airlock.undo_rows WHERE change_id = $1 GROUP BY relation ORDER BY min(seq)", id)
+	rels, err := capturedRelations(ctx, tx, id)
 	if err != nil {
-		return nil, fmt.Errorf("read the capture: %w", err)
-	}
-	names, err := pgx.CollectRows(rels, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read the capture: %w", err)
+		return nil, err
 	}
 	var out []*tableChanges
-	for _, rel := range names {
-		current := rel
+	for _, cr := range rels {
+		rel, current := cr.relation, cr.relation
 		for _, e := range trash {
-			if e.Kind != "table" {
-				continue
-			}
-			// undo_rows names a table with quote_ident, as here.
-			var same bool
-			if err := tx.QueryRow(ctx, "SELECT pg_catalog.quote_ident($1) || '.' || pg_catalog.quote_ident($2) = $3", e.Schema, e.Table, rel).Scan(&same); err != nil {
-				return nil, fmt.Errorf("read the capture: %w", err)
-			}
-			if same {
+			if e.Kind == "table" && e.Schema == cr.schema && e.Table == cr.table {
 				current = pgx.Identifier{migrate.TrashSchema, e.Trash}.Sanitize()
 			}
 		}
