@@ -32,6 +32,8 @@ func startConnect(t *testing.T, endpoint, token string) (*client.Client, error) 
 	init := mcp.InitializeRequest{}
 	init.Params.ProtocolVersion = mcp.ProtocolVersion20251125
 	init.Params.ClientInfo = mcp.Implementation{Name: "e2e-connect", Version: "1"}
+	// Rows as text and as structuredContent, so that tests can compare them.
+	init.Params.Capabilities.Experimental = map[string]any{"airlock/results": map[string]any{"rows": "both"}}
 	_, err := c.Initialize(ctx, init)
 	return c, err
 }

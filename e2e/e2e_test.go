@@ -90,6 +90,8 @@ func startAirlockWith(t testing.TB, url, scope string, flags ...string) (*client
 	init := mcp.InitializeRequest{}
 	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
 	init.Params.ClientInfo = mcp.Implementation{Name: "airlock-e2e", Version: "1"}
+	// Rows as text and as structuredContent, so that tests can compare them.
+	init.Params.Capabilities.Experimental = map[string]any{"airlock/results": map[string]any{"rows": "both"}}
 	if _, err := c.Initialize(ctx, init); err != nil {
 		t.Fatalf("initialize: %v", err)
 	}

@@ -125,6 +125,8 @@ func httpClientOn(t *testing.T, endpoint, token, version string) *client.Client 
 	init := mcp.InitializeRequest{}
 	init.Params.ProtocolVersion = version
 	init.Params.ClientInfo = mcp.Implementation{Name: "e2e-http", Version: "1"}
+	// Rows as text and as structuredContent, so that tests can compare them.
+	init.Params.Capabilities.Experimental = map[string]any{"airlock/results": map[string]any{"rows": "both"}}
 	if _, err := c.Initialize(ctx, init); err != nil {
 		t.Fatalf("initialize over HTTP: %v", err)
 	}

@@ -52,7 +52,20 @@ const tsSDKVersion = "1.32.2"
 // against each tool's outputSchema and turns a mismatch into an exception
 // the agent never sees past, so this is what tells us real clients can
 // read both airlock's answers and its refusals.
+// TestTypeScriptSDKClient runs the SDK client twice: a default session,
+// which takes query rows as text (query_readonly lists no output schema
+// and sends no structuredContent), and one that asks for them structured.
 func TestTypeScriptSDKClient(t *testing.T) {
+	for _, rows := range []string{"", "structured"} {
+		name := rows
+		if name == "" {
+			name = "text"
+		}
+		t.Run(name, func(t *testing.T) { testTypeScriptSDKClient(t, rows) })
+	}
+}
+
+func testTypeScriptSDKClient(t *testing.T, rows string) {
 	dir, err := filepath.Abs("tsclient")
 	must(t, err, "tsclient dir")
 	// A missing toolchain fails rather than skips: a skipped test would
@@ -77,7 +90,11 @@ func TestTypeScriptSDKClient(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "client.mjs"), binary, scope)
+	args := []string{filepath.Join(dir, "client.mjs"), binary, scope}
+	if rows != "" {
+		args = append(args, rows)
+	}
+	cmd := exec.CommandContext(ctx, node, args...)
 	// The URL reaches node, and through it airlock, only in the
 	// environment, as an MCP client config passes it.
 	cmd.Env = append(os.Environ(), "AIRLOCK_DATABASE_URL="+url)
@@ -106,8 +123,12 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	var names []string
 	for _, tool := range rep.Tools {
 		names = append(names, tool.Name)
-		if !tool.HasOutputSchema {
+		textRows := rows == "" && tool.Name == "query_readonly"
+		if !tool.HasOutputSchema && !textRows {
 			t.Errorf("%s has no outputSchema: the SDK checks nothing for it", tool.Name)
+		}
+		if tool.HasOutputSchema && textRows {
+			t.Errorf("%s lists an outputSchema to a session that takes its rows as text", tool.Name)
 		}
 	}
 	slices.Sort(names)
@@ -140,6 +161,12 @@ func TestTypeScriptSDKClient(t *testing.T) {
 		s := step(name)
 		if s.Exception != nil {
 			t.Errorf("%s: the SDK rejected the result: %s: %s", name, s.Exception.Name, s.Exception.Message)
+			continue
+		}
+		if rows == "" && name == "query_readonly" {
+			if s.IsError || len(s.StructuredContent) != 0 || !strings.Contains(s.Text, "\n[\"status\",\"n\"]\n[") {
+				t.Errorf("%s: isError=%v structuredContent=%s text=%q; want the rows in the text only", name, s.IsError, s.StructuredContent, s.Text)
+			}
 			continue
 		}
 		var sc map[string]any

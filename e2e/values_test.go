@@ -260,7 +260,7 @@ func query(t *testing.T, c *client.Client, sql string, params ...any) *wideAnswe
 	return &a
 }
 
-var rowsOpen = regexp.MustCompile(`(?m)^<rows (untrusted-[0-9a-f]{16})>\n`)
+var rowsOpen = regexp.MustCompile(`(?m)^<(rows-[0-9a-f]{12})>\n`)
 
 // textRows returns the lines between the text content's rows markers.
 func textRows(t *testing.T, res *mcp.CallToolResult) []string {
@@ -278,11 +278,17 @@ func textRows(t *testing.T, res *mcp.CallToolResult) []string {
 	}
 	token := tc.Text[m[2]:m[3]]
 	body := tc.Text[m[1]:]
-	end := strings.Index(body, "</rows "+token+">")
-	if end < 0 || !strings.HasSuffix(tc.Text, "</rows "+token+">") {
+	end := strings.Index(body, "</"+token+">")
+	if end < 0 || !strings.HasSuffix(tc.Text, "</"+token+">") {
 		t.Fatalf("the rows marker %s is not closed at the end of the text content", token)
 	}
 	body = body[:end]
+	// The first line names the columns.
+	if _, rest, ok := strings.Cut(body, "\n"); !ok {
+		t.Fatalf("no column line inside the rows markers")
+	} else {
+		body = rest
+	}
 	if body == "" {
 		return nil
 	}

@@ -91,6 +91,8 @@ func startHarness(t testing.TB, url string, pool *pgxpool.Pool, scope *scopes.Sc
 	init := mcp.InitializeRequest{}
 	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
 	init.Params.ClientInfo = mcp.Implementation{Name: "airlock-test", Version: "1"}
+	// Rows as text and as structuredContent, so that tests can compare them.
+	init.Params.Capabilities.Experimental = map[string]any{"airlock/results": map[string]any{"rows": "both"}}
 	if _, err := c.Initialize(ctx, init); err != nil {
 		t.Fatal(err)
 	}

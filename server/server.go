@@ -153,6 +153,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithHooks(hooks),
 		mcpserver.WithToolHandlerMiddleware(s.withSession),
+		mcpserver.WithToolFilter(listedTools),
 		mcpserver.WithRecovery(),
 		// Arguments are validated by each tool against its input schema,
 		// with messages an agent can act on (tools.bindArgs).

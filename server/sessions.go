@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -94,6 +95,7 @@ type sessionEnvs struct {
 // branch, made on its first call.
 func (s *Server) withSession(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		ctx = tools.WithResults(ctx, tools.ResultsOf(clientCapabilities(ctx)))
 		if s.ids == nil {
 			return next(ctx, req)
 		}
@@ -162,4 +164,36 @@ func (s *Server) closeSessions() {
 	for _, env := range envs {
 		env.CloseBranch()
 	}
+}
+
+// clientCapabilities are the capabilities of the client a request comes
+// from: declared in the request itself (2026-07-28 and later) or at
+// initialize.
+func clientCapabilities(ctx context.Context) *mcp.ClientCapabilities {
+	if info := mcpserver.RequestProtocolInfoFromContext(ctx); info != nil && info.ClientCapabilities != nil {
+		return info.ClientCapabilities
+	}
+	if cs, ok := mcpserver.ClientSessionFromContext(ctx).(mcpserver.SessionWithClientInfo); ok {
+		caps := cs.GetClientCapabilities()
+		return &caps
+	}
+	return nil
+}
+
+// listedTools drops the output schema of the tools whose rows a session
+// takes as text: a strict client validates structuredContent against it
+// and would fail a result that, by the session's own choice, has none.
+func listedTools(ctx context.Context, list []mcp.Tool) []mcp.Tool {
+	if tools.ResultsOf(clientCapabilities(ctx)) != tools.ResultsText {
+		return list
+	}
+	out := make([]mcp.Tool, len(list))
+	for i, t := range list {
+		if slices.Contains(tools.StructuredTools, t.Name) {
+			t.OutputSchema = mcp.ToolOutputSchema{}
+			t.RawOutputSchema = nil
+		}
+		out[i] = t
+	}
+	return out
 }

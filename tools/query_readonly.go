@@ -111,14 +111,17 @@ func (q *QueryReadonly) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 		return q.env.respond(ctx, ev, start, refusal, err, nil), nil
 	}
 	ev.Rows, ev.Reason = int64(res.RowCount()), res.TruncatedReason
-	structured, err := res.structured()
-	if err != nil {
-		return q.env.respond(ctx, ev, start, nil, &EncodeError{Err: err}, nil), nil
+	out := &mcp.CallToolResult{}
+	mode := resultsFrom(ctx)
+	if mode != ResultsText {
+		structured, err := res.structured()
+		if err != nil {
+			return q.env.respond(ctx, ev, start, nil, &EncodeError{Err: err}, nil), nil
+		}
+		out.StructuredContent = structured
 	}
-	return q.env.respond(ctx, ev, start, nil, nil, &mcp.CallToolResult{
-		Content:           []mcp.Content{mcp.NewTextContent(res.text())},
-		StructuredContent: structured,
-	}), nil
+	out.Content = []mcp.Content{mcp.NewTextContent(res.text(mode != ResultsStructured))}
+	return q.env.respond(ctx, ev, start, nil, nil, out), nil
 }
 
 // CheckInput refuses SQL text that must never reach the parser.
@@ -337,7 +340,7 @@ func (q *QueryReadonly) readRows(ctx context.Context, rr *pgconn.ResultReader, p
 	for rr.NextRow() {
 		if maxRows > 0 && res.RowCount() >= maxRows {
 			res.Truncated = true
-			res.TruncatedReason = fmt.Sprintf("more than %d rows matched; only the first %d are shown. For totals use count(*), sum() or GROUP BY; to page, add ORDER BY with a WHERE on the last key", maxRows, maxRows)
+			res.TruncatedReason = fmt.Sprintf("more than %d rows; use count(*)/GROUP BY, or page by key", maxRows)
 			break
 		}
 		row = append(row[:0], '[')
@@ -354,7 +357,7 @@ func (q *QueryReadonly) readRows(ctx context.Context, rr *pgconn.ResultReader, p
 		row = append(row, ']')
 		if size+len(row)+1 > read.MaxBytes && res.RowCount() > 0 {
 			res.Truncated = true
-			res.TruncatedReason = fmt.Sprintf("the result passed the %d-byte output cap after %d rows; select fewer or narrower columns, or aggregate", read.MaxBytes, res.RowCount())
+			res.TruncatedReason = fmt.Sprintf("passed the %d-byte cap after %d rows; select fewer columns or aggregate", read.MaxBytes, res.RowCount())
 			break
 		}
 		size += len(row) + 1
@@ -364,7 +367,7 @@ func (q *QueryReadonly) readRows(ctx context.Context, rr *pgconn.ResultReader, p
 		return nil, err
 	}
 	if cutCells > 0 {
-		note := fmt.Sprintf("%d cell(s) longer than %d bytes were cut; select substr(col, 1, n) or length(col) instead", cutCells, read.MaxCellBytes)
+		note := fmt.Sprintf("%d cell(s) longer than %d bytes were cut; select substr(col, 1, n)", cutCells, read.MaxCellBytes)
 		res.Truncated = true
 		if res.TruncatedReason != "" {
 			res.TruncatedReason += "; " + note

@@ -3,7 +3,10 @@
 // tool's outputSchema (Ajv) and rejects a non-error result without it.
 // e2e/tsclient_test.go runs this and asserts on the JSON it prints.
 //
-// usage: node client.mjs AIRLOCK_BINARY SCOPE_FILE
+// usage: node client.mjs AIRLOCK_BINARY SCOPE_FILE [ROWS]
+// ROWS ("structured" or "both") is sent as the experimental client
+// capability airlock/results; without it the session takes its query rows
+// as text (docs/architecture.md, Results).
 // The database URL comes only from the environment (AIRLOCK_DATABASE_URL),
 // as in a real MCP client config.
 import { readFileSync } from 'node:fs';
@@ -11,7 +14,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
-const [binary, scope] = process.argv.slice(2);
+const [binary, scope, rows] = process.argv.slice(2);
 if (!binary || !scope || !process.env.AIRLOCK_DATABASE_URL) {
   console.error('usage: AIRLOCK_DATABASE_URL=... node client.mjs AIRLOCK_BINARY SCOPE_FILE');
   process.exit(2);
@@ -60,7 +63,8 @@ const transport = new StdioClientTransport({
   env: { AIRLOCK_DATABASE_URL: process.env.AIRLOCK_DATABASE_URL },
   stderr: 'inherit',
 });
-const client = new Client({ name: 'airlock-e2e-tsclient', version: '1' });
+const client = new Client({ name: 'airlock-e2e-tsclient', version: '1' },
+  rows ? { capabilities: { experimental: { 'airlock/results': { rows } } } } : undefined);
 
 try {
   await client.connect(transport, { timeout: CALL_TIMEOUT_MS });
