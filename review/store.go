@@ -17,7 +17,7 @@
 // changed in two steps, ordered so that Reap can always finish an
 // interrupted action:
 //
-//   - apply (the write tool) runs PREPARE TRANSACTION first and only then
+//   - apply (the prepared Holder) runs PREPARE TRANSACTION first and only then
 //     calls Record. A crash in between leaves a prepared transaction with no
 //     row: Reap rolls back such orphans once they are a minute old.
 //   - Commit marks the row 'committing' (under a row lock, only if it is

@@ -20,7 +20,6 @@ import (
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/doctor"
 	"github.com/airlock-dev/airlock/review"
-	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/sqlguard"
 	"github.com/airlock-dev/airlock/tools"
@@ -137,14 +136,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.SetLogger(cfg.Logger)
 		s.reaped = s.store.StartReaper(rctx, interval)
 		if cfg.Scope.Write.Mode == review.ModeBranch {
-			// A schema copy carries no grants, and a table a migration
-			// creates on any branch has none either: the scope's roles get
-			// theirs on the branch when it is made and after every DDL
-			// change (a template copy starts with the source's).
-			env.Branching = &tools.Branching{Store: s.store, Prepare: func(ctx context.Context, pool *pgxpool.Pool) error {
-				_, err := roles.Apply(ctx, pool, cfg.Scope, roles.Options{NoAirlockSchema: true})
-				return err
-			}}
+			// Each session gets its own branch (tools.Env.ForSession); the
+			// branch holder gives the scope's roles their grants there
+			// (docs/architecture.md, Held changes).
+			env.Branching = tools.NewBranching(s.store, cfg.Scope, cfg.Logger)
 		}
 	}
 	hooks := &mcpserver.Hooks{}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/airlock-dev/airlock/audit"
@@ -31,8 +31,10 @@ type ApplyResult struct {
 	Report    *migrate.Report `json:"report"`
 }
 
-// ApplyMigration holds a migration for human review: as a prepared
-// transaction or as a recorded replay, by the scope's write mode.
+// ApplyMigration holds a migration for human review. It checks the
+// arguments and the migration; how the change is held (a recorded replay,
+// a prepared transaction, a commit on the session's branch) is the
+// review.Holder of the scope's write mode.
 type ApplyMigration struct {
 	env   *Env
 	store *review.Store
@@ -126,109 +128,58 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 	change := &review.Change{Ticket: args.Ticket, Summary: summary, SQL: args.SQL,
 		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: w.Mode, TTL: w.ReviewTTL,
 		Limits: review.Limits{PerScope: w.MaxPending, PerSession: w.MaxPendingPerSession}}
-	// Refused before anything runs; Record checks again atomically.
-	if refusal, err := a.limitRefusal(a.store.CheckLimits(ctx, change.Scope, change.Session, change.Limits)); refusal != nil || err != nil {
-		return nil, plan, refusal, err
-	}
-	if w.Mode == review.ModePrepared {
-		slots, err := review.ReadPreparedSlots(ctx, a.env.Pool)
-		if err != nil {
-			return nil, plan, nil, err
-		}
-		if !slots.Available() {
-			return nil, plan, &sqlguard.Refusal{Code: "prepared_slots_full", Reason: (&review.PreparedSlotsError{Slots: slots}).Error(),
-				Hint: "ask a reviewer to commit or roll back pending changes (airlock pending), then try again"}, nil
-		}
-	}
-	var rep *migrate.Report
-	switch w.Mode {
-	case review.ModeBranch:
-		var br *sessionBranch
-		br, refusal, err = a.env.ensureBranch(ctx)
-		if refusal != nil || err != nil {
-			return nil, plan, refusal, err
-		}
-		// The branch is the session's own copy: the change commits there
-		// at once, and the reviewer merges the whole log later.
-		rep, err = a.env.runMigrationOn(ctx, br.pool, req, plan, migrate.EndCommit, migrate.RunArg{}, "")
-		if err == nil {
-			change.BranchID, change.ExpiresAt = br.branch.ID, br.branch.ExpiresAt
-			if definesTables(plan) && a.env.Branching.Prepare != nil {
-				// DDL may have made a table the scope's roles hold nothing on.
-				if perr := a.env.Branching.Prepare(ctx, br.pool); perr != nil {
-					a.env.Log.Warn("re-apply the scope's roles on the branch", "err", perr)
-				}
-			}
-			if _, rerr := br.catalog.Reload(ctx); rerr != nil {
-				a.env.Log.Warn("reload the branch's catalog", "err", rerr)
-			}
-		}
-	case review.ModePrepared:
-		// PREPARE first, then record: a crash in between leaves an orphan
-		// prepared transaction, which the reaper rolls back; never a
-		// recorded change whose transaction does not exist.
-		change.GID = review.NewGID()
-		arg, capture := migrate.RunArg{GID: change.GID}, ""
-		if w.Undo.On() {
-			// The capture is part of the prepared transaction: it commits
-			// or rolls back with the change itself (docs/architecture.md,
-			// Undo).
-			change.ID = uuid.NewString()
-			capture = change.ID
-			arg.BeforeCommit, arg.Undo = review.PreparedCapture(change.ID, change.Scope, plan.Statements, w.ReviewTTL, w.Undo)
-		}
-		pool, _ := a.env.Target(ctx)
-		rep, err = a.env.runMigrationOn(ctx, pool, req, plan, migrate.EndPrepare, arg, capture)
-	default:
-		rep, err = a.env.runMigration(ctx, req, plan, migrate.EndRollback, migrate.RunArg{})
-	}
-	var blocking *migrate.BlockingLockError
-	if errors.As(err, &blocking) {
-		return nil, plan, &sqlguard.Refusal{Code: "blocking_lock", Reason: blocking.Error(),
-			Hint: "in prepared mode a held change may not keep a lock that blocks reads of a table in use: make the change without DDL on existing tables, or ask for a replay-mode scope (or write.allow_blocking_locks)"}, nil
+	rep, err := a.env.holder(ctx, a.store).Hold(ctx, &review.Hold{Change: change, Plan: plan, Options: migrateOptions(a.env.Scope),
+		Run: func(ctx context.Context, pool *pgxpool.Pool, plan *sqlguard.MigrationPlan, end migrate.Ending, arg migrate.RunArg, capture string) (*migrate.Report, error) {
+			return a.env.runMigrationOn(ctx, pool, req, plan, end, arg, capture)
+		}})
+	if refusal := holdRefusal(err); refusal != nil {
+		return nil, plan, refusal, nil
 	}
 	if err != nil {
 		return nil, plan, nil, err
-	}
-	filled := review.NewChange(plan, rep, migrateOptions(a.env.Scope))
-	change.Statements, change.SQLFingerprint, change.Report = filled.Statements, filled.SQLFingerprint, filled.Report
-	change.Effects, change.Fingerprint, change.Options = filled.Effects, filled.Fingerprint, filled.Options
-	if err := a.store.Record(ctx, change); err != nil {
-		if change.GID != "" {
-			a.rollbackOrphan(change.GID)
-		}
-		if refusal, _ := a.limitRefusal(err); refusal != nil {
-			return nil, plan, refusal, nil
-		}
-		if errors.Is(err, review.ErrBranchClosed) {
-			return nil, plan, &sqlguard.Refusal{Code: "branch_closed",
-				Reason: "a reviewer decided this session's branch while the change was being applied; the change is not part of any review",
-				Hint:   "check get_change_status for your earlier changes and start a new session for further ones"}, nil
-		}
-		return nil, plan, nil, fmt.Errorf("record change: %w", err)
 	}
 	return &ApplyResult{ChangeID: change.ID, Status: review.StatusPending, Mode: change.Mode,
 		Ticket: change.Ticket, ExpiresAt: change.ExpiresAt, Report: rep}, plan, nil, nil
 }
 
-// limitRefusal turns a pending-change limit into a refusal.
-func (a *ApplyMigration) limitRefusal(err error) (*sqlguard.Refusal, error) {
-	var tooMany *review.TooManyPendingError
-	if errors.As(err, &tooMany) {
+// holdRefusal turns what a holder fails with into the refusal an agent
+// can act on, or nil for a failure.
+func holdRefusal(err error) *sqlguard.Refusal {
+	var (
+		tooMany     *review.TooManyPendingError
+		slots       *review.PreparedSlotsError
+		blocking    *migrate.BlockingLockError
+		tooBranches *review.TooManyBranchesError
+		inUse       *review.SourceInUseError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooMany):
 		return &sqlguard.Refusal{Code: "too_many_pending", Reason: tooMany.Error(),
-			Hint: "wait for a reviewer to decide your pending changes (get_change_status), or fold several changes into one"}, nil
+			Hint: "wait for a reviewer to decide your pending changes (get_change_status), or fold several changes into one"}
+	case errors.As(err, &slots):
+		return &sqlguard.Refusal{Code: "prepared_slots_full", Reason: slots.Error(),
+			Hint: "ask a reviewer to commit or roll back pending changes (airlock pending), then try again"}
+	case errors.As(err, &blocking):
+		return &sqlguard.Refusal{Code: "blocking_lock", Reason: blocking.Error(),
+			Hint: "in prepared mode a held change may not keep a lock that blocks reads of a table in use: make the change without DDL on existing tables, or ask for a replay-mode scope (or write.allow_blocking_locks)"}
+	case errors.Is(err, review.ErrSessionBranchClosed):
+		return &sqlguard.Refusal{Code: "branch_closed",
+			Reason: "this session's branch was merged, discarded or expired; a session gets one branch",
+			Hint:   "start a new session to make further changes; get_change_status tells what happened to earlier ones"}
+	case errors.As(err, &tooBranches):
+		return &sqlguard.Refusal{Code: "too_many_branches", Reason: tooBranches.Error(),
+			Hint: "ask a reviewer to merge or discard a branch, then try again"}
+	case errors.As(err, &inUse):
+		return &sqlguard.Refusal{Code: "branch_unavailable", Reason: inUse.Error(),
+			Hint: "try again when the source database is idle, or ask the operator to change the scope's branch strategy"}
+	case errors.Is(err, review.ErrBranchClosed):
+		return &sqlguard.Refusal{Code: "branch_closed",
+			Reason: "a reviewer decided this session's branch while the change was being applied; the change is not part of any review",
+			Hint:   "check get_change_status for your earlier changes and start a new session for further ones"}
 	}
-	return nil, err
-}
-
-// rollbackOrphan undoes a prepared transaction whose change could not be
-// recorded, so that nothing is held that no reviewer can see.
-func (a *ApplyMigration) rollbackOrphan(gid string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := a.env.Pool.Exec(ctx, "ROLLBACK PREPARED '"+gid+"'"); err != nil {
-		a.env.Log.Error("could not roll back an unrecorded prepared transaction; the reaper will", "gid", gid, "err", err)
-	}
+	return nil
 }
 
 func renderApply(res *ApplyResult) string {

@@ -2,154 +2,101 @@ package tools
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/review"
-	"github.com/airlock-dev/airlock/sqlguard"
+	"github.com/airlock-dev/airlock/roles"
+	"github.com/airlock-dev/airlock/scopes"
 )
 
-// Branching gives an agent session its own branch database (write.mode
-// "branch"). The branch is created on the session's first apply; from
-// then on every tool reads and dry-runs on it, so the agent sees its own
-// work, until a reviewer merges or discards it.
+// Branching is an agent session's side of write.mode "branch": its
+// branch database (review.SessionBranch, which the branch holder makes
+// on the session's first apply) and the catalog its tools read there.
 type Branching struct {
-	Store *review.Store
-	// Prepare, if set, runs on a new branch's pool before any tool uses
-	// it: the schema strategy's copy has no grants, so the server runs
-	// roles.Apply there.
-	Prepare func(ctx context.Context, pool *pgxpool.Pool) error
+	store   *review.Store
+	scope   *scopes.Scope
+	log     *slog.Logger
+	session *review.SessionBranch
 
-	mu     sync.Mutex
-	cur    *sessionBranch
-	closed bool // the session's branch was decided; it gets no other
+	mu        sync.Mutex
+	catalog   *Catalog
+	catalogOf *review.LiveBranch // the branch catalog reads
 }
 
-// sessionBranch is the session's live branch.
-type sessionBranch struct {
-	branch  *review.Branch
-	pool    *pgxpool.Pool
-	catalog *Catalog
-	// checked is when the registry last said the branch is live.
-	checked time.Time
+var _ review.BranchCatalogs = (*Branching)(nil)
+
+// NewBranching returns the branching of one agent session over store.
+// The scope's roles get their grants on each branch it makes, and after
+// every change that defines tables there.
+func NewBranching(store *review.Store, scope *scopes.Scope, log *slog.Logger) *Branching {
+	return &Branching{store: store, scope: scope, log: log,
+		session: review.NewSessionBranch(store, scopeGrants{scope})}
 }
 
-// branchRecheck is how often Target asks the registry whether the
-// session's branch is still live (a reviewer may merge or discard it from
-// another process at any time).
-const branchRecheck = 2 * time.Second
+// forSession returns the branching of another agent session of the same
+// server: a session gets its own branch.
+func (b *Branching) forSession() *Branching { return NewBranching(b.store, b.scope, b.log) }
+
+// scopeGrants provisions a branch database with what roles.Apply grants
+// the scope's roles, airlock's own schema aside (nothing is recorded on a
+// branch). Tools is the lowest layer that sees both review, which makes
+// branches, and roles, which compiles a scope's grants (docs/architecture.md,
+// Held changes).
+type scopeGrants struct{ scope *scopes.Scope }
+
+func (g scopeGrants) ProvisionBranch(ctx context.Context, pool *pgxpool.Pool) error {
+	_, err := roles.Apply(ctx, pool, g.scope, roles.Options{NoAirlockSchema: true})
+	return err
+}
+
+// catalogFor returns the catalog of branch lb, made on first use.
+func (b *Branching) catalogFor(lb *review.LiveBranch) *Catalog {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.catalogOf != lb {
+		b.catalog, b.catalogOf = NewCatalog(lb.Pool, b.scope, b.log), lb
+	}
+	return b.catalog
+}
+
+// ReloadCatalog reads branch lb's catalog again: a change committed there
+// may have made or altered a table.
+func (b *Branching) ReloadCatalog(ctx context.Context, lb *review.LiveBranch) error {
+	_, err := b.catalogFor(lb).Reload(ctx)
+	return err
+}
 
 // Target returns the pool and catalog the session's tools work on: the
 // session's branch once it has one (and it is still live), else the
 // source database.
 func (e *Env) Target(ctx context.Context) (*pgxpool.Pool, *Catalog) {
 	e = e.For(ctx)
-	if br := e.branch(ctx); br != nil {
-		return br.pool, br.catalog
+	if b := e.Branching; b != nil {
+		if lb := b.session.Live(ctx); lb != nil {
+			return lb.Pool, b.catalogFor(lb)
+		}
 	}
 	return e.Pool, e.Catalog
 }
 
-// branch returns the session's live branch, or nil.
-func (e *Env) branch(ctx context.Context) *sessionBranch {
-	e = e.For(ctx)
-	b := e.Branching
-	if b == nil {
-		return nil
+// holder returns the holder of the scope's write mode for the session
+// ctx belongs to.
+func (e *Env) holder(ctx context.Context, store *review.Store) review.Holder {
+	s := e.For(ctx)
+	cfg := review.HoldConfig{Store: store, Pool: s.Pool, Scope: s.Scope, Log: s.Log}
+	if b := s.Branching; b != nil {
+		cfg.Branch, cfg.Catalogs = b.session, b
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	cur := b.cur
-	if cur == nil || time.Since(cur.checked) < branchRecheck {
-		return cur
-	}
-	live, err := b.Store.BranchLive(ctx, cur.branch.ID)
-	if err != nil {
-		// The registry is unreachable: keep using the branch; the
-		// reviewer's decision is seen on the next check.
-		return cur
-	}
-	if !live {
-		b.closed = true
-		b.cur = nil
-		cur.pool.Close()
-		return nil
-	}
-	cur.checked = time.Now()
-	return cur
-}
-
-// ensureBranch returns the session's branch, creating it on first use.
-// Failures an agent can act on come back as refusals.
-func (e *Env) ensureBranch(ctx context.Context) (*sessionBranch, *sqlguard.Refusal, error) {
-	e = e.For(ctx)
-	if br := e.branch(ctx); br != nil {
-		return br, nil, nil
-	}
-	b := e.Branching
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cur != nil {
-		return b.cur, nil, nil
-	}
-	if b.closed {
-		return nil, &sqlguard.Refusal{Code: "branch_closed",
-			Reason: "this session's branch was merged, discarded or expired; a session gets one branch",
-			Hint:   "start a new session to make further changes; get_change_status tells what happened to earlier ones"}, nil
-	}
-	w := e.Scope.Write
-	spec := review.BranchSpec{
-		Scope: e.Scope.Name, Session: e.Session, Strategy: w.Branch.Strategy, TTL: w.Branch.TTL,
-		MaxBranches: w.Branch.MaxBranches, WriteTables: w.Tables, SampleRows: w.Branch.SampleRows,
-	}
-	for t := range e.Scope.Read.Tables {
-		spec.ReadTables = append(spec.ReadTables, t)
-	}
-	created, err := b.Store.CreateBranch(ctx, spec)
-	var tooMany *review.TooManyBranchesError
-	var inUse *review.SourceInUseError
-	switch {
-	case errors.As(err, &tooMany):
-		return nil, &sqlguard.Refusal{Code: "too_many_branches", Reason: tooMany.Error(),
-			Hint: "ask a reviewer to merge or discard a branch, then try again"}, nil
-	case errors.As(err, &inUse):
-		return nil, &sqlguard.Refusal{Code: "branch_unavailable", Reason: inUse.Error(),
-			Hint: "try again when the source database is idle, or ask the operator to change the scope's branch strategy"}, nil
-	case err != nil:
-		return nil, nil, err
-	}
-	pool, err := b.Store.OpenBranch(ctx, created)
-	if err == nil && b.Prepare != nil {
-		err = b.Prepare(ctx, pool)
-	}
-	if err != nil {
-		if pool != nil {
-			pool.Close()
-		}
-		// Leave the registered branch to the reviewer (or the reaper):
-		// it may already be visible in airlock branches.
-		_, _ = b.Store.Discard(context.WithoutCancel(ctx), created.ID, "airlock", "setting up the branch failed")
-		return nil, nil, fmt.Errorf("set up branch %s: %w", created.ID, err)
-	}
-	b.cur = &sessionBranch{branch: created, pool: pool, catalog: NewCatalog(pool, e.Scope, e.Log), checked: time.Now()}
-	return b.cur, nil, nil
+	return review.NewHolder(cfg)
 }
 
 // CloseBranch releases the session's connections to its branch (the
 // branch itself stays for the reviewer).
 func (e *Env) CloseBranch() {
-	b := e.Branching
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cur != nil {
-		b.cur.pool.Close()
-		b.cur = nil
+	if b := e.Branching; b != nil {
+		b.session.Close()
 	}
 }

@@ -90,7 +90,7 @@ func (e *Env) ForSession(id string) *Env {
 	s := *e
 	s.Session = id
 	if e.Branching != nil {
-		s.Branching = &Branching{Store: e.Branching.Store, Prepare: e.Branching.Prepare}
+		s.Branching = e.Branching.forSession()
 	}
 	return &s
 }

@@ -202,19 +202,6 @@ func sortedKeys(m map[string]bool) []string {
 // own the table (write.own_tables); PostgreSQL refuses them otherwise.
 func (e *Env) migrationRole(*sqlguard.MigrationPlan) string { return e.WriteRole }
 
-// definesTables reports whether a plan changes table definitions (any
-// kind other than data changes): a branch then needs its grants renewed.
-func definesTables(plan *sqlguard.MigrationPlan) bool {
-	for _, st := range plan.Statements {
-		switch st.Kind {
-		case "insert", "update", "delete", "truncate":
-		default:
-			return true
-		}
-	}
-	return false
-}
-
 // uncheckedPlan splits a migration into statements without checking them,
 // for tests that switch the guard off.
 func uncheckedPlan(sql string) (*sqlguard.MigrationPlan, error) {
