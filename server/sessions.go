@@ -184,7 +184,8 @@ func clientCapabilities(ctx context.Context) *mcp.ClientCapabilities {
 // takes as text: a strict client validates structuredContent against it
 // and would fail a result that, by the session's own choice, has none.
 func listedTools(ctx context.Context, list []mcp.Tool) []mcp.Tool {
-	if tools.ResultsOf(clientCapabilities(ctx)) != tools.ResultsText {
+	if !slices.ContainsFunc(list, func(t mcp.Tool) bool { return slices.Contains(tools.StructuredTools, t.Name) }) ||
+		tools.ResultsOf(clientCapabilities(ctx)) != tools.ResultsText {
 		return list
 	}
 	out := make([]mcp.Tool, len(list))

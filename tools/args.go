@@ -39,15 +39,15 @@ func compiledInput(tool, schema string) (*gojsonschema.Schema, error) {
 // and decodes them strictly into dst. A refusal names every problem.
 func bindArgs(req mcp.CallToolRequest, tool, schema string, dst any) *sqlguard.Refusal {
 	args := req.GetRawArguments()
-	if args == nil {
-		args = map[string]any{}
-	}
-	if raw, ok := args.(json.RawMessage); ok {
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
+	raw, isRaw := args.(json.RawMessage)
+	if isRaw {
+		if !json.Valid(raw) {
 			return &sqlguard.Refusal{Code: "bad_arguments", Reason: "arguments are not valid JSON", Hint: "send a JSON object"}
 		}
-		args = v
+		if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			isRaw = false
+			args = nil
+		}
 	}
 	if args == nil {
 		// Absent and null arguments are both "none" (MCP makes them optional).
@@ -57,7 +57,13 @@ func bindArgs(req mcp.CallToolRequest, tool, schema string, dst any) *sqlguard.R
 	if err != nil {
 		return &sqlguard.Refusal{Code: "bad_arguments", Reason: err.Error()}
 	}
-	res, err := compiled.Validate(gojsonschema.NewGoLoader(args))
+	// The bytes as the client sent them, when mcp-go kept them: validated
+	// and decoded once each, where a Go value would be encoded again twice.
+	loader := gojsonschema.NewGoLoader(args)
+	if isRaw {
+		loader = gojsonschema.NewBytesLoader(raw)
+	}
+	res, err := compiled.Validate(loader)
 	if err != nil {
 		return &sqlguard.Refusal{Code: "bad_arguments", Reason: "arguments could not be read: " + err.Error(), Hint: "send a JSON object"}
 	}
@@ -70,9 +76,10 @@ func bindArgs(req mcp.CallToolRequest, tool, schema string, dst any) *sqlguard.R
 		return &sqlguard.Refusal{Code: "bad_arguments", Reason: "invalid arguments: " + strings.Join(msgs, "; "),
 			Hint: "see the tool's input schema: " + argSummary(schema)}
 	}
-	raw, err := json.Marshal(args)
-	if err != nil {
-		return &sqlguard.Refusal{Code: "bad_arguments", Reason: "arguments are not JSON"}
+	if !isRaw {
+		if raw, err = json.Marshal(args); err != nil {
+			return &sqlguard.Refusal{Code: "bad_arguments", Reason: "arguments are not JSON"}
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

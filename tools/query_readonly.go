@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,6 +53,7 @@ type QueryReadonly struct {
 	env   *Env
 	types typeNames
 	plans *planCache
+	setup atomic.Pointer[cachedSetup]
 }
 
 var _ Tool = (*QueryReadonly)(nil)
@@ -234,7 +236,7 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 	}()
 
 	b := &pgconn.Batch{}
-	setup := ReadSetup(read, q.env.ReadRole)
+	setup := q.readSetup(read, q.env.ReadRole)
 	for _, s := range setup {
 		b.ExecParams(s, nil, nil, nil, nil)
 	}
@@ -290,6 +292,29 @@ func batchErr(mrr *pgconn.MultiResultReader) error {
 		return err
 	}
 	return fmt.Errorf("query: missing result")
+}
+
+// setupKey is what ReadSetup's statements depend on.
+type setupKey struct {
+	statementMS, lockMS int
+	role                string
+}
+
+type cachedSetup struct {
+	key   setupKey
+	stmts []string
+}
+
+// readSetup is ReadSetup, built once per scope and role instead of on
+// every call.
+func (q *QueryReadonly) readSetup(read scopes.Read, role string) []string {
+	key := setupKey{read.StatementTimeoutMS, read.LockTimeoutMS, role}
+	if c := q.setup.Load(); c != nil && c.key == key {
+		return c.stmts
+	}
+	c := &cachedSetup{key: key, stmts: ReadSetup(read, role)}
+	q.setup.Store(c)
+	return c.stmts
 }
 
 // ReadSetup is the transaction preamble query_readonly sends: BEGIN, then the limits and output
