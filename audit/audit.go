@@ -6,7 +6,6 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -201,22 +200,27 @@ func (l *Log) run() {
 	}
 }
 
+// auditColumns are the columns write fills; id and login are the
+// database's.
+var auditColumns = []string{"at", "session", "scope", "actor", "tool", "sql", "fingerprint", "decision", "reason", "rows", "elapsed_ms", "change_id"}
+
+// write appends events with one COPY: a batch of INSERTs costs the
+// database a parse, bind and execute per event and the server an encoding
+// of each, which at hundreds of calls a second was a tenth of a call's CPU.
 func (l *Log) write(events []Event) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	b := &pgx.Batch{}
-	for _, ev := range events {
+	rows := make([][]any, len(events))
+	for i, ev := range events {
 		var change any
 		if ev.ChangeID != "" {
 			change = ev.ChangeID
 		}
-		b.Queue(`INSERT INTO airlock.audit_log
-			(at, session, scope, actor, tool, sql, fingerprint, decision, reason, rows, elapsed_ms, change_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			ev.Time, ev.Session, ev.Scope, ev.Actor, ev.Tool, nullable(ev.SQL), nullable(ev.Fingerprint),
-			ev.Decision, nullable(ev.Reason), ev.Rows, float64(ev.Elapsed.Microseconds())/1000, change)
+		rows[i] = []any{ev.Time, ev.Session, ev.Scope, ev.Actor, ev.Tool, nullable(ev.SQL), nullable(ev.Fingerprint),
+			string(ev.Decision), nullable(ev.Reason), ev.Rows, float64(ev.Elapsed.Microseconds()) / 1000, change}
 	}
-	return errors.Join(l.pool.SendBatch(ctx, b).Close())
+	_, err := l.pool.CopyFrom(ctx, pgx.Identifier{"airlock", "audit_log"}, auditColumns, pgx.CopyFromRows(rows))
+	return err
 }
 
 func nullable(s string) any {

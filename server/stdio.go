@@ -8,11 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"sync"
 
-	mcpserver "github.com/mark3labs/mcp-go/server"
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/airlock-dev/airlock/internal/jsonrpc"
 )
@@ -28,28 +27,126 @@ const frameIDPrefix = 4 << 10
 
 // ServeStdio serves MCP on in/out until in closes or ctx ends.
 //
+// The loop is airlock's own around mcp-go's MCPServer.HandleMessage,
+// which does all of the protocol: mcp-go's StdioServer decodes every
+// message five times before handing it on, starts a goroutine per line
+// read, and encodes each answer twice before writing it, and those were
+// a fifth of a point query's CPU (BENCHMARKS.md, Where a call's time
+// goes). Here a message is read once, routed by its method, and tool
+// calls run on as many workers as the pool has connections; their answers
+// are written straight to out (writeMessage).
+//
 // A message longer than MaxFrameBytes is never buffered whole: it is
 // skipped as it streams in and answered with an Invalid Request error that
 // carries its id when the id comes before the large field (as clients
 // write it), and a null id otherwise. Without the cap one line without a
 // newline would grow the server's memory without bound.
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
-	w := &lineWriter{w: out}
-	stdio := mcpserver.NewStdioServer(s.mcp)
-	stdio.SetErrorLogger(log.New(slogWriter{s.cfg.Logger}, "", 0))
-	// As many tool calls run at once as the pool has connections (mcp-go's
-	// default is 5); the rest wait in its queue.
-	mcpserver.WithWorkerPoolSize(int(s.cfg.Pool.Config().MaxConns))(stdio)
+	w := &lineWriter{w: bufio.NewWriterSize(out, 64<<10)}
+	session := newStdioSession()
+	if err := s.mcp.RegisterSession(ctx, session); err != nil {
+		return fmt.Errorf("serve stdio: register the session: %w", err)
+	}
+	defer s.mcp.UnregisterSession(context.Background(), session.SessionID())
+	ctx = s.mcp.WithContext(ctx, session)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
 	frames := newFrameReader(in, MaxFrameBytes, func(id json.RawMessage, n int64) {
 		s.cfg.Logger.Warn("mcp: message too large; refused", "bytes", n, "limit", MaxFrameBytes)
-		if err := w.writeMessage(oversizedResponse(id, n)); err != nil {
-			s.cfg.Logger.Warn("mcp: write response", "err", err)
-		}
+		w.writeRaw(oversizedResponse(id, n))
 	})
-	if err := stdio.Listen(ctx, frames, w); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("serve stdio: %w", err)
+	var wg sync.WaitGroup
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		for {
+			select {
+			case n := <-session.notifications:
+				w.write(s.cfg.Logger, n)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	calls := make(chan []byte)
+	workers := int(s.cfg.Pool.Config().MaxConns)
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for {
+				select {
+				case msg := <-calls:
+					s.handleStdio(ctx, w, msg)
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
 	}
-	return nil
+	// The input is read on its own goroutine, so that the end of ctx (a
+	// signal) ends the server even while the client sends nothing.
+	read := make(chan error, 1)
+	go func() {
+		for {
+			msg, err := frames.message()
+			if len(msg) > 0 {
+				var head struct {
+					Method string `json:"method"`
+				}
+				// A message that is not JSON, or whose method is not a
+				// string, goes to HandleMessage too, which answers it.
+				_ = json.Unmarshal(msg, &head)
+				if head.Method == string(mcp.MethodToolsCall) {
+					select {
+					case calls <- msg:
+					case <-ctx.Done():
+						read <- ctx.Err()
+						return
+					}
+				} else {
+					s.handleStdio(ctx, w, msg)
+				}
+			}
+			if err != nil {
+				read <- err
+				return
+			}
+		}
+	}()
+	var err error
+	select {
+	case err = <-read:
+	case <-ctx.Done():
+	}
+	// Calls still running are canceled; each is answered before return.
+	cancel()
+	wg.Wait()
+	<-notified
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return fmt.Errorf("serve stdio: %w", err)
+}
+
+// handleStdio answers one message. A handler that panics gets the
+// request an Internal error answer, never a dead server.
+func (s *Server) handleStdio(ctx context.Context, w *lineWriter, msg []byte) {
+	var resp mcp.JSONRPCMessage
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.cfg.Logger.Error("mcp: handler panicked", "panic", fmt.Sprint(r))
+				resp = nil
+				if id := frameID(msg); id != nil {
+					w.writeRaw(jsonrpc.Error(id, mcp.INTERNAL_ERROR, "internal error"))
+				}
+			}
+		}()
+		resp = s.mcp.HandleMessage(ctx, msg)
+	}()
+	if resp != nil {
+		w.write(s.cfg.Logger, resp)
+	}
 }
 
 type slogWriter struct{ l *slog.Logger }
@@ -59,23 +156,28 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// lineWriter serializes writes to the client. mcp-go writes each message
-// with one Write call under its own lock; the frame reader's refusals are
-// written from another goroutine and must not interleave with them.
+// lineWriter serializes writes to the client: answers come from several
+// workers, the notification loop and the frame reader's refusals, and one
+// message is one line that nothing may interleave with.
 type lineWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	w  *bufio.Writer
 }
 
-func (l *lineWriter) Write(p []byte) (int, error) {
+func (l *lineWriter) write(log *slog.Logger, msg mcp.JSONRPCMessage) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	if err := writeMessage(l.w, msg); err != nil {
+		log.Warn("mcp: write a message", "err", err)
+	}
 }
 
-func (l *lineWriter) writeMessage(msg []byte) error {
-	_, err := l.Write(append(msg, '\n'))
-	return err
+func (l *lineWriter) writeRaw(msg []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.w.Write(msg)
+	l.w.WriteByte('\n')
+	_ = l.w.Flush()
 }
 
 // oversizedResponse is the JSON-RPC error for a refused frame of n bytes.
@@ -83,7 +185,7 @@ func oversizedResponse(id json.RawMessage, n int64) []byte {
 	return jsonrpc.Error(id, -32600, fmt.Sprintf("message of %d bytes or more exceeds the %d-byte limit; it was not read", n, MaxFrameBytes))
 }
 
-// frameReader passes newline-delimited messages through, holding each one
+// frameReader splits newline-delimited messages, holding each one
 // until its end so that a message over max bytes can be dropped (and
 // reported through refuse) before any of it reaches the decoder. A message
 // is held as the chunks it arrived in, so holding one costs its size and no
@@ -92,7 +194,7 @@ type frameReader struct {
 	r      *bufio.Reader
 	max    int
 	refuse func(id json.RawMessage, n int64)
-	chunks [][]byte // the message being gathered, then handed out
+	chunks [][]byte // the message being gathered
 	size   int      // bytes in chunks
 	ready  bool     // chunks hold a whole message (or the input's last bytes)
 	err    error    // the error to return once chunks are handed out
@@ -102,29 +204,34 @@ func newFrameReader(r io.Reader, max int, refuse func(json.RawMessage, int64)) *
 	return &frameReader{r: bufio.NewReaderSize(r, 64<<10), max: max, refuse: refuse}
 }
 
-func (f *frameReader) Read(p []byte) (int, error) {
-	for !f.ready || len(f.chunks) == 0 {
-		if f.ready {
-			f.ready = false
-			f.size = 0
+// message returns the next message, its newline included; after the last
+// one, the input's error (io.EOF at its end). A last message without a
+// newline comes with that error.
+func (f *frameReader) message() ([]byte, error) {
+	for {
+		if f.err != nil && !f.ready {
+			return nil, f.err
 		}
-		if f.err != nil {
-			return 0, f.err
+		if !f.ready {
+			f.next()
+			continue
 		}
-		f.next()
+		f.ready = false
+		var msg []byte
+		if len(f.chunks) == 1 {
+			msg = f.chunks[0] // already a copy of the reader's buffer
+		} else {
+			msg = bytes.Join(f.chunks, nil)
+		}
+		f.chunks, f.size = nil, 0
+		return msg, f.err
 	}
-	n := copy(p, f.chunks[0])
-	if f.chunks[0] = f.chunks[0][n:]; len(f.chunks[0]) == 0 {
-		f.chunks[0] = nil
-		f.chunks = f.chunks[1:]
-	}
-	return n, nil
 }
 
 // next gathers one message into f.chunks, or refuses it, or records the
 // reader's error.
 func (f *frameReader) next() {
-	f.chunks, f.size = f.chunks[:0], 0
+	f.chunks, f.size = nil, 0
 	for {
 		chunk, err := f.r.ReadSlice('\n')
 		if f.size+len(chunk) > f.max {

@@ -39,9 +39,16 @@ func TestFrameReader(t *testing.T) {
 				refused = append(refused, fmt.Sprintf("%s/%d", id, n))
 			})
 			f.r = bufio.NewReaderSize(iotest.OneByteReader(strings.NewReader(c.in)), 16)
-			out, err := io.ReadAll(f)
-			if err != nil {
-				t.Fatal(err)
+			var out []byte
+			for {
+				msg, err := f.message()
+				out = append(out, msg...)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
 			if string(out) != c.out {
 				t.Errorf("out = %q, want %q", out, c.out)
