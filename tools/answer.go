@@ -14,32 +14,44 @@ import (
 // into its JSON array as it is read from the wire, so neither pgx's read
 // buffer nor a tree of Go values outlives the row. The structured content
 // and the text rendering are both assembled from these bytes.
+//
+// The rows are kept in chunks that are never copied to grow: a buffer
+// grown by append holds the old and the new array at once and leaves the
+// old ones for the collector, so that a 20 MB answer peaked at several
+// times its size. With chunks, the rows and the one string they are
+// rendered into are all that is ever held (docs/architecture.md, Results).
 type answer struct {
 	Columns         []QueryColumn
 	Truncated       bool
 	TruncatedReason string
 	ElapsedMS       float64
 
-	rows []byte // the rows' JSON arrays, back to back
-	ends []int  // where each row ends in rows
+	rows  [][]byte // each row's JSON array, a slice of a chunk
+	cur   []byte   // the chunk rows are appended to
+	bytes int      // the rows' bytes in all
 }
+
+const (
+	firstChunk = 4 << 10
+	maxChunk   = 1 << 20
+)
 
 // RowCount is the number of rows in the answer.
-func (a *answer) RowCount() int { return len(a.ends) }
+func (a *answer) RowCount() int { return len(a.rows) }
 
 // Row returns row i's JSON array.
-func (a *answer) Row(i int) []byte {
-	start := 0
-	if i > 0 {
-		start = a.ends[i-1]
-	}
-	return a.rows[start:a.ends[i]]
-}
+func (a *answer) Row(i int) []byte { return a.rows[i] }
 
-// addRow appends one encoded row; row must be a JSON array.
+// addRow appends a copy of one encoded row; row must be a JSON array.
 func (a *answer) addRow(row []byte) {
-	a.rows = append(a.rows, row...)
-	a.ends = append(a.ends, len(a.rows))
+	if cap(a.cur)-len(a.cur) < len(row) {
+		size := min(max(2*cap(a.cur), firstChunk), maxChunk)
+		a.cur = make([]byte, 0, max(size, len(row)))
+	}
+	start := len(a.cur)
+	a.cur = append(a.cur, row...)
+	a.rows = append(a.rows, a.cur[start:len(a.cur):len(a.cur)])
+	a.bytes += len(row)
 }
 
 // structured renders the answer as QueryResult's JSON, without going
@@ -50,15 +62,15 @@ func (a *answer) structured() (json.RawMessage, error) {
 		return nil, fmt.Errorf("encode columns: %w", err)
 	}
 	var b bytes.Buffer
-	b.Grow(len(a.rows) + len(a.ends) + len(cols) + len(a.TruncatedReason) + 128)
+	b.Grow(a.bytes + len(a.rows) + len(cols) + len(a.TruncatedReason) + 128)
 	b.WriteString(`{"columns":`)
 	b.Write(cols)
 	b.WriteString(`,"rows":[`)
-	for i := range a.ends {
+	for i, row := range a.rows {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(a.Row(i))
+		b.Write(row)
 	}
 	b.WriteString(`],"row_count":`)
 	b.WriteString(strconv.Itoa(a.RowCount()))
@@ -86,7 +98,11 @@ func (a *answer) text(rows bool) string {
 	var sb strings.Builder
 	token := boundaryToken()
 	if rows {
-		sb.Grow(len(a.rows) + len(a.ends) + 160 + 16*len(a.Columns))
+		size := a.bytes + len(a.rows) + 200 + len(a.TruncatedReason)
+		for _, c := range a.Columns {
+			size += len(c.Name) + 8
+		}
+		sb.Grow(size)
 	}
 	sb.WriteString(strconv.Itoa(a.RowCount()))
 	if a.RowCount() == 1 {
@@ -115,8 +131,8 @@ func (a *answer) text(rows bool) string {
 		sb.Write(name)
 	}
 	sb.WriteString("]\n")
-	for i := range a.ends {
-		sb.Write(a.Row(i))
+	for _, row := range a.rows {
+		sb.Write(row)
 		sb.WriteByte('\n')
 	}
 	sb.WriteString("</" + token + ">")
