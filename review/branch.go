@@ -23,7 +23,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/airlock-dev/airlock/audit"
@@ -601,7 +600,7 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 	if err != nil {
 		return res, err
 	}
-	branchSchema, err := describeSchema(ctx, bpool, b.Tables)
+	branchSchema, err := readTableSchema(ctx, bpool, b.Tables)
 	bpool.Close()
 	if err != nil {
 		return res, fmt.Errorf("merge branch %s: read the branch's schema: %w", b.ID, err)
@@ -620,12 +619,12 @@ func (s *Store) merge(ctx context.Context, id, reviewer string, a Approval) (*Me
 		IgnoreSchemaDiff: true,
 		Undo:             undoLog,
 		BeforeCommit: func(ctx context.Context, tx pgx.Tx) error {
-			sourceSchema, err := describeSchema(ctx, tx, b.Tables)
+			sourceSchema, err := migrate.ReadTableSchema(ctx, tx, b.Tables)
 			if err != nil {
 				return fmt.Errorf("read the source's schema: %w", err)
 			}
-			if diffs := schemaDifferences(branchSchema, sourceSchema); diffs != nil {
-				return &migrate.Drift{Differences: diffs}
+			if d := migrate.CompareTableSchemas(sourceSchema, branchSchema); !d.Empty() {
+				return &migrate.Drift{Differences: schemaDrift(d)}
 			}
 			tag, err := tx.Exec(ctx, `UPDATE airlock.branches SET status = 'merged', reviewer = $2, decided_at = clock_timestamp()
 				WHERE id = $1 AND status = 'live' AND expires_at > clock_timestamp()`, b.ID, reviewer)
@@ -761,93 +760,26 @@ func mergePlan(changes []*Change, images bool) (*sqlguard.MigrationPlan, migrate
 	return plan, opt, expected
 }
 
-// schemaQuerier is a pool or a transaction.
-type schemaQuerier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-// describeSchemaSQL renders tables' definitions as sorted lines: columns
-// (type, nullability, default), constraints and indexes. Names are
-// rendered with search_path set to pg_catalog only, so both sides qualify
-// alike. Column positions are left out: a schema-strategy branch has no
-// dropped columns where the source may. Whether a constraint is validated
-// is left out too: a schema-strategy branch adds constraints its sampled
-// rows violate NOT VALID.
-const describeSchemaSQL = `
-WITH t AS (
-	SELECT c.oid, n.nspname || '.' || c.relname AS name, c.relkind
-	FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-	WHERE n.nspname || '.' || c.relname = ANY($1)
-)
-SELECT line FROM (
-	SELECT t.name || ': relation kind ' || t.relkind::text AS line FROM t
-	UNION ALL
-	SELECT t.name || ': column ' || a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
-		|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
-		|| COALESCE(' default ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
-	FROM t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
-	LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = t.oid AND d.adnum = a.attnum
-	UNION ALL
-	SELECT t.name || ': constraint ' || co.conname || ' ' || CASE WHEN co.convalidated
-		THEN pg_catalog.pg_get_constraintdef(co.oid)
-		ELSE pg_catalog.left(pg_catalog.pg_get_constraintdef(co.oid), -10) END -- drop " NOT VALID"
-	FROM t JOIN pg_catalog.pg_constraint co ON co.conrelid = t.oid
-	UNION ALL
-	SELECT t.name || ': index ' || pg_catalog.pg_get_indexdef(i.indexrelid)
-	FROM t JOIN pg_catalog.pg_index i ON i.indrelid = t.oid
-) s ORDER BY line`
-
-func describeSchema(ctx context.Context, q schemaQuerier, tables []string) ([]string, error) {
-	run := func(q schemaQuerier) ([]string, error) {
-		if _, err := q.Exec(ctx, "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)"); err != nil {
-			return nil, err
-		}
-		rows, err := q.Query(ctx, describeSchemaSQL, tables)
-		if err != nil {
-			return nil, err
-		}
-		return pgx.CollectRows(rows, pgx.RowTo[string])
-	}
-	if tx, ok := q.(pgx.Tx); ok {
-		return run(tx)
-	}
-	pool, ok := q.(*pgxpool.Pool)
-	if !ok {
-		return nil, errors.New("describe schema: want a pool or a transaction")
-	}
-	var out []string
+// readTableSchema reads tables' schema in a transaction of its own:
+// migrate.ReadTableSchema sets the search_path for the transaction.
+func readTableSchema(ctx context.Context, pool *pgxpool.Pool, tables []string) (*migrate.TableSchema, error) {
+	var out *migrate.TableSchema
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var err error
-		out, err = run(tx)
+		out, err = migrate.ReadTableSchema(ctx, tx, tables)
 		return err
 	})
 	return out, err
 }
 
-// schemaDifferences lists, in words, what differs between the branch's
-// schema lines and the source's after the replay; nil when identical.
-func schemaDifferences(branch, source []string) []string {
-	only := func(a, b []string) []string {
-		seen := map[string]int{}
-		for _, l := range b {
-			seen[l]++
-		}
-		var out []string
-		for _, l := range a {
-			if seen[l] > 0 {
-				seen[l]--
-				continue
-			}
-			out = append(out, l)
-		}
-		return out
-	}
+// schemaDrift says, in words, how the source's write tables after the
+// replay (d's from side) differ from the branch's.
+func schemaDrift(d migrate.TableDiff) []string {
 	var diffs []string
-	for _, l := range only(branch, source) {
+	for _, l := range d.Added {
 		diffs = append(diffs, "only on the branch: "+l)
 	}
-	for _, l := range only(source, branch) {
+	for _, l := range d.Removed {
 		diffs = append(diffs, "only on the source after the replay: "+l)
 	}
 	return diffs
@@ -861,34 +793,23 @@ func (s *Store) SchemaDiff(ctx context.Context, b *Branch) ([]string, error) {
 		return nil, err
 	}
 	defer bpool.Close()
-	branch, err := describeSchema(ctx, bpool, b.Tables)
+	branch, err := readTableSchema(ctx, bpool, b.Tables)
 	if err != nil {
 		return nil, fmt.Errorf("read branch %s's schema: %w", b.ID, err)
 	}
-	source, err := describeSchema(ctx, s.pool, b.Tables)
+	source, err := readTableSchema(ctx, s.pool, b.Tables)
 	if err != nil {
 		return nil, fmt.Errorf("read the source's schema: %w", err)
 	}
-	branchOnly, sourceOnly := schemaDifferencesSplit(branch, source)
+	d := migrate.CompareTableSchemas(source, branch)
 	var out []string
-	for _, l := range sourceOnly {
+	for _, l := range d.Removed {
 		out = append(out, "- "+l)
 	}
-	for _, l := range branchOnly {
+	for _, l := range d.Added {
 		out = append(out, "+ "+l)
 	}
 	return out, nil
-}
-
-func schemaDifferencesSplit(branch, source []string) (branchOnly, sourceOnly []string) {
-	for _, d := range schemaDifferences(branch, source) {
-		if l, ok := strings.CutPrefix(d, "only on the branch: "); ok {
-			branchOnly = append(branchOnly, l)
-		} else if l, ok := strings.CutPrefix(d, "only on the source after the replay: "); ok {
-			sourceOnly = append(sourceOnly, l)
-		}
-	}
-	return branchOnly, sourceOnly
 }
 
 // recordBranch audits a branch action.
