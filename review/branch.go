@@ -25,38 +25,22 @@ import (
 // TTL. Every decision is one conditional UPDATE of the branch's row, so
 // exactly one reviewer action wins when several race.
 
-// Branch statuses. A branch starts live and ends in exactly one of the
-// others; its database exists only while it is live (or until a failed
-// drop is retried by Reap).
-const (
-	BranchLive      = "live"
-	BranchMerged    = "merged"
-	BranchDiscarded = "discarded"
-	BranchExpired   = "expired"
-)
-
-// Branch strategies (scope write.branch.strategy).
-const (
-	StrategyTemplate = "template"
-	StrategySchema   = "schema"
-)
-
 // Branch is one row of airlock.branches.
 type Branch struct {
-	ID       string `json:"id"`
-	Session  string `json:"session"`
-	Scope    string `json:"scope"`
-	Database string `json:"database"`
-	Strategy string `json:"strategy"`
+	ID       string   `json:"id"`
+	Session  string   `json:"session"`
+	Scope    string   `json:"scope"`
+	Database string   `json:"database"`
+	Strategy Strategy `json:"strategy"`
 	// Tables are the scope's write tables when the branch was made: the
 	// tables whose schema a merge compares.
-	Tables    []string  `json:"tables"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Reviewer  string    `json:"reviewer,omitempty"`
-	DecidedAt time.Time `json:"decided_at,omitzero"`
-	Reason    string    `json:"reason,omitempty"`
+	Tables    []string     `json:"tables"`
+	Status    BranchStatus `json:"status"`
+	CreatedAt time.Time    `json:"created_at"`
+	ExpiresAt time.Time    `json:"expires_at"`
+	Reviewer  string       `json:"reviewer,omitempty"`
+	DecidedAt time.Time    `json:"decided_at,omitzero"`
+	Reason    string       `json:"reason,omitempty"`
 	// Changes counts the branch's changes (all statuses); SizeBytes is
 	// pg_database_size of its database, -1 when it is gone. Both are
 	// filled by Branches and GetBranch.
@@ -70,7 +54,7 @@ type BranchSpec struct {
 	// Session is the agent session, a UUID made by airlock; the branch
 	// database is named after it.
 	Session  string
-	Strategy string
+	Strategy Strategy
 	TTL      time.Duration
 	// MaxBranches bounds the scope's live branches.
 	MaxBranches int
@@ -255,7 +239,7 @@ func (s *Store) CreateBranch(ctx context.Context, spec BranchSpec) (*Branch, err
 	if err != nil {
 		return nil, err
 	}
-	s.recordBranch(b, "agent", "create_branch", audit.Allowed, "created "+b.Database+" ("+b.Strategy+")")
+	s.recordBranch(b, "agent", "create_branch", audit.Allowed, "created "+b.Database+" ("+string(b.Strategy)+")")
 	return b, nil
 }
 

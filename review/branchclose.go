@@ -18,7 +18,7 @@ import (
 // closeBranch decides live branch id (discarded or expired): its pending
 // changes become rolled_back or expired in the same transaction, then the
 // database is dropped. A branch already decided is a *BranchNotLiveError.
-func (s *Store) closeBranch(ctx context.Context, id, status, changeStatus, reviewer, reason string, onlyOverdue bool) (*Branch, error) {
+func (s *Store) closeBranch(ctx context.Context, id string, status BranchStatus, changeStatus Status, reviewer, reason string, onlyOverdue bool) (*Branch, error) {
 	u, err := uuid.Parse(id)
 	if err != nil {
 		return nil, notFound(id)

@@ -250,9 +250,12 @@ func BranchApprovalHash(b *Branch, pending []*Change) string {
 }
 
 // mergePlan concatenates the change log into one plan with the rows each
-// statement must affect. The options' role is not the merge's: Merge sets
-// it to the scope's write role recorded in airlock.scopes (writeRole), so
-// the merge, like every commit, runs as that role whatever the changes'
+// statement must affect, and the first change's options with the longest
+// statement timeout of the log. Who runs the plan and what it may touch
+// are not taken from those stored options: merge replaces the role with
+// the scope's write role recorded in airlock.scopes (writeRole), and the
+// DO runner and the write tables with the scope's as applied, so the
+// merge, like every commit, runs as that role whatever the changes'
 // stored options or the reviewer's login say (docs/architecture.md,
 // Approvals).
 //

@@ -305,7 +305,7 @@ func (s *Store) Revert(ctx context.Context, id, reviewer string, onlyUnchanged b
 // revertible checks that c is a committed change with a live capture.
 func (s *Store) revertible(ctx context.Context, c *Change) error {
 	if c.Status != StatusCommitted {
-		return &NotRevertibleError{Change: c.ID, Reason: "it is " + c.Status + ", not committed"}
+		return &NotRevertibleError{Change: c.ID, Reason: "it is " + string(c.Status) + ", not committed"}
 	}
 	r, err := s.Revertibility(ctx, c.ID)
 	if err != nil {

@@ -124,13 +124,13 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		return nil, plan, refusal, err
 	}
 	change := &review.Change{Ticket: args.Ticket, Summary: summary, SQL: args.SQL,
-		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: w.Mode, TTL: w.ReviewTTL,
+		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: review.Mode(w.Mode), TTL: w.ReviewTTL,
 		Limits: review.Limits{PerScope: w.MaxPending, PerSession: w.MaxPendingPerSession}}
 	// Refused before anything runs; Record checks again atomically.
 	if refusal, err := a.limitRefusal(a.store.CheckLimits(ctx, change.Scope, change.Session, change.Limits)); refusal != nil || err != nil {
 		return nil, plan, refusal, err
 	}
-	if w.Mode == review.ModePrepared {
+	if review.Mode(w.Mode) == review.ModePrepared {
 		slots, err := review.ReadPreparedSlots(ctx, a.env.Pool)
 		if err != nil {
 			return nil, plan, nil, err
@@ -141,7 +141,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		}
 	}
 	var rep *migrate.Report
-	switch w.Mode {
+	switch review.Mode(w.Mode) {
 	case review.ModeBranch:
 		var br *sessionBranch
 		br, refusal, err = a.env.ensureBranch(ctx)
@@ -207,7 +207,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		}
 		return nil, plan, nil, fmt.Errorf("record change: %w", err)
 	}
-	return &ApplyResult{ChangeID: change.ID, Status: review.StatusPending, Mode: change.Mode,
+	return &ApplyResult{ChangeID: change.ID, Status: string(review.StatusPending), Mode: string(change.Mode),
 		Ticket: change.Ticket, ExpiresAt: change.ExpiresAt, Report: rep}, plan, nil, nil
 }
 
@@ -235,10 +235,10 @@ func renderApply(res *ApplyResult) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Change %s is PENDING human review (mode %s, ticket %s, risk %s). Nothing is permanent until a reviewer commits it; unreviewed, it expires at %s.\n",
 		res.ChangeID, res.Mode, res.Ticket, res.Report.Risk, res.ExpiresAt.UTC().Format(time.RFC3339))
-	if res.Mode == review.ModeBranch {
+	if res.Mode == string(review.ModeBranch) {
 		sb.WriteString("It is committed on this session's branch database, which your reads and dry runs now use; the source database is unchanged until a reviewer merges the branch.\n")
 	}
-	if res.Mode == review.ModePrepared && len(res.Report.HeldLocks) > 0 {
+	if res.Mode == string(review.ModePrepared) && len(res.Report.HeldLocks) > 0 {
 		sb.WriteString("The prepared transaction holds its locks until it is reviewed.\n")
 	}
 	sb.WriteString("get_change_status reports the decision.\n")

@@ -103,7 +103,7 @@ func (e *Env) ensureBranch(ctx context.Context) (*sessionBranch, *sqlguard.Refus
 	}
 	w := e.Scope.Write
 	spec := review.BranchSpec{
-		Scope: e.Scope.Name, Session: e.Session, Strategy: w.Branch.Strategy, TTL: w.Branch.TTL,
+		Scope: e.Scope.Name, Session: e.Session, Strategy: review.Strategy(w.Branch.Strategy), TTL: w.Branch.TTL,
 		MaxBranches: w.Branch.MaxBranches, WriteTables: w.Tables, SampleRows: w.Branch.SampleRows,
 	}
 	for t := range e.Scope.Read.Tables {
