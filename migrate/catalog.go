@@ -42,6 +42,9 @@ type catalog struct {
 	columns     map[columnKey]*column
 	indexes     map[objectKey]string // definition
 	constraints map[objectKey]string // definition
+	// unvalidated are the constraints added NOT VALID and not validated
+	// since.
+	unvalidated map[objectKey]bool
 }
 
 type relation struct {
@@ -94,7 +97,9 @@ type objectKey struct {
 // one round trip. pg_* schemas are reserved for the system (pg_catalog,
 // pg_toast*, pg_temp*); airlock's own schema is bookkeeping, and what is in
 // airlock_trash was dropped (a table moved there reads as dropped). With $4 set it
-// reads only those relations (see snapshotAfter).
+// reads only those relations (see snapshotAfter). With $6 set it reads
+// exactly the relations so named, whatever their kind or schema, columns
+// of views included (see ReadTableSchema).
 //
 // Relations come in two tiers. The migration's targets ($2, by name or by
 // one of their indexes, or $5 by oid: a target may be renamed) and the
@@ -125,9 +130,10 @@ WITH wanted AS (
           OR ($3::oid[] IS NOT NULL AND c.oid <> ALL ($3::oid[])), false) AS detail
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_description ds ON ds.objoid = c.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  WHERE ($6::text[] IS NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
     AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', $1, 'airlock_trash')
-    AND ($4::oid[] IS NULL OR c.oid = ANY ($4::oid[]))
+    AND ($4::oid[] IS NULL OR c.oid = ANY ($4::oid[])))
+    OR n.nspname || '.' || c.relname = ANY ($6::text[])
 )
 SELECT json_build_object(
   'relations', (
@@ -162,7 +168,7 @@ SELECT json_build_object(
       'identity', a.attidentity::text, 'generated', a.attgenerated::text,
       'comment', ds.description)), '[]')
     FROM pg_attribute a
-    JOIN rel ON rel.oid = a.attrelid AND rel.detail AND rel.kind IN ('r', 'p', 'f')
+    JOIN rel ON rel.oid = a.attrelid AND rel.detail AND (rel.kind IN ('r', 'p', 'f') OR $6::text[] IS NOT NULL)
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     LEFT JOIN pg_description ds ON ds.objoid = a.attrelid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = a.attnum
     WHERE a.attnum > 0 AND NOT a.attisdropped),
@@ -172,21 +178,23 @@ SELECT json_build_object(
     FROM pg_index i JOIN rel ON rel.oid = i.indrelid AND rel.detail JOIN pg_class ic ON ic.oid = i.indexrelid),
   'constraints', (
     SELECT coalesce(json_agg(json_build_object(
-      'rel', co.conrelid::int8, 'name', co.conname, 'def', pg_get_constraintdef(co.oid))), '[]')
+      'rel', co.conrelid::int8, 'name', co.conname, 'def', pg_get_constraintdef(co.oid),
+      'validated', co.convalidated)), '[]')
     FROM pg_constraint co JOIN rel ON rel.oid = co.conrelid AND rel.detail)
 )`
 
 type namedDef struct {
-	Rel  uint32 `json:"rel"`
-	Name string `json:"name"`
-	Def  string `json:"def"`
+	Rel       uint32 `json:"rel"`
+	Name      string `json:"name"`
+	Def       string `json:"def"`
+	Validated *bool  `json:"validated"` // constraints only
 }
 
 // snapshotBefore reads the whole catalog of the user schemas. detail
 // names the relations (tables, or indexes standing for their table) to
 // read in full.
 func snapshotBefore(ctx context.Context, tx pgx.Tx, detail []string) (*catalog, error) {
-	return snapshot(ctx, tx, detail, nil, nil, nil)
+	return snapshot(ctx, tx, detail, nil, nil, nil, nil)
 }
 
 // snapshotAfter reads the catalog again after the statements, but only for
@@ -206,7 +214,7 @@ func snapshotAfter(ctx context.Context, tx pgx.Tx, before *catalog, locked []uin
 	if locked == nil {
 		locked = []uint32{}
 	}
-	part, err := snapshot(ctx, tx, nil, known, locked, detailed)
+	part, err := snapshot(ctx, tx, nil, known, locked, detailed, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -234,18 +242,24 @@ func snapshotAfter(ctx context.Context, tx pgx.Tx, before *catalog, locked []uin
 			part.constraints[k] = def
 		}
 	}
+	for k := range before.unvalidated {
+		if !reread[k.rel] {
+			part.unvalidated[k] = true
+		}
+	}
 	return part, nil
 }
 
 // snapshot runs snapshotSQL: detail names and detailOIDs select the full
 // tier; known (the oids of the first snapshot) and only are nil for the
-// first snapshot.
-func snapshot(ctx context.Context, tx pgx.Tx, detail []string, known, only, detailOIDs []uint32) (*catalog, error) {
+// first snapshot; named, when not nil, replaces the user schemas with
+// exactly the relations it names.
+func snapshot(ctx context.Context, tx pgx.Tx, detail []string, known, only, detailOIDs []uint32, named []string) (*catalog, error) {
 	if detail == nil {
 		detail = []string{}
 	}
 	var raw []byte
-	if err := tx.QueryRow(ctx, snapshotSQL, airlockSchema, detail, known, only, detailOIDs).Scan(&raw); err != nil {
+	if err := tx.QueryRow(ctx, snapshotSQL, airlockSchema, detail, known, only, detailOIDs, named).Scan(&raw); err != nil {
 		return nil, fmt.Errorf("catalog snapshot: %w", err)
 	}
 	var doc struct {
@@ -262,6 +276,7 @@ func snapshot(ctx context.Context, tx pgx.Tx, detail []string, known, only, deta
 		columns:     make(map[columnKey]*column, len(doc.Columns)),
 		indexes:     make(map[objectKey]string, len(doc.Indexes)),
 		constraints: make(map[objectKey]string, len(doc.Constraints)),
+		unvalidated: map[objectKey]bool{},
 	}
 	for _, r := range doc.Relations {
 		c.rels[r.OID] = r
@@ -274,6 +289,9 @@ func snapshot(ctx context.Context, tx pgx.Tx, detail []string, known, only, deta
 	}
 	for _, d := range doc.Constraints {
 		c.constraints[objectKey{d.Rel, d.Name}] = d.Def
+		if d.Validated != nil && !*d.Validated {
+			c.unvalidated[objectKey{d.Rel, d.Name}] = true
+		}
 	}
 	return c, nil
 }

@@ -36,7 +36,7 @@ type approvalDoc struct {
 	Statements   []approvalStatement `json:"statements"`
 	Scope        string              `json:"scope"`
 	ScopeVersion string              `json:"scope_version"`
-	Mode         string              `json:"mode"`
+	Mode         Mode                `json:"mode"`
 	GID          string              `json:"gid,omitempty"`
 	BranchID     string              `json:"branch_id,omitempty"`
 	Effects      string              `json:"effects"`

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
-	"github.com/airlock-dev/airlock/internal/pgcluster"
+	"github.com/airlock-dev/airlock/internal/pgbin"
 )
 
 // The schema strategy: an empty database holding copies of the in-scope
@@ -158,18 +157,16 @@ func (s *Store) copySequences(ctx context.Context, branch *pgx.Conn, tables []in
 
 // findPgDump finds pg_dump; a variable so that tests can take it away
 // and exercise the catalog fallback.
+//
+// The store looks pg_dump up itself rather than taking a path in its
+// options: every caller would find it the same way (next to the server
+// binaries, for a matching version, else on PATH), and a missing one is
+// not an error, only the catalog fallback. The lookup is pgbin's, which
+// the cluster manager shares, so that review does not depend on the
+// cluster manager.
 var findPgDump = lookPgDump
 
-// lookPgDump looks for pg_dump next to initdb, then on PATH.
-func lookPgDump() (string, error) {
-	if dir, err := pgcluster.FindBinDir(); err == nil {
-		p := filepath.Join(dir, "pg_dump")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return exec.LookPath("pg_dump")
-}
+func lookPgDump() (string, error) { return pgbin.Program("pg_dump") }
 
 // dumpSchema returns pg_dump's pre-data and post-data sections for tables.
 func (s *Store) dumpSchema(ctx context.Context, tables []inScope) (pre, post []string, err error) {

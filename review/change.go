@@ -10,34 +10,6 @@ import (
 	"github.com/airlock-dev/airlock/sqlguard"
 )
 
-// Change statuses. A change starts pending and ends in exactly one of the
-// decided statuses; no status ever goes back to pending.
-const (
-	StatusPending = "pending"
-	// StatusCommitting is transitional and prepared mode only: a reviewer
-	// decided to commit and COMMIT PREPARED is under way (or was cut by a
-	// crash; Reap finishes it). Nothing can stop it any more.
-	StatusCommitting = "committing"
-	StatusCommitted  = "committed"
-	StatusRolledBack = "rolled_back"
-	StatusExpired    = "expired"
-	StatusDrifted    = "drifted"
-)
-
-// Write modes a change can be held in (docs/architecture.md, Write modes).
-const (
-	// ModeReplay changes were rolled back after the dry run; committing
-	// one re-runs its stored statements and commits only if the effects
-	// are identical.
-	ModeReplay = "replay"
-	// ModePrepared changes are a prepared transaction named by GID;
-	// committing one is COMMIT PREPARED.
-	ModePrepared = "prepared"
-	// ModeBranch changes were committed on the session's branch database;
-	// the reviewer merges the branch's whole change log (see Merge).
-	ModeBranch = "branch"
-)
-
 // Change is one pending (or decided) change: a row of airlock.changes.
 type Change struct {
 	// ID is a UUID; Record makes one when it is empty.
@@ -57,8 +29,10 @@ type Change struct {
 	// the change under (scopes.Scope.Version).
 	ScopeVersion string
 	Session      string
-	// Mode is ModeReplay, ModePrepared or ModeBranch.
-	Mode string
+	// Mode is the write mode the change is held in: replay, prepared
+	// (GID names its prepared transaction) or branch (BranchID names the
+	// branch it was committed on).
+	Mode Mode
 	// GID names the prepared transaction (prepared mode only):
 	// "airlock_" and a UUID.
 	GID string
@@ -75,7 +49,7 @@ type Change struct {
 	// Options are the limits and role the migration ran with; a replay
 	// uses them again. Options.Progress is not stored.
 	Options migrate.Options
-	Status  string
+	Status  Status
 	// CreatedAt defaults to the database's now() when zero.
 	CreatedAt time.Time
 	// ExpiresAt is when the change expires. When zero, Record sets it to

@@ -238,7 +238,7 @@ func (s *Store) commitPrepared(ctx context.Context, id, reviewer string) (*Chang
 		if r, exists, err = lockRow(ctx, tx, id); err != nil {
 			return err
 		}
-		move := func(to, who, why string) error {
+		move := func(to Status, who, why string) error {
 			next, err := mustSetDecided(ctx, tx, id, StatusPending, to, who, why)
 			r = next
 			return err
@@ -358,7 +358,7 @@ func lockRow(ctx context.Context, tx pgx.Tx, id string) (row, bool, error) {
 // setDecided moves change id from status from to status to, recording the
 // reviewer, the time and the reason. ok is false when the change was not
 // in status from.
-func setDecided(ctx context.Context, q querier, id, from, to, reviewer, reason string) (r row, ok bool, err error) {
+func setDecided(ctx context.Context, q querier, id string, from, to Status, reviewer, reason string) (r row, ok bool, err error) {
 	r, err = scanChange(q.QueryRow(ctx, `UPDATE airlock.changes
 		SET status = $3, reviewer = NULLIF($4, ''), decided_at = clock_timestamp(), reason = NULLIF($5, '')
 		WHERE id = $1::uuid AND status = $2
@@ -374,7 +374,7 @@ func setDecided(ctx context.Context, q querier, id, from, to, reviewer, reason s
 
 // mustSetDecided is setDecided on a row the caller has locked, where the
 // status cannot have changed.
-func mustSetDecided(ctx context.Context, tx pgx.Tx, id, from, to, reviewer, reason string) (row, error) {
+func mustSetDecided(ctx context.Context, tx pgx.Tx, id string, from, to Status, reviewer, reason string) (row, error) {
 	r, ok, err := setDecided(ctx, tx, id, from, to, reviewer, reason)
 	if err == nil && !ok {
 		err = fmt.Errorf("change %s left status %s under a row lock", id, from)

@@ -139,8 +139,8 @@ func TestRollbackReplay(t *testing.T) {
 }
 
 func TestExpiredNeverCommits(t *testing.T) {
-	for _, mode := range []string{ModeReplay, ModePrepared} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []Mode{ModeReplay, ModePrepared} {
+		t.Run(string(mode), func(t *testing.T) {
 			e := newEnv(t)
 			sum := e.queryInt("SELECT sum(total)::bigint FROM orders")
 			c := e.record("UPDATE orders SET total = total + 1 WHERE id <= 10", "support", mode)
@@ -240,7 +240,7 @@ func TestPreparedGone(t *testing.T) {
 // exactly one wins and the change is applied at most once.
 func TestRacingReviewers(t *testing.T) {
 	for _, tc := range []struct {
-		mode      string
+		mode      Mode
 		rollbacks int // how many of the racers roll back instead
 	}{
 		{ModeReplay, 0}, {ModePrepared, 0}, {ModeReplay, 2}, {ModePrepared, 2},
@@ -375,8 +375,8 @@ func withoutDatabases(s pgtest.Snapshot) pgtest.Snapshot {
 // change. Prepared: the transaction belongs to the scope role, so COMMIT
 // PREPARED runs as it.
 func TestScopeRole(t *testing.T) {
-	for _, mode := range []string{ModeReplay, ModePrepared} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []Mode{ModeReplay, ModePrepared} {
+		t.Run(string(mode), func(t *testing.T) {
 			e := newEnv(t)
 			suffix := strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
 			scopeRole, reviewerRole := "review_test_scope_"+suffix, "review_test_reviewer_"+suffix

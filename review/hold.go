@@ -80,7 +80,7 @@ func NewHolder(cfg HoldConfig) Holder {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	switch cfg.Scope.Write.Mode {
+	switch Mode(cfg.Scope.Write.Mode) {
 	case ModeBranch:
 		return &branchHolder{cfg}
 	case ModePrepared:

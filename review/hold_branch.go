@@ -147,7 +147,7 @@ func (s *SessionBranch) Close() {
 func branchSpec(scope *scopes.Scope, session string) BranchSpec {
 	w := scope.Write
 	spec := BranchSpec{
-		Scope: scope.Name, Session: session, Strategy: w.Branch.Strategy, TTL: w.Branch.TTL,
+		Scope: scope.Name, Session: session, Strategy: Strategy(w.Branch.Strategy), TTL: w.Branch.TTL,
 		MaxBranches: w.Branch.MaxBranches, WriteTables: w.Tables, SampleRows: w.Branch.SampleRows,
 	}
 	for t := range scope.Read.Tables {

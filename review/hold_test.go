@@ -14,10 +14,10 @@ import (
 )
 
 func TestNewHolderByMode(t *testing.T) {
-	for mode, want := range map[string]Holder{
+	for mode, want := range map[Mode]Holder{
 		ModeReplay: &replayHolder{}, ModePrepared: &preparedHolder{}, ModeBranch: &branchHolder{}, "": &replayHolder{},
 	} {
-		got := NewHolder(HoldConfig{Scope: &scopes.Scope{Name: "support", Write: &scopes.Write{Mode: mode}}})
+		got := NewHolder(HoldConfig{Scope: &scopes.Scope{Name: "support", Write: &scopes.Write{Mode: string(mode)}}})
 		if g, w := typeName(got), typeName(want); g != w {
 			t.Errorf("mode %q: holder %s, want %s", mode, g, w)
 		}
@@ -38,7 +38,7 @@ func typeName(h Holder) string {
 
 // holdOf is a change of scope support as the write tool submits it, and
 // a runner that counts its runs.
-func (e *env) holdOf(sql, mode string, runs *int) *Hold {
+func (e *env) holdOf(sql string, mode Mode, runs *int) *Hold {
 	e.registerIfMissing("support", "postgres")
 	opt := migrate.Options{Prepared: mode == ModePrepared}
 	return &Hold{
@@ -58,8 +58,8 @@ func (e *env) holdOf(sql, mode string, runs *int) *Hold {
 	}
 }
 
-func (e *env) holder(mode string) Holder {
-	return NewHolder(HoldConfig{Store: e.store, Pool: e.pool, Scope: &scopes.Scope{Name: "support", Write: &scopes.Write{Mode: mode}}})
+func (e *env) holder(mode Mode) Holder {
+	return NewHolder(HoldConfig{Store: e.store, Pool: e.pool, Scope: &scopes.Scope{Name: "support", Write: &scopes.Write{Mode: string(mode)}}})
 }
 
 func TestReplayHoldRecordsPending(t *testing.T) {

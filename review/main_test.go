@@ -86,7 +86,7 @@ func checkPlan(t testing.TB, sql string) *sqlguard.MigrationPlan {
 
 // newChange dry-runs sql (replay) or prepares it (prepared) and returns
 // the change, not yet recorded.
-func (e *env) newChange(sql, scope, mode string, opt migrate.Options) *Change {
+func (e *env) newChange(sql, scope string, mode Mode, opt migrate.Options) *Change {
 	e.t.Helper()
 	plan := checkPlan(e.t, sql)
 	conn := pgtest.Connect(e.t, e.url)
@@ -131,7 +131,7 @@ func (e *env) registerIfMissing(scope, writeRole string) {
 }
 
 // record makes and records a change.
-func (e *env) record(sql, scope, mode string) *Change {
+func (e *env) record(sql, scope string, mode Mode) *Change {
 	e.t.Helper()
 	c := e.newChange(sql, scope, mode, migrate.Options{})
 	if err := e.store.Record(e.ctx, c); err != nil {
@@ -156,7 +156,7 @@ func (e *env) exec(sql string, args ...any) {
 	}
 }
 
-func (e *env) status(id string) string {
+func (e *env) status(id string) Status {
 	e.t.Helper()
 	c, err := e.store.Get(e.ctx, id)
 	if err != nil {

@@ -131,7 +131,7 @@ func TestDecisionGuard(t *testing.T) {
 	if err := p.servicePool.Record(e.ctx, forged); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.queryText("SELECT status FROM airlock.changes WHERE id = $1", forged.ID); got != StatusPending {
+	if got := e.queryText("SELECT status FROM airlock.changes WHERE id = $1", forged.ID); got != string(StatusPending) {
 		t.Fatalf("recorded as %s", got)
 	}
 	if e.status(c.ID) != StatusPending || e.queryInt("SELECT sum(total)::bigint FROM orders") != sum {

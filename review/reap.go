@@ -99,9 +99,10 @@ func (s *Store) reapExpired(ctx context.Context) (int, error) {
 // lingering is a prepared transaction named airlock_* and its change, if
 // any.
 type lingering struct {
-	gid, id, status, reviewer string
-	old                       bool // older than OrphanAge
-	stale                     bool // decided longer than committingGrace ago
+	gid, id, reviewer string
+	status            Status // "" when no change names the gid
+	old               bool   // older than OrphanAge
+	stale             bool   // decided longer than committingGrace ago
 }
 
 // reapPrepared finishes the prepared transactions whose change was decided
@@ -144,7 +145,7 @@ func (s *Store) reapPrepared(ctx context.Context) (orphans, finished int, err er
 				orphans++
 			}
 		case l.status == StatusRolledBack || l.status == StatusExpired || l.status == StatusDrifted:
-			reason = "rolled back prepared transaction " + l.gid + " of a change marked " + l.status
+			reason = "rolled back prepared transaction " + l.gid + " of a change marked " + string(l.status)
 			err = s.reapFinish(ctx, "ROLLBACK", l, reason)
 			if err == nil {
 				finished++

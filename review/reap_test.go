@@ -130,7 +130,7 @@ func TestReapFinishesInterrupted(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		crash   func(e *env, c *Change) // leaves the state a crash would
-		status  string                  // after Reap
+		status  Status                  // after Reap
 		applied bool
 	}{
 		{"committing, COMMIT PREPARED not run", func(e *env, c *Change) {

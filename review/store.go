@@ -1,38 +1,3 @@
-// Package review holds changes for a human: it records what an agent's
-// migration did (pending changes in airlock.changes), lets a reviewer commit
-// or roll one back exactly once, and expires what nobody reviewed in time.
-//
-// # Write modes
-//
-// A replay change was rolled back after its dry run; Commit re-runs its
-// stored statements on the reviewer's connection in one transaction and
-// commits only if the effects (rows per statement, schema diff) are
-// identical. The status update happens inside that same transaction, so
-// the data and the "committed" mark commit atomically and exactly one
-// racing reviewer wins.
-//
-// A prepared change is a prepared transaction ("airlock_<uuid>") that keeps
-// its locks until COMMIT PREPARED or ROLLBACK PREPARED. Those cannot run
-// in a transaction block, so the status and the prepared transaction are
-// changed in two steps, ordered so that Reap can always finish an
-// interrupted action:
-//
-//   - apply (the prepared Holder) runs PREPARE TRANSACTION first and only then
-//     calls Record. A crash in between leaves a prepared transaction with no
-//     row: Reap rolls back such orphans once they are a minute old.
-//   - Commit marks the row 'committing' (under a row lock, only if it is
-//     pending, unexpired and its prepared transaction exists), then runs
-//     COMMIT PREPARED, then marks it 'committed'. Once a row is
-//     'committing', airlock only ever COMMITs its transaction: if the gid
-//     is still there Reap commits it, if it is gone it was committed, and
-//     Reap marks the row committed.
-//   - Rollback and expiry mark the row 'rolled_back' or 'expired' first,
-//     then run ROLLBACK PREPARED. A prepared transaction whose row is
-//     rolled_back, expired or drifted is rolled back by Reap.
-//
-// The one thing airlock cannot tell apart is a prepared transaction
-// finished by hand (psql) while its row was 'committing': Reap then marks
-// it committed.
 package review
 
 import (

@@ -51,8 +51,8 @@ type ChangeJSON struct {
 type ChangeRef struct {
 	ID string `json:"id"`
 	// Status and Reviewer (who decided it) are there when read.
-	Status   string `json:"status,omitempty"`
-	Reviewer string `json:"reviewer,omitempty"`
+	Status   review.Status `json:"status,omitempty"`
+	Reviewer string        `json:"reviewer,omitempty"`
 	// Link is the change's review page and API its API path, both paths
 	// on this service.
 	Link string `json:"link"`
@@ -321,7 +321,7 @@ func (h *Handler) revertsOf(ctx context.Context, id string) ([]ChangeRef, error)
 			return ChangeRef{}, err
 		}
 		ref := changeRef(rid)
-		ref.Status, ref.Reviewer = status, reviewer
+		ref.Status, ref.Reviewer = review.Status(status), reviewer
 		return ref, nil
 	})
 	if err != nil {
@@ -427,7 +427,7 @@ func (h *Handler) commit(ctx context.Context, id, reviewer, expect string) (Outc
 			reviewer, len(st.Approvals), st.Required, strings.Join(st.Names(), ", "), st.Waiting())
 		return out, nil
 	}
-	out.Status = review.StatusCommitted
+	out.Status = string(review.StatusCommitted)
 	out.Message = fmt.Sprintf("committed by %s at %s", c.Reviewer, c.DecidedAt.UTC().Format(time.RFC3339))
 	if st.Required > 1 {
 		out.Message += " (approved by " + strings.Join(st.Names(), ", ") + ")"
@@ -446,14 +446,17 @@ func (h *Handler) rollback(ctx context.Context, id, reviewer, reason string) (Ou
 	if err != nil {
 		return out, err
 	}
-	out.Status = review.StatusRolledBack
+	out.Status = string(review.StatusRolledBack)
 	out.Message = fmt.Sprintf("rolled back by %s at %s", c.Reviewer, c.DecidedAt.UTC().Format(time.RFC3339))
 	return out, nil
 }
 
 // notCommittedError refuses to revert a change that was never committed:
 // there is nothing to undo (a pending one is rejected instead).
-type notCommittedError struct{ id, status string }
+type notCommittedError struct {
+	id     string
+	status review.Status
+}
 
 func (e *notCommittedError) Error() string {
 	what := "reject it instead"
@@ -477,7 +480,7 @@ func (h *Handler) revert(ctx context.Context, id, reviewer string, onlyUnchanged
 	if err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{Status: review.StatusPending}
+	out := Outcome{Status: string(review.StatusPending)}
 	if d, derr := rev.Doc(); derr == nil {
 		out.Change = d
 	}
@@ -517,7 +520,7 @@ func (h *Handler) merge(ctx context.Context, id, reviewer, expect string) (Outco
 			reviewer, len(st.Approvals), st.Required, strings.Join(st.Names(), ", "), st.Waiting())
 		return out, nil
 	}
-	out.Status = review.BranchMerged
+	out.Status = string(review.BranchMerged)
 	out.Message = fmt.Sprintf("merged by %s: %d change(s) committed; the branch database is dropped", reviewer, len(res.Changes))
 	return out, nil
 }
@@ -528,7 +531,7 @@ func (h *Handler) discard(ctx context.Context, id, reviewer, reason string) (Out
 	if err != nil {
 		return out, err
 	}
-	out.Status = review.BranchDiscarded
+	out.Status = string(review.BranchDiscarded)
 	out.Message = fmt.Sprintf("discarded by %s: its changes are rolled back and its database is dropped", reviewer)
 	return out, nil
 }

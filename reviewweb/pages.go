@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +37,18 @@ func staticHandler() http.Handler {
 // exactly what is there, invisible and look-alike characters as escapes
 // (docs/architecture.md, Layers of defense).
 var funcs = template.FuncMap{
-	"safe": safetext.Line,
+	// safe takes review's typed words (review.Status, review.Mode, …) as
+	// well as strings: a template function's string parameter would refuse
+	// them at run time.
+	"safe": func(v reflect.Value) string {
+		switch {
+		case !v.IsValid():
+			return ""
+		case v.Kind() == reflect.String:
+			return safetext.Line(v.String())
+		}
+		return safetext.Line(fmt.Sprint(v.Interface()))
+	},
 	"clip": func(n int, s string) string { return safetext.LineMax(s, n) },
 	"sqlLines": func(s string) []string {
 		return safetext.Block(s)
@@ -155,7 +167,7 @@ func (h *Handler) pendingList(r *http.Request) ([]pendingRow, error) {
 			return nil, err
 		}
 		row := pendingRow{
-			ID: c.ID, Ticket: c.Ticket, Scope: c.Scope, Mode: c.Mode, Risk: c.Risk(), Summary: c.Summary,
+			ID: c.ID, Ticket: c.Ticket, Scope: c.Scope, Mode: string(c.Mode), Risk: c.Risk(), Summary: c.Summary,
 			Rows: strconv.FormatInt(cj.Change.RowsAffected, 10), Age: human(now.Sub(c.CreatedAt)),
 			Approvals: len(cj.Approvals), Required: cj.Required, Expired: c.Expired(now),
 		}

@@ -18,10 +18,10 @@ import (
 )
 
 // branchScope turns support.json into a branch-mode scope.
-func branchScope(strategy string, sampleRows, maxBranches int) func(*scopes.Scope) {
+func branchScope(strategy review.Strategy, sampleRows, maxBranches int) func(*scopes.Scope) {
 	return func(s *scopes.Scope) {
-		s.Write.Mode = review.ModeBranch
-		s.Write.Branch = &scopes.Branch{Strategy: strategy, SampleRows: sampleRows, TTL: 2 * time.Hour, MaxBranches: maxBranches}
+		s.Write.Mode = string(review.ModeBranch)
+		s.Write.Branch = &scopes.Branch{Strategy: string(strategy), SampleRows: sampleRows, TTL: 2 * time.Hour, MaxBranches: maxBranches}
 	}
 }
 
@@ -80,7 +80,7 @@ func TestBranchSessionSeesOwnWorkThenMerge(t *testing.T) {
 		t.Fatalf("dry run: %s", out)
 	}
 	first := h.apply("OPS-1", "ALTER TABLE orders ADD COLUMN gift boolean")
-	if first.Mode != review.ModeBranch || first.Status != review.StatusPending {
+	if first.Mode != string(review.ModeBranch) || first.Status != string(review.StatusPending) {
 		t.Fatalf("apply: mode %q status %q", first.Mode, first.Status)
 	}
 	second := h.apply("OPS-2", "UPDATE orders SET gift = true WHERE id <= 3")

@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store = review.NewStore(cfg.Pool, env.Audit)
 		s.store.SetLogger(cfg.Logger)
 		s.reaped = s.store.StartReaper(rctx, interval)
-		if cfg.Scope.Write.Mode == review.ModeBranch {
+		if review.Mode(cfg.Scope.Write.Mode) == review.ModeBranch {
 			// Each session gets its own branch (tools.Env.ForSession); the
 			// branch holder gives the scope's roles their grants there
 			// (docs/architecture.md, Held changes).
@@ -262,7 +262,7 @@ func checkWriteMode(cfg Config) error {
 		return nil
 	}
 	// prepared needs max_prepared_transactions > 0: doctor checks that.
-	switch w.Mode {
+	switch review.Mode(w.Mode) {
 	case review.ModeReplay, review.ModePrepared:
 		return nil
 	case review.ModeBranch:
@@ -281,7 +281,7 @@ func instructions(scope *scopes.Scope, as string) string {
 		s += "This connection is read-only: changes are made through the airlock service, which a human runs with its own credentials (ask them for its URL and a token). "
 	} else if scope.Write != nil {
 		s += "Changes go through migrate_dry_run first, then apply_migration_with_ticket, which holds the change until a human reviewer commits it; get_change_status tells you the outcome. "
-		if scope.Write.Mode == review.ModeBranch {
+		if review.Mode(scope.Write.Mode) == review.ModeBranch {
 			s += "In this scope your first apply creates your own branch database: your changes are committed there at once and every tool then reads your branch, so you see your own work; a reviewer later merges the branch into the real database or discards it. "
 		}
 	} else {

@@ -126,7 +126,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		return nil, plan, refusal, err
 	}
 	change := &review.Change{Ticket: args.Ticket, Summary: summary, SQL: args.SQL,
-		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: w.Mode, TTL: w.ReviewTTL,
+		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: review.Mode(w.Mode), TTL: w.ReviewTTL,
 		Limits: review.Limits{PerScope: w.MaxPending, PerSession: w.MaxPendingPerSession}}
 	rep, err := a.env.holder(ctx, a.store).Hold(ctx, &review.Hold{Change: change, Plan: plan, Options: migrateOptions(a.env.Scope),
 		Run: func(ctx context.Context, pool *pgxpool.Pool, plan *sqlguard.MigrationPlan, end migrate.Ending, arg migrate.RunArg, capture string) (*migrate.Report, error) {
@@ -138,7 +138,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 	if err != nil {
 		return nil, plan, nil, err
 	}
-	return &ApplyResult{ChangeID: change.ID, Status: review.StatusPending, Mode: change.Mode,
+	return &ApplyResult{ChangeID: change.ID, Status: string(review.StatusPending), Mode: string(change.Mode),
 		Ticket: change.Ticket, ExpiresAt: change.ExpiresAt, Report: rep}, plan, nil, nil
 }
 
@@ -186,10 +186,10 @@ func renderApply(res *ApplyResult) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Change %s is PENDING human review (mode %s, ticket %s, risk %s). Nothing is permanent until a reviewer commits it; unreviewed, it expires at %s.\n",
 		res.ChangeID, res.Mode, res.Ticket, res.Report.Risk, res.ExpiresAt.UTC().Format(time.RFC3339))
-	if res.Mode == review.ModeBranch {
+	if res.Mode == string(review.ModeBranch) {
 		sb.WriteString("It is committed on this session's branch database, which your reads and dry runs now use; the source database is unchanged until a reviewer merges the branch.\n")
 	}
-	if res.Mode == review.ModePrepared && len(res.Report.HeldLocks) > 0 {
+	if res.Mode == string(review.ModePrepared) && len(res.Report.HeldLocks) > 0 {
 		sb.WriteString("The prepared transaction holds its locks until it is reviewed.\n")
 	}
 	sb.WriteString("get_change_status reports the decision.\n")

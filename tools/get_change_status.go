@@ -81,13 +81,13 @@ func (g *GetChangeStatus) Handle(ctx context.Context, req mcp.CallToolRequest) (
 	if err != nil {
 		return g.env.respond(ctx, ev, start, nil, err, nil), nil
 	}
-	st := ChangeStatus{ChangeID: c.ID, Status: c.Status, Ticket: c.Ticket, Mode: c.Mode,
+	st := ChangeStatus{ChangeID: c.ID, Status: string(c.Status), Ticket: c.Ticket, Mode: string(c.Mode),
 		CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt, Reviewer: c.Reviewer, Reason: c.Reason}
 	if !c.DecidedAt.IsZero() {
 		d := c.DecidedAt
 		st.DecidedAt = &d
 	}
-	ev.Reason = "status " + c.Status
+	ev.Reason = "status " + string(c.Status)
 	text := fmt.Sprintf("Change %s (ticket %s): %s.", c.ID, c.Ticket, c.Status)
 	if c.Reviewer != "" {
 		text += fmt.Sprintf(" Decided by %s at %s.", c.Reviewer, c.DecidedAt.UTC().Format(time.RFC3339))

@@ -85,10 +85,10 @@ func showBranchText(b *review.Branch, changes []*review.Change, diff []string, d
 	field := func(name, value string) { fmt.Fprintf(&sb, "%-10s %s\n", name+":", value) }
 	fmt.Fprintf(&sb, "branch %s\n", safetext.Line(b.ID))
 	field("database", safetext.Line(b.Database))
-	field("strategy", safetext.Line(b.Strategy))
+	field("strategy", safetext.Line(string(b.Strategy)))
 	field("scope", safetext.Line(b.Scope))
 	field("session", safetext.Line(b.Session))
-	field("status", safetext.Line(b.Status))
+	field("status", safetext.Line(string(b.Status)))
 	field("created", fmt.Sprintf("%s (%s ago)", stamp(b.CreatedAt), human(now.Sub(b.CreatedAt))))
 	field("expires", fmt.Sprintf("%s (%s)", stamp(b.ExpiresAt), branchExpiresIn(b, now)))
 	if !b.DecidedAt.IsZero() {
@@ -101,7 +101,7 @@ func showBranchText(b *review.Branch, changes []*review.Change, diff []string, d
 	fmt.Fprintf(&sb, "\nChange log (%d, in the order applied):\n", len(changes))
 	for i, c := range changes {
 		fmt.Fprintf(&sb, "\n%d. change %s  ticket %s  status %s  risk %s  rows %s\n", i+1, safetext.Line(c.ID),
-			safetext.Line(c.Ticket), safetext.Line(c.Status), safetext.Line(c.Risk()), rowsText(c))
+			safetext.Line(c.Ticket), safetext.Line(string(c.Status)), safetext.Line(c.Risk()), rowsText(c))
 		fmt.Fprintf(&sb, "   summary: %s\n", safetext.Line(c.Summary))
 		writeSQL(&sb, c.SQL, "     ")
 		if c.Report == nil {

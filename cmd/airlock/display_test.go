@@ -19,8 +19,9 @@ import (
 // hostile are changes an adversarial agent could send, one class of
 // hiding or forging per case, in the ticket, the summary and the SQL.
 var hostile = []struct {
-	name, ticket, summary, sql, mode string
-	rows                             int64
+	name, ticket, summary, sql string
+	mode                       review.Mode
+	rows                       int64
 }{
 	{name: "zero-width", ticket: "OPS-\u200b7", summary: "Mark\u200b\u2060\ufeff\u00ad shipped",
 		sql: "UPDATE orders SET notes = 'a\u200bb\u2060' WHERE id = 1", rows: 1},

@@ -169,7 +169,7 @@ func cmdPending(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			rows, _ := rowsAffected(c)
 			out[i] = pendingJSON{
 				ID: c.ID, Ticket: c.Ticket, Summary: c.Summary, Scope: c.Scope, Session: c.Session,
-				Mode: c.Mode, Risk: c.Risk(), CreatedAt: c.CreatedAt.UTC(), ExpiresAt: c.ExpiresAt.UTC(),
+				Mode: string(c.Mode), Risk: c.Risk(), CreatedAt: c.CreatedAt.UTC(), ExpiresAt: c.ExpiresAt.UTC(),
 				RowsAffected:     rows,
 				AgeSeconds:       int64(now.Sub(c.CreatedAt).Seconds()),
 				ExpiresInSeconds: int64(c.ExpiresAt.Sub(now).Seconds()),
@@ -191,7 +191,7 @@ func cmdPending(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintln(tw, "ID\tAGE\tTICKET\tSCOPE\tMODE\tRISK\tROWS\tSUMMARY\tEXPIRES IN")
 	for _, c := range changes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(c.ID, 36), human(now.Sub(c.CreatedAt)),
-			cell(c.Ticket, 24), cell(c.Scope, 24), cell(c.Mode, 8), cell(c.Risk(), 8), rowsText(c), cell(c.Summary, 48), expiresIn(c, now))
+			cell(c.Ticket, 24), cell(c.Scope, 24), cell(string(c.Mode), 8), cell(c.Risk(), 8), rowsText(c), cell(c.Summary, 48), expiresIn(c, now))
 	}
 	return tw.Flush()
 }
@@ -295,7 +295,7 @@ func showText(c *review.Change, now time.Time) string {
 	field("summary", safetext.Line(c.Summary))
 	field("scope", safetext.Line(c.Scope))
 	field("session", orDash(safetext.Line(c.Session)))
-	mode := safetext.Line(c.Mode)
+	mode := safetext.Line(string(c.Mode))
 	if c.Mode == review.ModePrepared {
 		mode += " (transaction " + safetext.Line(c.GID) + ")"
 	}
@@ -304,7 +304,7 @@ func showText(c *review.Change, now time.Time) string {
 		mode += " (branch " + id + "; review it with airlock show/merge/discard " + id + ")"
 	}
 	field("mode", mode)
-	field("status", safetext.Line(c.Status))
+	field("status", safetext.Line(string(c.Status)))
 	field("rows", rowsText(c)+" (affected in the dry run)")
 	field("created", fmt.Sprintf("%s (%s ago)", stamp(c.CreatedAt), human(now.Sub(c.CreatedAt))))
 	field("expires", fmt.Sprintf("%s (%s)", stamp(c.ExpiresAt), expiresIn(c, now)))

@@ -58,13 +58,13 @@ func newReviewDB(t *testing.T) *reviewDB {
 }
 
 // record dry-runs (replay) or prepares (prepared) sql and records it.
-func (d *reviewDB) record(sql, summary, mode string) *review.Change {
+func (d *reviewDB) record(sql, summary string, mode review.Mode) *review.Change {
 	d.t.Helper()
 	return d.recordTicket("OPS-7", sql, summary, mode)
 }
 
 // recordTicket is record with the ticket given.
-func (d *reviewDB) recordTicket(ticket, sql, summary, mode string) *review.Change {
+func (d *reviewDB) recordTicket(ticket, sql, summary string, mode review.Mode) *review.Change {
 	d.t.Helper()
 	w := &sqlguard.WritePolicy{
 		Tables: map[string]bool{"public.orders": true},
@@ -105,7 +105,7 @@ type cliStep struct {
 	stdout     []string // substrings stdout must contain
 	stderr     []string // substrings stderr must contain
 	notStdout  []string // substrings stdout must not contain
-	wantStatus map[string]string
+	wantStatus map[string]review.Status
 }
 
 func runSteps(t *testing.T, d *reviewDB, steps []cliStep) {
@@ -174,22 +174,22 @@ func TestReviewCLI(t *testing.T) {
 		{name: "show no id", args: []string{"show"}, code: 2, stderr: []string{"usage: airlock show ID"}},
 
 		{name: "commit without reviewer", args: []string{"commit", a.ID}, code: 2, stderr: []string{"usage: airlock commit ID (--reviewer NAME | --server URL)"},
-			wantStatus: map[string]string{a.ID: review.StatusPending}},
+			wantStatus: map[string]review.Status{a.ID: review.StatusPending}},
 		{name: "commit blank reviewer", args: []string{"commit", a.ID, "--reviewer", " "}, code: 2},
 		{name: "commit without id", args: []string{"commit", "--reviewer", "alice"}, code: 2},
 		{name: "commit unknown flag", args: []string{"commit", a.ID, "--reviewer", "alice", "--force"}, code: 2},
 		// The prepared change holds row locks the others would wait for.
 		{name: "commit prepared", args: []string{"commit", b.ID, "--reviewer", "alice"},
-			stdout: []string{"committed: change " + b.ID}, wantStatus: map[string]string{b.ID: review.StatusCommitted}},
+			stdout: []string{"committed: change " + b.ID}, wantStatus: map[string]review.Status{b.ID: review.StatusCommitted}},
 		{name: "commit", args: []string{"commit", a.ID, "--reviewer", "alice"},
-			stdout: []string{"committed: change " + a.ID + " (ticket OPS-7) by alice at "}, wantStatus: map[string]string{a.ID: review.StatusCommitted}},
+			stdout: []string{"committed: change " + a.ID + " (ticket OPS-7) by alice at "}, wantStatus: map[string]review.Status{a.ID: review.StatusCommitted}},
 		{name: "commit again", args: []string{"commit", "--reviewer", "bob", a.ID}, code: 1,
 			stdout: []string{"refused: change " + a.ID + " was already committed by alice at "}},
 		{name: "commit unknown", args: []string{"commit", missing, "--reviewer", "alice"}, code: 1, stderr: []string{"no such change"}},
 
 		{name: "rollback without reviewer", args: []string{"rollback", c.ID, "--reason", "no"}, code: 2},
 		{name: "rollback", args: []string{"rollback", c.ID, "--reviewer", "bob", "--reason", "not now"},
-			stdout: []string{"rolled back: change " + c.ID + " (ticket OPS-7) by bob"}, wantStatus: map[string]string{c.ID: review.StatusRolledBack}},
+			stdout: []string{"rolled back: change " + c.ID + " (ticket OPS-7) by bob"}, wantStatus: map[string]review.Status{c.ID: review.StatusRolledBack}},
 		{name: "commit rolled back", args: []string{"commit", c.ID, "--reviewer", "alice"}, code: 1,
 			stdout: []string{"refused: change " + c.ID + " was already rolled back by bob at ", ": not now"}},
 		{name: "show decided", args: []string{"show", c.ID}, stdout: []string{"status:    rolled_back", "by bob", "reason:    not now"}},
@@ -201,9 +201,9 @@ func TestReviewCLI(t *testing.T) {
 		{name: "pending shows overdue", args: []string{"pending"}, stdout: []string{expiring.ID, "expired 1m ago"}},
 		{name: "drift", args: []string{"commit", drifting.ID, "--reviewer", "alice"}, code: 1,
 			stdout:     []string{"drifted: change " + drifting.ID, "migration drifted since the dry run, nothing committed: statement 1 affected"},
-			wantStatus: map[string]string{drifting.ID: review.StatusDrifted}},
+			wantStatus: map[string]review.Status{drifting.ID: review.StatusDrifted}},
 		{name: "reap", args: []string{"reap"}, stdout: []string{"expired: 1\n", "orphan prepared transactions rolled back: 0"},
-			wantStatus: map[string]string{expiring.ID: review.StatusExpired}},
+			wantStatus: map[string]review.Status{expiring.ID: review.StatusExpired}},
 		{name: "commit expired", args: []string{"commit", expiring.ID, "--reviewer", "alice"}, code: 1,
 			stdout: []string{"refused: change " + expiring.ID + " expired at ", "can never be committed"}},
 		{name: "reap again", args: []string{"reap"}, stdout: []string{"expired: 0\n"}},

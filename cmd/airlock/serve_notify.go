@@ -129,7 +129,7 @@ func (nt *notifier) once(key string) bool {
 	return true
 }
 
-var changeEvents = map[string]string{
+var changeEvents = map[review.Status]string{
 	review.StatusPending:    notify.EventPending,
 	review.StatusCommitted:  notify.EventCommitted,
 	review.StatusRolledBack: notify.EventRolledBack,
@@ -147,24 +147,24 @@ func (nt *notifier) announced(a review.Announcement) {
 	switch a.Kind {
 	case "change":
 		c, err := nt.store.Get(ctx, a.ID)
-		if err != nil || c.Scope != nt.scope.Name || c.Status != a.Status {
+		if err != nil || c.Scope != nt.scope.Name || string(c.Status) != a.Status {
 			return
 		}
 		typ, ok := changeEvents[c.Status]
-		if !ok || !nt.once("change:"+c.ID+":"+c.Status) {
+		if !ok || !nt.once("change:"+c.ID+":"+string(c.Status)) {
 			return
 		}
 		nt.n.Notify(nt.changeEvent(typ, c))
 	case "branch":
 		b, err := nt.store.GetBranch(ctx, a.ID)
-		if err != nil || b.Scope != nt.scope.Name || b.Status != a.Status {
+		if err != nil || b.Scope != nt.scope.Name || string(b.Status) != a.Status {
 			return
 		}
-		typ := map[string]string{review.BranchMerged: notify.EventBranchMerged, review.BranchDiscarded: notify.EventBranchDiscarded}[b.Status]
-		if typ == "" || !nt.once("branch:"+b.ID+":"+b.Status) {
+		typ := map[review.BranchStatus]string{review.BranchMerged: notify.EventBranchMerged, review.BranchDiscarded: notify.EventBranchDiscarded}[b.Status]
+		if typ == "" || !nt.once("branch:"+b.ID+":"+string(b.Status)) {
 			return
 		}
-		nt.n.Notify(notify.Event{Type: typ, ID: b.ID, Scope: b.Scope, Mode: review.ModeBranch, Status: b.Status,
+		nt.n.Notify(notify.Event{Type: typ, ID: b.ID, Scope: b.Scope, Mode: string(review.ModeBranch), Status: string(b.Status),
 			Reviewer: b.Reviewer, Reason: b.Reason, Link: nt.base() + "/review/branches/" + b.ID, RowsAffected: 0})
 	case "approval":
 		nt.approval(ctx, a)
@@ -189,7 +189,7 @@ func (nt *notifier) approval(ctx context.Context, a review.Announcement) {
 		if !nt.once("approval:" + a.ID + ":" + last.Reviewer + ":" + last.Approval) {
 			return
 		}
-		nt.n.Notify(notify.Event{Type: notify.EventApproved, ID: b.ID, Scope: b.Scope, Mode: review.ModeBranch, Status: b.Status,
+		nt.n.Notify(notify.Event{Type: notify.EventApproved, ID: b.ID, Scope: b.Scope, Mode: string(review.ModeBranch), Status: string(b.Status),
 			Reviewer: last.Reviewer, Approvals: countOf(recs, last.Approval), Required: required, Link: nt.base() + "/review/branches/" + b.ID})
 		return
 	}
@@ -223,8 +223,8 @@ func countOf(recs []review.ApprovalRecord, hash string) int {
 func (nt *notifier) changeEvent(typ string, c *review.Change) notify.Event {
 	rows, _ := rowsAffected(c)
 	ev := notify.Event{
-		Type: typ, ID: c.ID, Ticket: c.Ticket, Summary: c.Summary, Scope: c.Scope, Mode: c.Mode, Risk: c.Risk(),
-		RowsAffected: rows, Status: c.Status, Link: nt.base() + "/review/changes/" + c.ID,
+		Type: typ, ID: c.ID, Ticket: c.Ticket, Summary: c.Summary, Scope: c.Scope, Mode: string(c.Mode), Risk: c.Risk(),
+		RowsAffected: rows, Status: string(c.Status), Link: nt.base() + "/review/changes/" + c.ID,
 	}
 	if c.Status != review.StatusPending {
 		ev.Reviewer, ev.Reason = c.Reviewer, c.Reason
