@@ -106,7 +106,7 @@ func startWire(t testing.TB, url, scopePath string) *wire {
 	// Rows as structuredContent too, which the checks below read.
 	init := w.request("initialize", map[string]any{"protocolVersion": "2025-06-18",
 		"capabilities": map[string]any{"experimental": map[string]any{"airlock/results": map[string]any{"rows": "both"}}},
-		"clientInfo": map[string]any{"name": "fault", "version": "1"}})
+		"clientInfo":   map[string]any{"name": "fault", "version": "1"}})
 	if m := w.await(init, 30*time.Second); m == nil || m["result"] == nil {
 		t.Fatalf("initialize: %v", m)
 	}

@@ -85,7 +85,7 @@ func TestReplayHoldRecordsPending(t *testing.T) {
 func TestHoldLimitsBeforeRun(t *testing.T) {
 	e := newEnv(t)
 	e.record("UPDATE orders SET notes = 'x' WHERE id = 1", "support", ModeReplay)
-	for _, mode := range []string{ModeReplay, ModePrepared, ModeBranch} {
+	for _, mode := range []Mode{ModeReplay, ModePrepared, ModeBranch} {
 		var runs int
 		h := e.holdOf("UPDATE orders SET notes = 'y' WHERE id = 2", mode, &runs)
 		h.Change.Limits = Limits{PerScope: 1}
