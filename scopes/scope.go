@@ -1,6 +1,3 @@
-// Package scopes holds the scope model: what one agent may read and write,
-// loaded from a JSON file validated against an embedded JSON Schema. It knows
-// nothing of MCP.
 package scopes
 
 import (
@@ -112,8 +109,8 @@ type TableRule struct {
 	Mask    []string `json:"mask,omitempty"`
 	// RowFilter is an SQL boolean expression over the table's columns that
 	// the scope's roles see rows through (a row-level-security policy).
-	// Empty means every row. The scopes package does not parse it; package
-	// roles validates it against the catalog before using it.
+	// Empty means every row. Parse checks its shape (ParseRowFilter);
+	// package roles validates it against the catalog before using it.
 	RowFilter string `json:"row_filter,omitempty"`
 }
 
