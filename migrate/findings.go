@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/sqlguard"
 )
 
@@ -122,13 +123,13 @@ func (r *runner) statementFindings(i int, after *catalog) []sqlguard.Finding {
 	}
 
 	if t, n := r.largestTarget(st, after); n > large {
-		if hasKind(st, "create_index") {
+		if hasKind(st, scopes.KindCreateIndex) {
 			fs = raise(fs, i, "PG101", fmt.Sprintf("builds an index on %s (~%d rows) while blocking its writes", t, n))
 		}
-		if hasKind(st, "set_not_null") {
+		if hasKind(st, scopes.KindSetNotNull) {
 			fs = raise(fs, i, "PG303", fmt.Sprintf("SET NOT NULL scans %s (~%d rows) under ACCESS EXCLUSIVE", t, n))
 		}
-		if hasKind(st, "add_constraint") && !st.NotValid {
+		if hasKind(st, scopes.KindAddConstraint) && !st.NotValid {
 			fs = raise(fs, i, "PG305", fmt.Sprintf("validating the constraint scans %s (~%d rows)", t, n))
 		}
 	}
@@ -234,7 +235,7 @@ func (r *runner) narrowings(after *catalog) []sqlguard.Finding {
 		table := after.rels[k.rel].qualified()
 		stmt := -1
 		for i, st := range r.plan.Statements {
-			if hasKind(&st, "alter_column_type") && (contains(st.Targets, table) || contains(st.Targets, r.before.rels[k.rel].qualified())) {
+			if hasKind(&st, scopes.KindAlterColumnType) && (contains(st.Targets, table) || contains(st.Targets, r.before.rels[k.rel].qualified())) {
 				stmt = i
 				break
 			}
@@ -275,9 +276,9 @@ var riskLevels = []string{RiskLow, RiskModerate, RiskHigh}
 // family, DO and CALL, whose CD101 finding makes them high anyway) and any
 // kind this package does not know is moderate.
 var (
-	highKinds = map[string]bool{"drop_table": true, "truncate": true, "drop_column": true}
+	highKinds = map[string]bool{scopes.KindDropTable: true, scopes.KindTruncate: true, scopes.KindDropColumn: true}
 	lowKinds  = map[string]bool{
-		"insert": true, "create_table": true, "create_index": true, "create_view": true, "comment": true,
+		scopes.KindInsert: true, scopes.KindCreateTable: true, scopes.KindCreateIndex: true, scopes.KindCreateView: true, scopes.KindComment: true,
 	}
 )
 
@@ -320,10 +321,10 @@ func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
 // The run can still find a statement of these kinds irreversible (a
 // CASCADE, a table without a key for a dropped column's values).
 var Revertible = map[string]bool{
-	"insert": true, "update": true, "delete": true, "truncate": true,
-	"create_table": true, "add_column": true, "create_index": true,
-	"drop_table": true, "drop_column": true, "rename": true,
-	"alter_column_type": true, "set_default": true, "drop_default": true, "set_not_null": true, "drop_not_null": true,
+	scopes.KindInsert: true, scopes.KindUpdate: true, scopes.KindDelete: true, scopes.KindTruncate: true,
+	scopes.KindCreateTable: true, scopes.KindAddColumn: true, scopes.KindCreateIndex: true,
+	scopes.KindDropTable: true, scopes.KindDropColumn: true, scopes.KindRename: true,
+	scopes.KindAlterColumnType: true, scopes.KindSetDefault: true, scopes.KindDropDefault: true, scopes.KindSetNotNull: true, scopes.KindDropNotNull: true,
 }
 
 // IrreversibleReason says why statement st cannot be reverted, or "".
@@ -331,7 +332,7 @@ func IrreversibleReason(st *sqlguard.MigrationStatement) string {
 	for _, k := range append([]string{st.Kind}, st.Kinds...) {
 		if !Revertible[k] {
 			switch k {
-			case "do", "call":
+			case scopes.KindDo, scopes.KindCall:
 				return fmt.Sprintf("a %s statement runs code whose effects airlock cannot capture", strings.ToUpper(k))
 			}
 			return fmt.Sprintf("airlock revert cannot undo a %s statement", strings.ReplaceAll(k, "_", " "))
