@@ -6,75 +6,39 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/airlock-dev/airlock/codes"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/sqlguard"
 )
 
-// FindingDoc documents one finding code: its title and its one-line fix.
+// FindingDoc documents one finding code: its title, its one-line fix and
+// the level it is documented at.
 type FindingDoc struct {
 	Title string
 	Fix   string
-	// Level is the finding's level when it is not "warning".
 	Level string
 }
 
 // RuntimeFindings documents every code Run adds to (or upgrades in) a
-// report: the ones only a run can observe. The parse-tree codes come from
-// sqlguard; PG101, PG303 and PG305 are shared, and Run raises them to
-// "warning" when the table turns out to be large.
-var RuntimeFindings = map[string]FindingDoc{
-	"LK101": {
-		Title: "ACCESS EXCLUSIVE lock on a large table",
-		Fix:   "Keep the locking statement short and alone, run it in a quiet window with a short lock_timeout; in prepared mode review it quickly, the lock is held until then",
-	},
-	"RW101": {
-		Title: "Table rewritten",
-		Fix:   "Avoid the rewrite (add the column without a volatile default and backfill in batches; change to a binary-coercible type) or run it in a maintenance window",
-	},
-	"PG101": {
-		Title: "Index built without CONCURRENTLY on a large table",
-		Fix:   "Build it with CREATE INDEX CONCURRENTLY outside airlock (it cannot run in a transaction), or in a maintenance window",
-	},
-	"PG303": {
-		Title: "SET NOT NULL scans a large table under ACCESS EXCLUSIVE",
-		Fix:   "Add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT NULL: the scan is skipped",
-	},
-	"PG305": {
-		Title: "Constraint validated by scanning a large table",
-		Fix:   "Add the constraint NOT VALID, then VALIDATE CONSTRAINT in a later migration: validation takes a weaker lock",
-	},
-	"RA101": {
-		Title: "Many rows affected",
-		Fix:   "Check the WHERE clause; batch large updates and deletes by primary-key ranges",
-	},
-	"RA102": {
-		Title: "Every row of a table affected despite a WHERE clause",
-		Fix:   "Check the WHERE clause: it matched every row, which is as destructive as having none",
-		Level: levelDanger,
-	},
-	"LK102": {
-		Title: "Prepared change holds a blocking lock until it is reviewed",
-		Fix:   "Use replay mode for DDL on tables in use, or split the change so the prepared part takes only row locks; write.allow_blocking_locks opts in",
-	},
-	"UN101": {
-		Title: "Cannot be reverted (undo is on)",
-		Fix:   "Split the change so this statement stands alone and export what it destroys first; airlock revert restores rows, drops what was added, renames back and brings dropped tables and columns back from airlock_trash (without CASCADE, and for a column a primary key to keep its values by)",
-		Level: levelDanger,
-	},
-	"DS105": {
-		Title: "Narrowing type change",
-		Fix:   "Check existing and incoming values fit the new type (max(length(col)), max(abs(col))), or keep the wider type",
-	},
-}
+// report: the ones only a run can observe, the registry's dry-run part
+// (codes.DryRun), which docs/findings.md is generated from. The
+// parse-tree codes come from sqlguard; PG101, PG303 and PG305 are shared,
+// and Run raises them to "warning" when the table turns out to be large.
+var RuntimeFindings = func() map[string]FindingDoc {
+	m := map[string]FindingDoc{}
+	for code, f := range codes.FindingsBy(codes.DryRun) {
+		m[code] = FindingDoc{Title: f.Title, Fix: f.Fix, Level: string(f.Level)}
+	}
+	return m
+}()
 
-// Finding levels, weakest first.
+// Finding levels as sqlguard.Finding carries them.
 const (
-	levelInfo    = "info"
-	levelWarning = "warning"
-	levelDanger  = "danger"
+	levelWarning = string(codes.LevelWarning)
+	levelDanger  = string(codes.LevelDanger)
 )
 
-var levelRank = map[string]int{levelInfo: 0, levelWarning: 1, levelDanger: 2}
+func levelRank(level string) int { return codes.Level(level).Rank() }
 
 func finding(code, level, message string, stmt int) sqlguard.Finding {
 	return sqlguard.Finding{Code: code, Level: level, Message: message, Fix: RuntimeFindings[code].Fix, Statement: stmt}
@@ -186,7 +150,7 @@ func (r *runner) heldLockFindings() []sqlguard.Finding {
 func raise(fs []sqlguard.Finding, stmt int, code, message string) []sqlguard.Finding {
 	for k := range fs {
 		if fs[k].Code == code && fs[k].Statement == stmt {
-			if levelRank[fs[k].Level] < levelRank[levelWarning] {
+			if levelRank(fs[k].Level) < levelRank(levelWarning) {
 				fs[k].Level = levelWarning
 			}
 			fs[k].Message += " (" + message + ")"
@@ -300,7 +264,7 @@ func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
 	}
 	raised := false
 	for _, f := range warnings {
-		level = max(level, levelRank[f.Level])
+		level = max(level, levelRank(f.Level))
 		switch {
 		case f.Code == "LK101", f.Code == "RA101", f.Code == "RW101" && f.Level == levelDanger:
 			raised = true
