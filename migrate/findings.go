@@ -226,14 +226,18 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Risk levels.
+// Risk is a migration's risk rating (Report.Risk); it encodes as the plain
+// string the migrate_dry_run output contract has always carried.
+type Risk string
+
+// Risk levels, lowest first.
 const (
-	RiskLow      = "low"
-	RiskModerate = "moderate"
-	RiskHigh     = "high"
+	RiskLow      Risk = "low"
+	RiskModerate Risk = "moderate"
+	RiskHigh     Risk = "high"
 )
 
-var riskLevels = []string{RiskLow, RiskModerate, RiskHigh}
+var riskLevels = []Risk{RiskLow, RiskModerate, RiskHigh}
 
 // highKinds destroy data; lowKinds only add. Every other kind of
 // scopes.WriteKinds (UPDATE, DELETE, DROP INDEX, DROP VIEW, the ALTER TABLE
@@ -250,7 +254,7 @@ var (
 // finding, moderate for a modifying kind or any warning, low otherwise;
 // then one level up when the run saw a large table locked ACCESS EXCLUSIVE
 // or rewritten, or more rows affected than the threshold.
-func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
+func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) Risk {
 	level := 0
 	for _, st := range plan.Statements {
 		for _, k := range append([]string{st.Kind}, st.Kinds...) {
