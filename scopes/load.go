@@ -205,7 +205,7 @@ func semanticProblems(doc any) problems {
 				ps.add(jsonPath{"write", "branch", "branch_ttl"}, "%v", err)
 			}
 		}
-		if mode, _ := write["mode"].(string); mode != "branch" {
+		if mode, _ := write["mode"].(string); WriteMode(mode) != ModeBranch {
 			ps.add(jsonPath{"write", "branch"}, `only applies to write.mode "branch"`)
 		}
 	}

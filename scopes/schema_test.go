@@ -41,6 +41,15 @@ var generatedEnums = []struct {
 }{
 	{jsonPath{"write", "allow", 0}, WriteKinds},
 	{jsonPath{"tools", "disable", 0}, allTools},
+	{jsonPath{"write", "mode"}, writeModeNames()},
+}
+
+func writeModeNames() []string {
+	var out []string
+	for _, m := range WriteModes {
+		out = append(out, string(m))
+	}
+	return out
 }
 
 // TestSchemaEnumsMatchGo fails when an enum of the embedded schema differs

@@ -124,7 +124,7 @@ func (a *ApplyMigration) apply(ctx context.Context, req mcp.CallToolRequest, arg
 		return nil, plan, refusal, err
 	}
 	change := &review.Change{Ticket: args.Ticket, Summary: summary, SQL: args.SQL,
-		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: w.Mode, TTL: w.ReviewTTL,
+		Scope: a.env.Scope.Name, ScopeVersion: a.env.Scope.Version(), Session: a.env.For(ctx).Session, Mode: string(w.Mode), TTL: w.ReviewTTL,
 		Limits: review.Limits{PerScope: w.MaxPending, PerSession: w.MaxPendingPerSession}}
 	// Refused before anything runs; Record checks again atomically.
 	if refusal, err := a.limitRefusal(a.store.CheckLimits(ctx, change.Scope, change.Session, change.Limits)); refusal != nil || err != nil {
