@@ -892,11 +892,11 @@ func schemaDifferencesSplit(branch, source []string) (branchOnly, sourceOnly []s
 }
 
 // recordBranch audits a branch action.
-func (s *Store) recordBranch(b *Branch, actor, tool, decision, reason string) {
+func (s *Store) recordBranch(b *Branch, actor, tool string, decision audit.Decision, reason string) {
 	s.recordBranchElapsed(b, actor, tool, decision, reason, 0)
 }
 
-func (s *Store) recordBranchElapsed(b *Branch, actor, tool, decision, reason string, elapsed time.Duration) {
+func (s *Store) recordBranchElapsed(b *Branch, actor, tool string, decision audit.Decision, reason string, elapsed time.Duration) {
 	if s.log == nil || b == nil {
 		return
 	}
