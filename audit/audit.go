@@ -1,7 +1,3 @@
-// Package audit records every tool call and every review action: as a JSON
-// line on stderr through log/slog at once, and as a row in
-// airlock.audit_log written in the background so that auditing never adds a
-// round trip to a tool call.
 package audit
 
 import (
@@ -15,13 +11,21 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Decisions recorded in the log.
+// Decision is what became of an audited action: the log's decision column.
+type Decision string
+
+// Decisions recorded in the log. The column holds their text; Failed is
+// "error" for the rows written before it had a name.
 const (
-	Allowed  = "allowed"
-	Refused  = "refused"
-	Failed   = "error"
-	Reviewed = "reviewed"
+	Allowed  Decision = "allowed"
+	Refused  Decision = "refused"
+	Failed   Decision = "error"
+	Reviewed Decision = "reviewed"
 )
+
+// Decisions lists every decision, in the order the review page offers
+// them as filters.
+var Decisions = []Decision{Allowed, Refused, Failed, Reviewed}
 
 // Event is one audited action.
 type Event struct {
@@ -32,7 +36,7 @@ type Event struct {
 	Tool        string // tool name or review action (commit, rollback, reap)
 	SQL         string
 	Fingerprint string
-	Decision    string
+	Decision    Decision
 	Reason      string
 	Rows        int64
 	Elapsed     time.Duration

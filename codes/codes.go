@@ -1,12 +1,3 @@
-// Package codes is the registry of every refusal and failure code airlock
-// answers with: the code an agent reads in _meta["airlock/error"].code
-// (and in "Refused (CODE): ..." / "Failed (CODE): ..."), and the code of
-// the review API's JSON errors. Each code is stable. docs/refusals.md is
-// generated from Registry, and the package's test checks that Registry
-// names exactly the codes the source returns.
-//
-// The package imports nothing but the standard library, so that sqlguard
-// and every other package may import it.
 package codes
 
 // Where says where a code arises.

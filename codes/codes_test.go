@@ -16,7 +16,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/refusals.md")
+var update = flag.Bool("update", false, "rewrite docs/refusals.md and docs/findings.md")
 
 // packageWheres says which places each package's codes arise in: a code
 // found in a package must be registered for one of its places.
@@ -91,6 +91,17 @@ func collectCodes(t *testing.T, root string) ([]use, []string) {
 	t.Helper()
 	var uses []use
 	var problems []string
+	walkGo(t, root, func(fset *token.FileSet, f *ast.File) {
+		u, p := codesIn(fset, f)
+		uses, problems = append(uses, u...), append(problems, p...)
+	})
+	return uses, problems
+}
+
+// walkGo parses every non-test Go file under root, testdata, node_modules,
+// vendor and hidden directories aside, and hands each to visit.
+func walkGo(t *testing.T, root string, visit func(*token.FileSet, *ast.File)) {
+	t.Helper()
 	fset := token.NewFileSet()
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -110,14 +121,12 @@ func collectCodes(t *testing.T, root string) ([]use, []string) {
 		if err != nil {
 			return err
 		}
-		u, p := codesIn(fset, f)
-		uses, problems = append(uses, u...), append(problems, p...)
+		visit(fset, f)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return uses, problems
 }
 
 // codesIn returns the codes one file answers with, and the code

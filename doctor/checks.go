@@ -312,7 +312,7 @@ func plural(n int, one, many string) string {
 func (d *doctor) prepared(ctx context.Context) Check {
 	mode := ""
 	if d.scope.Write != nil {
-		mode = d.scope.Write.Mode
+		mode = string(d.scope.Write.Mode)
 	}
 	if mode != "prepared" {
 		return judgePrepared(mode, review.PreparedSlots{})
@@ -576,11 +576,11 @@ func (d *doctor) branch(ctx context.Context) Check {
 	if w == nil || w.Mode != "branch" {
 		mode := ""
 		if w != nil {
-			mode = w.Mode
+			mode = string(w.Mode)
 		}
 		return judgeBranch(branchFacts{mode: mode})
 	}
-	f := branchFacts{mode: w.Mode}
+	f := branchFacts{mode: string(w.Mode)}
 	if w.Branch != nil {
 		f.strategy = w.Branch.Strategy
 	}

@@ -6,74 +6,39 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/airlock-dev/airlock/codes"
+	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/sqlguard"
 )
 
-// FindingDoc documents one finding code: its title and its one-line fix.
+// FindingDoc documents one finding code: its title, its one-line fix and
+// the level it is documented at.
 type FindingDoc struct {
 	Title string
 	Fix   string
-	// Level is the finding's level when it is not "warning".
 	Level string
 }
 
 // RuntimeFindings documents every code Run adds to (or upgrades in) a
-// report: the ones only a run can observe. The parse-tree codes come from
-// sqlguard; PG101, PG303 and PG305 are shared, and Run raises them to
-// "warning" when the table turns out to be large.
-var RuntimeFindings = map[string]FindingDoc{
-	"LK101": {
-		Title: "ACCESS EXCLUSIVE lock on a large table",
-		Fix:   "Keep the locking statement short and alone, run it in a quiet window with a short lock_timeout; in prepared mode review it quickly, the lock is held until then",
-	},
-	"RW101": {
-		Title: "Table rewritten",
-		Fix:   "Avoid the rewrite (add the column without a volatile default and backfill in batches; change to a binary-coercible type) or run it in a maintenance window",
-	},
-	"PG101": {
-		Title: "Index built without CONCURRENTLY on a large table",
-		Fix:   "Build it with CREATE INDEX CONCURRENTLY outside airlock (it cannot run in a transaction), or in a maintenance window",
-	},
-	"PG303": {
-		Title: "SET NOT NULL scans a large table under ACCESS EXCLUSIVE",
-		Fix:   "Add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT NULL: the scan is skipped",
-	},
-	"PG305": {
-		Title: "Constraint validated by scanning a large table",
-		Fix:   "Add the constraint NOT VALID, then VALIDATE CONSTRAINT in a later migration: validation takes a weaker lock",
-	},
-	"RA101": {
-		Title: "Many rows affected",
-		Fix:   "Check the WHERE clause; batch large updates and deletes by primary-key ranges",
-	},
-	"RA102": {
-		Title: "Every row of a table affected despite a WHERE clause",
-		Fix:   "Check the WHERE clause: it matched every row, which is as destructive as having none",
-		Level: levelDanger,
-	},
-	"LK102": {
-		Title: "Prepared change holds a blocking lock until it is reviewed",
-		Fix:   "Use replay mode for DDL on tables in use, or split the change so the prepared part takes only row locks; write.allow_blocking_locks opts in",
-	},
-	"UN101": {
-		Title: "Cannot be reverted (undo is on)",
-		Fix:   "Split the change so this statement stands alone and export what it destroys first; airlock revert restores rows, drops what was added, renames back and brings dropped tables and columns back from airlock_trash (without CASCADE, and for a column a primary key to keep its values by)",
-		Level: levelDanger,
-	},
-	"DS105": {
-		Title: "Narrowing type change",
-		Fix:   "Check existing and incoming values fit the new type (max(length(col)), max(abs(col))), or keep the wider type",
-	},
-}
+// report: the ones only a run can observe, the registry's dry-run part
+// (codes.DryRun), which docs/findings.md is generated from. The
+// parse-tree codes come from sqlguard; PG101, PG303 and PG305 are shared,
+// and Run raises them to "warning" when the table turns out to be large.
+var RuntimeFindings = func() map[string]FindingDoc {
+	m := map[string]FindingDoc{}
+	for code, f := range codes.FindingsBy(codes.DryRun) {
+		m[code] = FindingDoc{Title: f.Title, Fix: f.Fix, Level: string(f.Level)}
+	}
+	return m
+}()
 
-// Finding levels, weakest first.
+// Finding levels as sqlguard.Finding carries them.
 const (
-	levelInfo    = "info"
-	levelWarning = "warning"
-	levelDanger  = "danger"
+	levelWarning = string(codes.LevelWarning)
+	levelDanger  = string(codes.LevelDanger)
 )
 
-var levelRank = map[string]int{levelInfo: 0, levelWarning: 1, levelDanger: 2}
+func levelRank(level string) int { return codes.Level(level).Rank() }
 
 func finding(code, level, message string, stmt int) sqlguard.Finding {
 	return sqlguard.Finding{Code: code, Level: level, Message: message, Fix: RuntimeFindings[code].Fix, Statement: stmt}
@@ -122,13 +87,13 @@ func (r *runner) statementFindings(i int, after *catalog) []sqlguard.Finding {
 	}
 
 	if t, n := r.largestTarget(st, after); n > large {
-		if hasKind(st, "create_index") {
+		if hasKind(st, scopes.KindCreateIndex) {
 			fs = raise(fs, i, "PG101", fmt.Sprintf("builds an index on %s (~%d rows) while blocking its writes", t, n))
 		}
-		if hasKind(st, "set_not_null") {
+		if hasKind(st, scopes.KindSetNotNull) {
 			fs = raise(fs, i, "PG303", fmt.Sprintf("SET NOT NULL scans %s (~%d rows) under ACCESS EXCLUSIVE", t, n))
 		}
-		if hasKind(st, "add_constraint") && !st.NotValid {
+		if hasKind(st, scopes.KindAddConstraint) && !st.NotValid {
 			fs = raise(fs, i, "PG305", fmt.Sprintf("validating the constraint scans %s (~%d rows)", t, n))
 		}
 	}
@@ -185,7 +150,7 @@ func (r *runner) heldLockFindings() []sqlguard.Finding {
 func raise(fs []sqlguard.Finding, stmt int, code, message string) []sqlguard.Finding {
 	for k := range fs {
 		if fs[k].Code == code && fs[k].Statement == stmt {
-			if levelRank[fs[k].Level] < levelRank[levelWarning] {
+			if levelRank(fs[k].Level) < levelRank(levelWarning) {
 				fs[k].Level = levelWarning
 			}
 			fs[k].Message += " (" + message + ")"
@@ -234,7 +199,7 @@ func (r *runner) narrowings(after *catalog) []sqlguard.Finding {
 		table := after.rels[k.rel].qualified()
 		stmt := -1
 		for i, st := range r.plan.Statements {
-			if hasKind(&st, "alter_column_type") && (contains(st.Targets, table) || contains(st.Targets, r.before.rels[k.rel].qualified())) {
+			if hasKind(&st, scopes.KindAlterColumnType) && (contains(st.Targets, table) || contains(st.Targets, r.before.rels[k.rel].qualified())) {
 				stmt = i
 				break
 			}
@@ -261,23 +226,27 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Risk levels.
+// Risk is a migration's risk rating (Report.Risk); it encodes as the plain
+// string the migrate_dry_run output contract has always carried.
+type Risk string
+
+// Risk levels, lowest first.
 const (
-	RiskLow      = "low"
-	RiskModerate = "moderate"
-	RiskHigh     = "high"
+	RiskLow      Risk = "low"
+	RiskModerate Risk = "moderate"
+	RiskHigh     Risk = "high"
 )
 
-var riskLevels = []string{RiskLow, RiskModerate, RiskHigh}
+var riskLevels = []Risk{RiskLow, RiskModerate, RiskHigh}
 
 // highKinds destroy data; lowKinds only add. Every other kind of
 // scopes.WriteKinds (UPDATE, DELETE, DROP INDEX, DROP VIEW, the ALTER TABLE
 // family, DO and CALL, whose CD101 finding makes them high anyway) and any
 // kind this package does not know is moderate.
 var (
-	highKinds = map[string]bool{"drop_table": true, "truncate": true, "drop_column": true}
+	highKinds = map[string]bool{scopes.KindDropTable: true, scopes.KindTruncate: true, scopes.KindDropColumn: true}
 	lowKinds  = map[string]bool{
-		"insert": true, "create_table": true, "create_index": true, "create_view": true, "comment": true,
+		scopes.KindInsert: true, scopes.KindCreateTable: true, scopes.KindCreateIndex: true, scopes.KindCreateView: true, scopes.KindComment: true,
 	}
 )
 
@@ -285,7 +254,7 @@ var (
 // finding, moderate for a modifying kind or any warning, low otherwise;
 // then one level up when the run saw a large table locked ACCESS EXCLUSIVE
 // or rewritten, or more rows affected than the threshold.
-func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
+func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) Risk {
 	level := 0
 	for _, st := range plan.Statements {
 		for _, k := range append([]string{st.Kind}, st.Kinds...) {
@@ -299,7 +268,7 @@ func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
 	}
 	raised := false
 	for _, f := range warnings {
-		level = max(level, levelRank[f.Level])
+		level = max(level, levelRank(f.Level))
 		switch {
 		case f.Code == "LK101", f.Code == "RA101", f.Code == "RW101" && f.Level == levelDanger:
 			raised = true
@@ -320,10 +289,10 @@ func risk(plan *sqlguard.MigrationPlan, warnings []sqlguard.Finding) string {
 // The run can still find a statement of these kinds irreversible (a
 // CASCADE, a table without a key for a dropped column's values).
 var Revertible = map[string]bool{
-	"insert": true, "update": true, "delete": true, "truncate": true,
-	"create_table": true, "add_column": true, "create_index": true,
-	"drop_table": true, "drop_column": true, "rename": true,
-	"alter_column_type": true, "set_default": true, "drop_default": true, "set_not_null": true, "drop_not_null": true,
+	scopes.KindInsert: true, scopes.KindUpdate: true, scopes.KindDelete: true, scopes.KindTruncate: true,
+	scopes.KindCreateTable: true, scopes.KindAddColumn: true, scopes.KindCreateIndex: true,
+	scopes.KindDropTable: true, scopes.KindDropColumn: true, scopes.KindRename: true,
+	scopes.KindAlterColumnType: true, scopes.KindSetDefault: true, scopes.KindDropDefault: true, scopes.KindSetNotNull: true, scopes.KindDropNotNull: true,
 }
 
 // IrreversibleReason says why statement st cannot be reverted, or "".
@@ -331,7 +300,7 @@ func IrreversibleReason(st *sqlguard.MigrationStatement) string {
 	for _, k := range append([]string{st.Kind}, st.Kinds...) {
 		if !Revertible[k] {
 			switch k {
-			case "do", "call":
+			case scopes.KindDo, scopes.KindCall:
 				return fmt.Sprintf("a %s statement runs code whose effects airlock cannot capture", strings.ToUpper(k))
 			}
 			return fmt.Sprintf("airlock revert cannot undo a %s statement", strings.ReplaceAll(k, "_", " "))

@@ -14,7 +14,7 @@ func TestRisk(t *testing.T) {
 		name     string
 		kinds    []string
 		findings []sqlguard.Finding
-		want     string
+		want     Risk
 	}{
 		{"insert", []string{"insert"}, nil, RiskLow},
 		{"create table and index", []string{"create_table", "create_index"}, []sqlguard.Finding{f("PG101", "info")}, RiskLow},

@@ -1,10 +1,3 @@
-// Package migrate runs an already-checked migration inside one transaction on
-// a real PostgreSQL server and reports exactly what it did: rows affected,
-// the locks each statement took, the tables it rewrote, the schema diff and
-// the risk findings only a run can observe. It is the engine behind the dry
-// run, both write modes (prepared and replay) and the reviewer's replay
-// commit. It knows nothing of MCP; its input is a sqlguard.MigrationPlan the
-// guard has already accepted.
 package migrate
 
 import (

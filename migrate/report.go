@@ -19,8 +19,8 @@ type Report struct {
 	// Warnings are the plan's parse-tree findings followed, statement by
 	// statement, by what the run observed (RuntimeFindings).
 	Warnings []sqlguard.Finding `json:"warnings"`
-	// Risk is "low", "moderate" or "high".
-	Risk string `json:"risk"`
+	// Risk is RiskLow, RiskModerate or RiskHigh.
+	Risk Risk `json:"risk"`
 	// ElapsedMS is the wall time of the whole run, observation included.
 	ElapsedMS float64 `json:"elapsed_ms"`
 	// HeldLocks is the strongest lock held on each user relation when the

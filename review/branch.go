@@ -274,11 +274,11 @@ func (s *Store) BranchLive(ctx context.Context, id string) (bool, error) {
 var ErrBranchClosed = errors.New("the branch is no longer live (merged, discarded or expired)")
 
 // recordBranch audits a branch action.
-func (s *Store) recordBranch(b *Branch, actor, tool, decision, reason string) {
+func (s *Store) recordBranch(b *Branch, actor, tool string, decision audit.Decision, reason string) {
 	s.recordBranchElapsed(b, actor, tool, decision, reason, 0)
 }
 
-func (s *Store) recordBranchElapsed(b *Branch, actor, tool, decision, reason string, elapsed time.Duration) {
+func (s *Store) recordBranchElapsed(b *Branch, actor, tool string, decision audit.Decision, reason string, elapsed time.Duration) {
 	if s.log == nil || b == nil {
 		return
 	}

@@ -113,7 +113,7 @@ func (c *Change) Risk() string {
 	if c.Report == nil {
 		return ""
 	}
-	return c.Report.Risk
+	return string(c.Report.Risk)
 }
 
 // storedStatement is the JSON shape of a statement in

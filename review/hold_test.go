@@ -17,7 +17,7 @@ func TestNewHolderByMode(t *testing.T) {
 	for mode, want := range map[Mode]Holder{
 		ModeReplay: &replayHolder{}, ModePrepared: &preparedHolder{}, ModeBranch: &branchHolder{}, "": &replayHolder{},
 	} {
-		got := NewHolder(HoldConfig{Scope: &scopes.Scope{Name: "support", Write: &scopes.Write{Mode: string(mode)}}})
+		got := NewHolder(HoldConfig{Scope: &scopes.Scope{Name: "support", Write: &scopes.Write{Mode: mode}}})
 		if g, w := typeName(got), typeName(want); g != w {
 			t.Errorf("mode %q: holder %s, want %s", mode, g, w)
 		}
@@ -59,7 +59,7 @@ func (e *env) holdOf(sql string, mode Mode, runs *int) *Hold {
 }
 
 func (e *env) holder(mode Mode) Holder {
-	return NewHolder(HoldConfig{Store: e.store, Pool: e.pool, Scope: &scopes.Scope{Name: "support", Write: &scopes.Write{Mode: string(mode)}}})
+	return NewHolder(HoldConfig{Store: e.store, Pool: e.pool, Scope: &scopes.Scope{Name: "support", Write: &scopes.Write{Mode: mode}}})
 }
 
 func TestReplayHoldRecordsPending(t *testing.T) {

@@ -338,9 +338,9 @@ func revertChange(orig *Change, plan *RevertPlan, reviewer string, ttl time.Dura
 	for _, d := range plan.DDL {
 		sql.WriteString(d + ";\n")
 	}
-	risk := "moderate"
+	risk := migrate.RiskModerate
 	if len(plan.DDL) > 0 {
-		risk = "high" // it drops what the change added, with what was written there since
+		risk = migrate.RiskHigh // it drops what the change added, with what was written there since
 	}
 	c := &Change{
 		ID: uuid.NewString(), Ticket: orig.Ticket, Summary: "Revert: " + orig.Summary, SQL: sql.String(),

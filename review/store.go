@@ -305,7 +305,7 @@ func (s *Store) Pending(ctx context.Context) ([]*Change, error) {
 }
 
 // record audits one review action.
-func (s *Store) record(c *Change, id, actor, tool, decision, reason string, rows int64, elapsed time.Duration) {
+func (s *Store) record(c *Change, id, actor, tool string, decision audit.Decision, reason string, rows int64, elapsed time.Duration) {
 	if s.log == nil {
 		return
 	}

@@ -1,5 +1,7 @@
 package review
 
+import "github.com/airlock-dev/airlock/scopes"
+
 // The words review stores in airlock.changes and airlock.branches and
 // hands to its callers, typed so that a status cannot be passed where a
 // mode is meant, and listed once so that a reader sees every value a
@@ -25,20 +27,21 @@ const (
 )
 
 // Mode is the write mode a change is held in (docs/architecture.md, Write
-// modes; airlock.changes.mode).
-type Mode string
+// modes; airlock.changes.mode): the scope's write.mode, one vocabulary
+// with one home in scopes.
+type Mode = scopes.WriteMode
 
 const (
 	// ModeReplay changes were rolled back after the dry run; committing
 	// one re-runs its stored statements and commits only if the effects
 	// are identical.
-	ModeReplay Mode = "replay"
+	ModeReplay = scopes.ModeReplay
 	// ModePrepared changes are a prepared transaction named by GID;
 	// committing one is COMMIT PREPARED.
-	ModePrepared Mode = "prepared"
+	ModePrepared = scopes.ModePrepared
 	// ModeBranch changes were committed on the session's branch database;
 	// the reviewer merges the branch's whole change log (see Merge).
-	ModeBranch Mode = "branch"
+	ModeBranch = scopes.ModeBranch
 )
 
 // BranchStatus is a branch's status (airlock.branches.status). A branch

@@ -61,7 +61,7 @@ var funcs = template.FuncMap{
 	},
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"add":   func(a, b int) int { return a + b },
-	"list":  func() []string { return []string{audit.Allowed, audit.Refused, audit.Failed, audit.Reviewed} },
+	"list":  func() []audit.Decision { return audit.Decisions },
 	"lower": strings.ToLower,
 	"short": func(s string) string {
 		if len(s) > 8 {

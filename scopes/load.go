@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/airlock-dev/airlock/sqlguard"
 )
 
 // Bounds of write.review_ttl.
@@ -172,8 +170,8 @@ func semanticProblems(doc any) problems {
 		rule, _ := rule.(map[string]any)
 		checkMask(&ps, jsonPath{"read", "tables", key}, rule)
 		if f, ok := rule["row_filter"].(string); ok && strings.TrimSpace(f) != "" && tableKey.MatchString(key) {
-			if _, r := sqlguard.ParseRowFilter(key, f); r != nil {
-				ps.add(jsonPath{"read", "tables", key, "row_filter"}, "%s", r.Reason)
+			if _, err := ParseRowFilter(key, f); err != nil {
+				ps.add(jsonPath{"read", "tables", key, "row_filter"}, "%v", err)
 			}
 		}
 	}
@@ -207,7 +205,7 @@ func semanticProblems(doc any) problems {
 				ps.add(jsonPath{"write", "branch", "branch_ttl"}, "%v", err)
 			}
 		}
-		if mode, _ := write["mode"].(string); mode != "branch" {
+		if mode, _ := write["mode"].(string); WriteMode(mode) != ModeBranch {
 			ps.add(jsonPath{"write", "branch"}, `only applies to write.mode "branch"`)
 		}
 	}

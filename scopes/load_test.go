@@ -99,7 +99,7 @@ func TestLoadValid(t *testing.T) {
 			}
 			mode := ""
 			if s.Write != nil {
-				mode = s.Write.Mode
+				mode = string(s.Write.Mode)
 			}
 			if mode != tt.mode {
 				t.Errorf("write mode = %q, want %q", mode, tt.mode)

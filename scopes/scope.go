@@ -1,6 +1,3 @@
-// Package scopes holds the scope model: what one agent may read and write,
-// loaded from a JSON file validated against an embedded JSON Schema. It knows
-// nothing of MCP.
 package scopes
 
 import (
@@ -19,7 +16,7 @@ const (
 	DefaultMaxBytes           = 1 << 20
 	DefaultMaxCellBytes       = 16 << 10
 	DefaultMaxSQLBytes        = 64 << 10
-	DefaultWriteMode          = "replay"
+	DefaultWriteMode          = ModeReplay
 	DefaultReviewTTL          = 30 * time.Minute
 	DefaultWriteTimeoutMS     = 30000
 	DefaultWriteLockTimeoutMS = 2000
@@ -38,6 +35,27 @@ const (
 	// revertible.
 	DefaultUndoRetention = 7 * 24 * time.Hour
 )
+
+// WriteMode is write.mode: how a write is held for review
+// (docs/architecture.md, Write modes).
+type WriteMode string
+
+// The write modes.
+const (
+	// ModeReplay: the migration runs and is rolled back; a commit replays
+	// it and commits only if its effects are identical.
+	ModeReplay WriteMode = "replay"
+	// ModePrepared: the migration ends in PREPARE TRANSACTION; a commit is
+	// COMMIT PREPARED.
+	ModePrepared WriteMode = "prepared"
+	// ModeBranch: the session's own branch database takes the changes; a
+	// merge replays its log on the source.
+	ModeBranch WriteMode = "branch"
+)
+
+// WriteModes lists every write mode, in the order the schema documents
+// them; the schema's write.mode enum is generated from it.
+var WriteModes = []WriteMode{ModeReplay, ModePrepared, ModeBranch}
 
 // Tool names, as listed to agents. Keep them stable: users' configs and
 // tests rely on them.
@@ -112,14 +130,14 @@ type TableRule struct {
 	Mask    []string `json:"mask,omitempty"`
 	// RowFilter is an SQL boolean expression over the table's columns that
 	// the scope's roles see rows through (a row-level-security policy).
-	// Empty means every row. The scopes package does not parse it; package
-	// roles validates it against the catalog before using it.
+	// Empty means every row. Parse checks its shape (ParseRowFilter);
+	// package roles validates it against the catalog before using it.
 	RowFilter string `json:"row_filter,omitempty"`
 }
 
 // Write is the write side of a scope.
 type Write struct {
-	Mode               string        `json:"mode"`
+	Mode               WriteMode     `json:"mode"`
 	Tables             []string      `json:"tables"`
 	Allow              []string      `json:"allow"`
 	TicketPattern      string        `json:"ticket_pattern"`
@@ -212,7 +230,7 @@ func (s *Scope) applyDefaults() {
 			w.Undo = &Undo{}
 		}
 		setDefault(&w.Undo.Retention, DefaultUndoRetention)
-		if w.Mode == "branch" {
+		if w.Mode == ModeBranch {
 			if w.Branch == nil {
 				w.Branch = &Branch{}
 			}

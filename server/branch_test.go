@@ -20,7 +20,7 @@ import (
 // branchScope turns support.json into a branch-mode scope.
 func branchScope(strategy review.Strategy, sampleRows, maxBranches int) func(*scopes.Scope) {
 	return func(s *scopes.Scope) {
-		s.Write.Mode = string(review.ModeBranch)
+		s.Write.Mode = review.ModeBranch
 		s.Write.Branch = &scopes.Branch{Strategy: string(strategy), SampleRows: sampleRows, TTL: 2 * time.Hour, MaxBranches: maxBranches}
 	}
 }

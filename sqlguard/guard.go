@@ -1,7 +1,3 @@
-// Package sqlguard parses SQL with the real PostgreSQL parser (pg_query_go)
-// and decides, on the parse tree alone, whether a statement may run under a
-// policy. It knows nothing of MCP or of the database: everything it needs to
-// know about the catalog is handed to it in a Policy.
 package sqlguard
 
 import (

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/airlock-dev/airlock/codes"
+	"github.com/airlock-dev/airlock/scopes"
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -16,15 +17,9 @@ import (
 const MaxMigrationStatements = 100
 
 // MigrationKinds is the closed list of statement kinds a migration may
-// contain, in the order a scope's write.allow documents them. It mirrors
-// scopes.WriteKinds; sqlguard does not import scopes.
-var MigrationKinds = []string{
-	"create_table", "drop_table", "add_column", "drop_column",
-	"alter_column_type", "set_not_null", "drop_not_null", "set_default",
-	"drop_default", "add_constraint", "drop_constraint", "validate_constraint",
-	"create_index", "drop_index", "rename", "insert", "update", "delete",
-	"truncate", "create_view", "drop_view", "comment", "do", "call",
-}
+// contain, in the order a scope's write.allow documents them: the scope
+// format's scopes.WriteKinds, the one list of kind names.
+var MigrationKinds = scopes.WriteKinds
 
 // MigrationRefusalCodes documents every Refusal.Code CheckMigration returns
 // (a FunctionChecker's own codes aside). Each one is stable; the Reason

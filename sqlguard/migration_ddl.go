@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/airlock-dev/airlock/scopes"
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -15,10 +16,10 @@ import (
 // least harmful (data loss, rewrite, full scan, catalog only); an ALTER
 // TABLE with several subcommands reports the strongest as its Kind.
 var migAlterRank = map[string]int{
-	"drop_column": 0, "drop_constraint": 1, "alter_column_type": 2,
-	"set_not_null": 3, "add_constraint": 4, "add_column": 5,
-	"validate_constraint": 6, "drop_not_null": 7, "set_default": 8,
-	"drop_default": 9,
+	scopes.KindDropColumn: 0, scopes.KindDropConstraint: 1, scopes.KindAlterColumnType: 2,
+	scopes.KindSetNotNull: 3, scopes.KindAddConstraint: 4, scopes.KindAddColumn: 5,
+	scopes.KindValidateConstraint: 6, scopes.KindDropNotNull: 7, scopes.KindSetDefault: 8,
+	scopes.KindDropDefault: 9,
 }
 
 func (c *migStmt) classifyCreateTable(s *pg.CreateStmt) *Refusal {
@@ -28,7 +29,7 @@ func (c *migStmt) classifyCreateTable(s *pg.CreateStmt) *Refusal {
 	case "u":
 		return c.refuse("temp_object", migHintTemp, "CREATE UNLOGGED TABLE creates a table that is not crash-safe")
 	}
-	c.kinds = []string{"create_table"}
+	c.kinds = []string{scopes.KindCreateTable}
 	c.newRel = s.Relation
 	c.targets[s.Relation] = ""
 	// INHERITS and PARTITION OF change the parent: it is a target too.
@@ -74,27 +75,27 @@ func (c *migStmt) alterKind(cmd *pg.AlterTableCmd) (string, *Refusal) {
 	switch cmd.Subtype {
 	case pg.AlterTableType_AT_AddColumn:
 		c.allowDefaultNextval(cmd.Def.GetColumnDef())
-		return "add_column", nil
+		return scopes.KindAddColumn, nil
 	case pg.AlterTableType_AT_DropColumn:
-		return "drop_column", nil
+		return scopes.KindDropColumn, nil
 	case pg.AlterTableType_AT_AlterColumnType:
-		return "alter_column_type", nil
+		return scopes.KindAlterColumnType, nil
 	case pg.AlterTableType_AT_SetNotNull:
-		return "set_not_null", nil
+		return scopes.KindSetNotNull, nil
 	case pg.AlterTableType_AT_DropNotNull:
-		return "drop_not_null", nil
+		return scopes.KindDropNotNull, nil
 	case pg.AlterTableType_AT_ColumnDefault:
 		if cmd.Def == nil {
-			return "drop_default", nil
+			return scopes.KindDropDefault, nil
 		}
 		c.allowNextval(cmd.Def)
-		return "set_default", nil
+		return scopes.KindSetDefault, nil
 	case pg.AlterTableType_AT_AddConstraint:
-		return "add_constraint", nil
+		return scopes.KindAddConstraint, nil
 	case pg.AlterTableType_AT_DropConstraint:
-		return "drop_constraint", nil
+		return scopes.KindDropConstraint, nil
 	case pg.AlterTableType_AT_ValidateConstraint:
-		return "validate_constraint", nil
+		return scopes.KindValidateConstraint, nil
 	case pg.AlterTableType_AT_DetachPartition:
 		if cmd.Def.GetPartitionCmd().GetConcurrent() {
 			return "", c.refuse("not_transactional", migHintConcurrently,
@@ -109,15 +110,15 @@ func (c *migStmt) classifyDrop(s *pg.DropStmt) *Refusal {
 	index := false
 	switch s.RemoveType {
 	case pg.ObjectType_OBJECT_TABLE:
-		kind = "drop_table"
+		kind = scopes.KindDropTable
 	case pg.ObjectType_OBJECT_VIEW:
-		kind = "drop_view"
+		kind = scopes.KindDropView
 	case pg.ObjectType_OBJECT_INDEX:
 		if s.Concurrent {
 			return c.refuse("not_transactional", migHintConcurrently,
 				"DROP INDEX CONCURRENTLY cannot run inside a transaction block")
 		}
-		kind, index = "drop_index", true
+		kind, index = scopes.KindDropIndex, true
 	case pg.ObjectType_OBJECT_FUNCTION, pg.ObjectType_OBJECT_PROCEDURE, pg.ObjectType_OBJECT_ROUTINE,
 		pg.ObjectType_OBJECT_TRIGGER, pg.ObjectType_OBJECT_RULE, pg.ObjectType_OBJECT_EVENT_TRIGGER,
 		pg.ObjectType_OBJECT_POLICY, pg.ObjectType_OBJECT_AGGREGATE, pg.ObjectType_OBJECT_LANGUAGE,
@@ -163,7 +164,7 @@ func (c *migStmt) classifyRename(s *pg.RenameStmt) *Refusal {
 	if s.Behavior == pg.DropBehavior_DROP_CASCADE {
 		return c.refuse("cascade", migHintCascade, "RENAME ... CASCADE reaches dependent objects")
 	}
-	c.kinds = []string{"rename"}
+	c.kinds = []string{scopes.KindRename}
 	return nil
 }
 
@@ -183,6 +184,6 @@ func (c *migStmt) classifyComment(s *pg.CommentStmt) *Refusal {
 		return c.notAllowed("COMMENT ON " + migObjectWord(s.Objtype))
 	}
 	c.listTargets = append(c.listTargets, target)
-	c.kinds = []string{"comment"}
+	c.kinds = []string{scopes.KindComment}
 	return nil
 }

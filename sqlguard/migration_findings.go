@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/airlock-dev/airlock/codes"
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -18,24 +19,16 @@ type FindingInfo struct {
 	Fix   string
 }
 
-// FindingCatalog documents every finding code CheckMigration emits. The
-// runtime report (dry run) adds its own codes elsewhere.
-var FindingCatalog = map[string]FindingInfo{
-	"DS102": {"Table dropped", "danger", "rename the table and drop it in a later migration, or export its data first"},
-	"DS103": {"Column dropped", "danger", "stop using the column in code, export it if needed, then drop it in a later migration"},
-	"DS104": {"Table truncated", "danger", "delete only the rows you mean with DELETE ... WHERE, or export the table first"},
-	"DL101": {"DELETE without WHERE", "danger", "add a WHERE clause that selects only the rows to delete"},
-	"DL102": {"UPDATE without WHERE", "danger", "add a WHERE clause that selects only the rows to change"},
-	"BC101": {"Table or view renamed", "warning", "ship code that uses the new name first, or keep a view under the old name for a while"},
-	"BC102": {"Column renamed", "warning", "add the new column, backfill it, switch the code, and drop the old column later"},
-	"MF103": {"NOT NULL column added without a default", "warning", "add a DEFAULT, or add the column nullable, backfill it, then SET NOT NULL"},
-	"MF104": {"Column set NOT NULL", "warning", "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL"},
-	"PG101": {"Index created without CONCURRENTLY", "info", "on a large table use CREATE INDEX CONCURRENTLY outside airlock"},
-	"PG301": {"Column type changed", "warning", "add a column of the new type, backfill it and switch the code; check the data before narrowing"},
-	"PG302": {"Column added with a volatile default", "warning", "add the column without a default (or with a constant one), then backfill it in batches"},
-	"PG305": {"Constraint added with validation", "info", "add CHECK/FOREIGN KEY as NOT VALID then VALIDATE CONSTRAINT; for UNIQUE/PRIMARY KEY build the index first and use USING INDEX"},
-	"CD101": {"Procedural code not inspected", "danger", "write the statements as plain SQL so airlock can check each of them"},
-}
+// FindingCatalog documents every finding code CheckMigration emits: the
+// registry's parse-tree part (codes.ParseTree), which docs/findings.md is
+// generated from. The runtime report (dry run) adds its own codes.
+var FindingCatalog = func() map[string]FindingInfo {
+	m := map[string]FindingInfo{}
+	for code, f := range codes.FindingsBy(codes.ParseTree) {
+		m[code] = FindingInfo{Title: f.Title, Level: string(f.Level), Fix: f.Fix}
+	}
+	return m
+}()
 
 // VolatilityReporter may be implemented by a FunctionChecker that knows
 // each function's volatility from the catalog (pg_proc.provolatile: 'i',

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/airlock-dev/airlock/scopes"
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -28,24 +29,24 @@ func (c *migStmt) classify(n *pg.Node) *Refusal {
 			return c.refuse("not_transactional", migHintConcurrently,
 				"CREATE INDEX CONCURRENTLY cannot run inside a transaction block")
 		}
-		c.kinds = []string{"create_index"}
+		c.kinds = []string{scopes.KindCreateIndex}
 		c.targets[s.IndexStmt.Relation] = ""
 	case *pg.Node_InsertStmt:
-		c.kinds = []string{"insert"}
+		c.kinds = []string{scopes.KindInsert}
 		c.targets[s.InsertStmt.Relation] = ""
 	case *pg.Node_UpdateStmt:
-		c.kinds = []string{"update"}
+		c.kinds = []string{scopes.KindUpdate}
 		c.targets[s.UpdateStmt.Relation] = ""
 		c.out.HasWhere = s.UpdateStmt.WhereClause != nil
 	case *pg.Node_DeleteStmt:
-		c.kinds = []string{"delete"}
+		c.kinds = []string{scopes.KindDelete}
 		c.targets[s.DeleteStmt.Relation] = ""
 		c.out.HasWhere = s.DeleteStmt.WhereClause != nil
 	case *pg.Node_TruncateStmt:
 		if s.TruncateStmt.Behavior == pg.DropBehavior_DROP_CASCADE {
 			return c.refuse("cascade", migHintCascade, "TRUNCATE ... CASCADE also truncates every table that references these")
 		}
-		c.kinds = []string{"truncate"}
+		c.kinds = []string{scopes.KindTruncate}
 		for _, r := range s.TruncateStmt.Relations {
 			c.targets[r.GetRangeVar()] = ""
 		}
@@ -53,13 +54,13 @@ func (c *migStmt) classify(n *pg.Node) *Refusal {
 		if s.ViewStmt.View.Relpersistence == "t" {
 			return c.refuse("temp_object", migHintTemp, "CREATE TEMPORARY VIEW creates a temporary object")
 		}
-		c.kinds = []string{"create_view"}
+		c.kinds = []string{scopes.KindCreateView}
 		c.newRel = s.ViewStmt.View
 		c.targets[s.ViewStmt.View] = ""
 	case *pg.Node_CommentStmt:
 		return c.classifyComment(s.CommentStmt)
 	case *pg.Node_DoStmt:
-		c.kinds = []string{"do"}
+		c.kinds = []string{scopes.KindDo}
 		// PostgreSQL's default language for DO.
 		c.doLanguage = "plpgsql"
 		for _, n := range s.DoStmt.Args {
@@ -72,7 +73,7 @@ func (c *migStmt) classify(n *pg.Node) *Refusal {
 			}
 		}
 	case *pg.Node_CallStmt:
-		c.kinds = []string{"call"}
+		c.kinds = []string{scopes.KindCall}
 	case *pg.Node_SelectStmt:
 		if s.SelectStmt.IntoClause != nil {
 			return c.refuse("create_table_as", migHintCTAS, "SELECT ... INTO creates a table from a query")
@@ -202,7 +203,7 @@ func (c *migStmt) checkKinds() *Refusal {
 			hint = "this scope allows no statement kinds"
 		}
 		switch k {
-		case "do", "call":
+		case scopes.KindDo, scopes.KindCall:
 			return c.refuse("kind_not_allowed", "write the statements as plain SQL; "+hint,
 				"%s runs procedural code airlock cannot inspect, and this scope does not allow kind %q", strings.ToUpper(k), k)
 		}

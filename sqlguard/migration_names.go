@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/airlock-dev/airlock/scopes"
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -53,15 +54,15 @@ func migSortedKeys(m map[string]bool) []string {
 
 func migKindVerb(kind string) string {
 	switch kind {
-	case "create_table", "create_view":
+	case scopes.KindCreateTable, scopes.KindCreateView:
 		return "the statement creates"
-	case "create_index":
+	case scopes.KindCreateIndex:
 		return "the statement indexes"
-	case "insert", "update", "delete", "truncate":
+	case scopes.KindInsert, scopes.KindUpdate, scopes.KindDelete, scopes.KindTruncate:
 		return "the statement writes to"
-	case "drop_table", "drop_view", "drop_index":
+	case scopes.KindDropTable, scopes.KindDropView, scopes.KindDropIndex:
 		return "the statement drops"
-	case "comment":
+	case scopes.KindComment:
 		return "the statement comments on"
 	}
 	return "the statement alters"

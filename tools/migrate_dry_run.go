@@ -85,7 +85,7 @@ func (d *MigrateDryRun) Handle(ctx context.Context, req mcp.CallToolRequest) (*m
 	if err != nil {
 		return d.env.respond(ctx, ev, start, nil, err, nil), nil
 	}
-	ev.Reason = "risk " + rep.Risk
+	ev.Reason = "risk " + string(rep.Risk)
 	for _, s := range rep.Statements {
 		ev.Rows += s.RowsAffected
 	}
