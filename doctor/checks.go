@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/airlock-dev/airlock/catalog"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/roles"
 	"github.com/airlock-dev/airlock/scopes"
@@ -102,29 +103,14 @@ type ownedTable struct {
 	table, owner string
 }
 
-// Owner rights come with membership in the owner role too, and they include
-// ALTER TABLE ... DISABLE ROW LEVEL SECURITY and GRANT: pg_has_role covers
-// both direct ownership and (inherited or not) membership.
-const ownedTablesSQL = `
-SELECT n.nspname || '.' || c.relname, pg_catalog.pg_get_userbyid(c.relowner)
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE (n.nspname || '.' || c.relname) = ANY($1)
-  AND pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
-ORDER BY 1`
-
 func (d *doctor) tableOwner(ctx context.Context, login string, allowOwner bool) Check {
-	rows, err := d.pool.Query(ctx, ownedTablesSQL, scopeTables(d.scope))
+	owners, err := catalog.OwnerRightsOfCurrentUser(ctx, d.pool, scopeTables(d.scope))
 	if err != nil {
 		return couldNotCheck(CheckTableOwner, fmt.Errorf("list table owners: %w", err))
 	}
-	owned, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ownedTable, error) {
-		var o ownedTable
-		err := r.Scan(&o.table, &o.owner)
-		return o, err
-	})
-	if err != nil {
-		return couldNotCheck(CheckTableOwner, fmt.Errorf("list table owners: %w", err))
+	owned := make([]ownedTable, len(owners))
+	for i, o := range owners {
+		owned[i] = ownedTable{table: o.Relation, owner: o.Role}
 	}
 	var ddl []string
 	if w := d.scope.Write; w != nil && w.OwnTables {
@@ -208,11 +194,7 @@ func (d *doctor) scopeRoleNames() []string {
 
 // missingRoles returns the names among want that no role has.
 func (d *doctor) missingRoles(ctx context.Context, want []string) ([]string, error) {
-	rows, err := d.pool.Query(ctx, `SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY($1)`, want)
-	if err != nil {
-		return nil, fmt.Errorf("list roles: %w", err)
-	}
-	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	have, err := catalog.ExistingRoles(ctx, d.pool, want)
 	if err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}

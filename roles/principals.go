@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	dbcatalog "github.com/airlock-dev/airlock/catalog"
 	"github.com/airlock-dev/airlock/scopes"
 )
 
@@ -246,9 +247,9 @@ func planGroup(ctx context.Context, q querier, group string, want grantSet, memb
 		return planRole(ctx, q, group, want, members, true, nil)
 	}
 	var out []string
-	have, err := queryStrings(ctx, q, membersSQL, group)
+	have, err := dbcatalog.Members(ctx, q, group)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plan roles: %w", err)
 	}
 	for _, m := range members {
 		if !slices.Contains(have, m) {
@@ -259,9 +260,9 @@ func planGroup(ctx context.Context, q querier, group string, want grantSet, memb
 }
 
 func isDirectMember(ctx context.Context, q querier, member, role string) (bool, error) {
-	have, err := queryStrings(ctx, q, membersSQL, role)
+	have, err := dbcatalog.Members(ctx, q, role)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("plan roles: %w", err)
 	}
 	return slices.Contains(have, member), nil
 }

@@ -101,6 +101,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	dbcatalog "github.com/airlock-dev/airlock/catalog"
 	"github.com/airlock-dev/airlock/review"
 	"github.com/airlock-dev/airlock/scopes"
 )
@@ -272,13 +273,13 @@ func plan(ctx context.Context, q querier, scope *scopes.Scope, opt Options) ([]s
 	}
 	out = append(out, captureStmts...)
 	if len(mayOwn) > 0 {
-		owners, err := queryPairs(ctx, q, ownersSQL, mayOwn)
+		owners, err := dbcatalog.TableOwners(ctx, q, mayOwn)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("plan roles: %w", err)
 		}
 		for _, o := range owners {
-			if o[1] != writeRole {
-				schema, rel := splitQualified(o[0])
+			if o.Role != writeRole {
+				schema, rel := splitQualified(o.Relation)
 				out = append(out, fmt.Sprintf("ALTER TABLE %s OWNER TO %s", qualified(schema, rel), ident(writeRole)))
 			}
 		}
