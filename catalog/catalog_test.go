@@ -109,4 +109,23 @@ func TestLookups(t *testing.T) {
 	if err != nil || !slices.Equal(rels, []string{"s.t", "s.v"}) {
 		t.Errorf("Relations = %v, %v", rels, err)
 	}
+
+	for name, want := range map[string]bool{"s.t": true, `"s"."v"`: true, "s.none": false} {
+		if got, err := catalog.RelationExists(ctx, conn, name); err != nil || got != want {
+			t.Errorf("RelationExists(%s) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	if ok, err := catalog.MaySelect(ctx, conn, "s.t"); err != nil || !ok {
+		t.Errorf("MaySelect(s.t) as its owner = %v, %v", ok, err)
+	}
+	if _, err := conn.Exec(ctx, `SET ROLE "`+role+`"`); err != nil {
+		t.Fatal(err)
+	}
+	ok, err = catalog.MaySelect(ctx, conn, "s.t")
+	if _, rerr := conn.Exec(ctx, `RESET ROLE`); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil || ok {
+		t.Errorf("MaySelect(s.t) with SELECT on one column only = %v, %v; want false", ok, err)
+	}
 }

@@ -65,3 +65,21 @@ func Relations(ctx context.Context, q Querier) ([]string, error) {
 		  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'airlock') AND n.nspname NOT LIKE 'pg_toast%'
 		ORDER BY 1`)
 }
+
+// RelationExists reports whether name (as SQL names it, "schema.table")
+// is a relation. Looking in a schema the current user has no USAGE on is
+// a permission error, as in to_regclass.
+func RelationExists(ctx context.Context, q Querier, name string) (bool, error) {
+	rows, err := q.Query(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", name)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	var ok bool
+	if rows.Next() {
+		if err := rows.Scan(&ok); err != nil {
+			return false, err
+		}
+	}
+	return ok, rows.Err()
+}

@@ -353,9 +353,9 @@ func planAgentLimits(ctx context.Context, q querier, scope *scopes.Scope, login 
 // it checks the change against.
 func planRegistry(ctx context.Context, q querier, scope *scopes.Scope) ([]string, error) {
 	// Called only once airlockSchemaReady found the schema usable.
-	var readable bool
-	if err := queryOne(ctx, q, "SELECT pg_catalog.has_table_privilege('airlock.scopes', 'SELECT') WHERE $1::int = 1", 1, &readable); err != nil {
-		return nil, err
+	readable, err := dbcatalog.MaySelect(ctx, q, "airlock.scopes")
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: %w", err)
 	}
 	if !readable {
 		// doctor, as a principal that may not read the registry: only the
