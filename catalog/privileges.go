@@ -35,7 +35,8 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, aclexplode(att.attacl)
 WHERE a.grantee = r.oid AND c.relowner <> r.oid AND att.attnum > 0 AND NOT att.attisdropped`
 
 // Privileges calls fn with every privilege granted to role itself on a
-// schema, relation or column of this database, in no particular order.
+// schema, relation or column of this database, in no particular order;
+// like Columns' fn, fn must not query q.
 func Privileges(ctx context.Context, q Querier, role string, fn func(Privilege)) error {
 	rows, err := q.Query(ctx, privilegesSQL, role)
 	if err != nil {

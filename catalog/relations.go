@@ -35,7 +35,9 @@ ORDER BY n.nspname, c.relname, a.attnum`
 // Columns calls fn with every column of each existing relation among
 // names, relation by relation (ordered by schema and name), each
 // relation's columns in catalog order. A name with no relation yields
-// nothing. An error from fn stops the scan and is returned.
+// nothing. An error from fn stops the scan and is returned. fn runs while
+// the rows are being read, so it must not query q itself: a connection or
+// transaction is busy until they are.
 func Columns(ctx context.Context, q Querier, names []string, fn func(Column) error) error {
 	rows, err := q.Query(ctx, columnsSQL, names)
 	if err != nil {
