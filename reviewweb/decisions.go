@@ -9,19 +9,33 @@ import (
 	"github.com/airlock-dev/airlock/review"
 )
 
+// setChange puts c, when there is one, in the outcome. A change that
+// cannot be encoded is left out rather than failing a decision already
+// made.
+func (o *Outcome) setChange(c *review.Change) {
+	if c == nil {
+		return
+	}
+	if d, err := c.Doc(); err == nil {
+		o.Change = d
+	}
+}
+
+// setApprovals puts the approvals so far, when there are any, in the
+// outcome.
+func (o *Outcome) setApprovals(st *review.Approved) {
+	if st != nil {
+		o.Approvals, o.Required = approvalsJSON(st.Approvals), st.Required
+	}
+}
+
 // commit approves change id as the signed-in reviewer: it commits once
 // the scope's write.approvals reviewers approved.
 func (h *Handler) commit(ctx context.Context, id, reviewer, expect string) (Outcome, error) {
 	c, st, err := h.cfg.Store.Approve(ctx, id, reviewer, review.Approval{Expect: expect})
 	out := Outcome{}
-	if c != nil {
-		if d, derr := c.Doc(); derr == nil {
-			out.Change = d
-		}
-	}
-	if st != nil {
-		out.Approvals, out.Required = approvalsJSON(st.Approvals), st.Required
-	}
+	out.setChange(c)
+	out.setApprovals(st)
 	if err != nil {
 		return out, err
 	}
@@ -42,11 +56,7 @@ func (h *Handler) commit(ctx context.Context, id, reviewer, expect string) (Outc
 func (h *Handler) rollback(ctx context.Context, id, reviewer, reason string) (Outcome, error) {
 	c, err := h.cfg.Store.Rollback(ctx, id, reviewer, reason)
 	out := Outcome{}
-	if c != nil {
-		if d, derr := c.Doc(); derr == nil {
-			out.Change = d
-		}
-	}
+	out.setChange(c)
 	if err != nil {
 		return out, err
 	}
@@ -82,9 +92,7 @@ func (h *Handler) revert(ctx context.Context, id, reviewer string, onlyUnchanged
 		return Outcome{}, err
 	}
 	out := Outcome{Status: review.StatusPending}
-	if d, derr := rev.Doc(); derr == nil {
-		out.Change = d
-	}
+	out.setChange(rev)
 	var rows, skipped int64
 	if rev.Revert != nil {
 		for _, t := range rev.Revert.Tables {
@@ -109,9 +117,7 @@ func (h *Handler) merge(ctx context.Context, id, reviewer, expect string) (Outco
 	if res != nil {
 		out.Branch = res.Branch
 	}
-	if st != nil {
-		out.Approvals, out.Required = approvalsJSON(st.Approvals), st.Required
-	}
+	out.setApprovals(st)
 	if err != nil {
 		return out, err
 	}
