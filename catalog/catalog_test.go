@@ -110,6 +110,12 @@ func TestLookups(t *testing.T) {
 		t.Errorf("Relations = %v, %v", rels, err)
 	}
 
+	if key, err := catalog.KeyColumns(ctx, conn, "s.t"); err != nil || !slices.Equal(key, []string{"id"}) {
+		t.Errorf("KeyColumns(s.t) = %v, %v; want [id]", key, err)
+	}
+	if key, err := catalog.KeyColumns(ctx, conn, "s.v"); err != nil || key != nil {
+		t.Errorf("KeyColumns(s.v) = %v, %v; want none", key, err)
+	}
 	for name, want := range map[string]bool{"s.t": true, `"s"."v"`: true, "s.none": false} {
 		if got, err := catalog.RelationExists(ctx, conn, name); err != nil || got != want {
 			t.Errorf("RelationExists(%s) = %v, %v; want %v", name, got, err, want)

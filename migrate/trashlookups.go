@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+
+	dbcatalog "github.com/airlock-dev/airlock/catalog"
 )
 
 // columnDef is a column's definition as a revert needs it; nil when
@@ -84,32 +86,11 @@ func (r *runner) recreatable(ctx context.Context, sql string, args ...any) ([]Re
 
 // KeyColumns returns rel's primary key (or replica identity index)
 // columns, in key order: what captured rows and trashed column values
-// are matched by.
-func KeyColumns(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, rel string) ([]string, error) {
-	rows, err := q.Query(ctx, `
-SELECT a.attname FROM pg_catalog.pg_index i
-CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos)
-JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = pg_catalog.to_regclass($1) AND (i.indisprimary OR i.indisreplident)
-ORDER BY i.indisprimary DESC, i.indexrelid, k.pos`, rel)
+// are matched by. A table with neither is an error.
+func KeyColumns(ctx context.Context, q dbcatalog.Querier, rel string) ([]string, error) {
+	out, err := dbcatalog.KeyColumns(ctx, q, rel)
 	if err != nil {
 		return nil, fmt.Errorf("read the key of %s: %w", rel, err)
-	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read the key of %s: %w", rel, err)
-	}
-	// Only the first index's columns (a primary key sorts first).
-	seen := map[string]bool{}
-	var out []string
-	for _, c := range cols {
-		if seen[c] {
-			break
-		}
-		seen[c] = true
-		out = append(out, c)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s has no primary key (or replica identity index) any more: its rows cannot be matched", rel)
