@@ -1,11 +1,3 @@
-// Package doctor checks, before an agent ever connects, whether a scope and
-// the database login that `airlock serve` would use are safe together: a
-// superuser login or a table owner is not bound by the scope's roles, a
-// missing or drifted role leaves the database's own wall down, and a
-// plain-text connection to a remote server exposes the data on the wire.
-//
-// Every check gathers facts with a catalog query and judges them in a pure
-// function, so the judgement is tested without a special server.
 package doctor
 
 import (

@@ -42,3 +42,10 @@ func Summary(checks []Check) string {
 	}
 	return fmt.Sprintf("%d failed, %d %s, %d ok", fail, warn, plural(warn, "warning", "warnings"), ok)
 }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -10,6 +10,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	dbcatalog "github.com/airlock-dev/airlock/catalog"
 	"github.com/airlock-dev/airlock/scopes"
 )
 
@@ -240,14 +241,9 @@ func missingTables(ctx context.Context, q querier, scope *scopes.Scope, access m
 	if len(missing) == 0 {
 		return nil, nil
 	}
-	existing, err := queryStrings(ctx, q, `
-		SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
-		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-		  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'airlock') AND n.nspname NOT LIKE 'pg_toast%'
-		ORDER BY 1`)
+	existing, err := dbcatalog.Relations(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plan roles: %w", err)
 	}
 	var db string
 	if err := queryOne(ctx, q, "SELECT current_database() WHERE $1::int = 1", 1, &db); err != nil {

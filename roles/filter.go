@@ -11,6 +11,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	dbcatalog "github.com/airlock-dev/airlock/catalog"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/sqlguard"
 )
@@ -163,9 +164,9 @@ func explainFilter(ctx context.Context, q querier, f filter) error {
 	// doctor runs this as a principal that may not read the table (the
 	// read role reads a masked table through its view): the admin's plan,
 	// which can, has checked the filter.
-	var readable bool
-	if err := queryOne(ctx, q, "SELECT pg_catalog.has_table_privilege($1, 'SELECT')", qualified(f.Schema, f.Table), &readable); err != nil {
-		return err
+	readable, err := dbcatalog.MaySelect(ctx, q, qualified(f.Schema, f.Table))
+	if err != nil {
+		return fmt.Errorf("plan roles: %w", err)
 	}
 	if !readable {
 		return nil

@@ -8,15 +8,16 @@ import (
 	"sort"
 	"strings"
 
+	dbcatalog "github.com/airlock-dev/airlock/catalog"
 	"github.com/airlock-dev/airlock/scopes"
 )
 
 // Grant kinds.
 const (
-	onSchema   = "schema"
-	onTable    = "table"
-	onSequence = "sequence"
-	onColumn   = "column"
+	onSchema   = dbcatalog.OnSchema
+	onTable    = dbcatalog.OnTable
+	onSequence = dbcatalog.OnSequence
+	onColumn   = dbcatalog.OnColumn
 )
 
 // grant is one privilege of one role on one object. Rel is empty for a
@@ -38,30 +39,6 @@ type catalog struct {
 	sequences map[string][][2]string
 }
 
-const columnsSQL = `
-SELECT n.nspname, c.relname, c.relkind::text, a.attname
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-  AND (n.nspname || '.' || c.relname) = ANY($1)
-ORDER BY n.nspname, c.relname, a.attnum`
-
-// Serial columns own their sequence with an 'a' dependency, identity
-// columns with an 'i' one.
-const sequencesSQL = `
-SELECT tn.nspname || '.' || t.relname, sn.nspname, s.relname
-FROM pg_catalog.pg_depend d
-JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
-JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
-JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
-WHERE d.classid = 'pg_catalog.pg_class'::regclass
-  AND d.refclassid = 'pg_catalog.pg_class'::regclass
-  AND d.deptype IN ('a', 'i')
-  AND (tn.nspname || '.' || t.relname) = ANY($1)
-ORDER BY 1, 2, 3`
-
 func loadCatalog(ctx context.Context, q querier, scope *scopes.Scope) (*catalog, error) {
 	var names, writes []string
 	for name := range scope.Read.Tables {
@@ -72,42 +49,24 @@ func loadCatalog(ctx context.Context, q querier, scope *scopes.Scope) (*catalog,
 		names = append(names, writes...)
 	}
 	cat := &catalog{columns: map[string][]string{}, kinds: map[string]string{}, sequences: map[string][][2]string{}}
-	rows, err := q.Query(ctx, columnsSQL, names)
+	err := dbcatalog.Columns(ctx, q, names, func(c dbcatalog.Column) error {
+		key := c.Schema + "." + c.Relation
+		cat.columns[key] = append(cat.columns[key], c.Name)
+		cat.kinds[key] = c.Kind
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("plan roles: load columns: %w", err)
-	}
-	for rows.Next() {
-		var schema, rel, kind, col string
-		if err := rows.Scan(&schema, &rel, &kind, &col); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("plan roles: load columns: %w", err)
-		}
-		key := schema + "." + rel
-		cat.columns[key] = append(cat.columns[key], col)
-		cat.kinds[key] = kind
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("plan roles: load columns: %w", err)
 	}
 	if len(writes) == 0 {
 		return cat, nil
 	}
-	rows, err = q.Query(ctx, sequencesSQL, writes)
+	seqs, err := dbcatalog.OwnedSequences(ctx, q, writes)
 	if err != nil {
 		return nil, fmt.Errorf("plan roles: load sequences: %w", err)
 	}
-	for rows.Next() {
-		var table, schema, seq string
-		if err := rows.Scan(&table, &schema, &seq); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("plan roles: load sequences: %w", err)
-		}
-		cat.sequences[table] = append(cat.sequences[table], [2]string{schema, seq})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("plan roles: load sequences: %w", err)
+	for _, s := range seqs {
+		cat.sequences[s.Table] = append(cat.sequences[s.Table], [2]string{s.Schema, s.Name})
 	}
 	return cat, nil
 }
@@ -241,17 +200,11 @@ func (g grantSet) addSelect(scope *scopes.Scope, table string, cols []string) {
 }
 
 // roleState is a role's attributes as pg_roles has them.
-type roleState struct {
-	login, inherit, super, createDB, createRole, replication, bypassRLS bool
-}
+type roleState dbcatalog.Role
 
 func (r roleState) locked() bool {
-	return !r.login && !r.inherit && !r.super && !r.createDB && !r.createRole && !r.replication && !r.bypassRLS
+	return !r.Login && !r.Inherit && !r.Super && !r.CreateDB && !r.CreateRole && !r.Replication && !r.BypassRLS
 }
-
-const roleSQL = `
-SELECT rolcanlogin, rolinherit, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls
-FROM pg_catalog.pg_roles WHERE rolname = $1`
 
 // errNoRole is returned by loadRole for a role that does not exist.
 type errNoRole string
@@ -261,71 +214,16 @@ func (e errNoRole) Error() string {
 }
 
 func loadRole(ctx context.Context, q querier, name string) (*roleState, error) {
-	rows, err := q.Query(ctx, roleSQL, name)
+	r, ok, err := dbcatalog.RoleAttributes(ctx, q, name)
 	if err != nil {
 		return nil, fmt.Errorf("plan roles: load role %s: %w", name, err)
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("plan roles: load role %s: %w", name, err)
-		}
+	if !ok {
 		return nil, errNoRole(name)
 	}
-	var r roleState
-	if err := rows.Scan(&r.login, &r.inherit, &r.super, &r.createDB, &r.createRole, &r.replication, &r.bypassRLS); err != nil {
-		return nil, fmt.Errorf("plan roles: load role %s: %w", name, err)
-	}
-	return &r, nil
+	state := roleState(r)
+	return &state, nil
 }
-
-// Every privilege the role holds directly on a schema, relation or column
-// of this database. Grants to PUBLIC are not the role's and not listed.
-const heldSQL = `
-WITH r AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)
-SELECT 'schema', n.nspname, '', '', a.privilege_type
-FROM pg_catalog.pg_namespace n, aclexplode(n.nspacl) a, r
-WHERE a.grantee = r.oid
-UNION
-SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, n.nspname, c.relname, '', a.privilege_type
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a, r
-WHERE a.grantee = r.oid AND c.relowner <> r.oid
-UNION
-SELECT 'column', n.nspname, c.relname, att.attname, a.privilege_type
-FROM pg_catalog.pg_attribute att
-JOIN pg_catalog.pg_class c ON c.oid = att.attrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, aclexplode(att.attacl) a, r
-WHERE a.grantee = r.oid AND c.relowner <> r.oid AND att.attnum > 0 AND NOT att.attisdropped`
-
-// ownedTablesSQL lists the tables (not their indexes, sequences or toast)
-// a role owns: their privileges are the owner's, not grants.
-const ownedTablesSQL = `
-SELECT n.nspname || '.' || c.relname
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
-WHERE r.rolname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-ORDER BY 1`
-
-// ownersSQL gives the owner of each existing table among $1.
-const ownersSQL = `
-SELECT n.nspname || '.' || c.relname, pg_catalog.pg_get_userbyid(c.relowner)
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) = ANY($1)
-ORDER BY 1`
-
-const memberOfSQL = `
-SELECT g.rolname FROM pg_catalog.pg_auth_members m
-JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
-JOIN pg_catalog.pg_roles r ON r.oid = m.member
-WHERE r.rolname = $1 ORDER BY 1`
-
-const membersSQL = `
-SELECT r.rolname FROM pg_catalog.pg_auth_members m
-JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
-JOIN pg_catalog.pg_roles r ON r.oid = m.member
-WHERE g.rolname = $1 ORDER BY 1`
 
 // planRole returns the statements that give role exactly want and make
 // each of grantTo a member of it. With create false the role is not
@@ -350,9 +248,9 @@ func planRole(ctx context.Context, q querier, role string, want grantSet, grantT
 		return nil, err
 	}
 
-	owned, err := queryStrings(ctx, q, ownedTablesSQL, role)
+	owned, err := dbcatalog.OwnedBy(ctx, q, role)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plan roles: %w", err)
 	}
 	for _, t := range owned {
 		if !slices.Contains(mayOwn, t) {
@@ -364,17 +262,17 @@ func planRole(ctx context.Context, q querier, role string, want grantSet, grantT
 	if !state.locked() {
 		out = append(out, fmt.Sprintf("ALTER ROLE %s NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS", r))
 	}
-	memberOf, err := queryStrings(ctx, q, memberOfSQL, role)
+	memberOf, err := dbcatalog.MemberOf(ctx, q, role)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plan roles: %w", err)
 	}
 	for _, g := range memberOf {
 		out = append(out, fmt.Sprintf("REVOKE %s FROM %s", ident(g), r))
 	}
 	if create {
-		members, err := queryStrings(ctx, q, membersSQL, role)
+		members, err := dbcatalog.Members(ctx, q, role)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("plan roles: %w", err)
 		}
 		for _, login := range grantTo {
 			if !slices.Contains(members, login) {
@@ -411,20 +309,11 @@ func planRole(ctx context.Context, q querier, role string, want grantSet, grantT
 }
 
 func loadHeld(ctx context.Context, q querier, role string) (grantSet, error) {
-	rows, err := q.Query(ctx, heldSQL, role)
-	if err != nil {
-		return nil, fmt.Errorf("plan roles: load privileges of %s: %w", role, err)
-	}
-	defer rows.Close()
 	held := grantSet{}
-	for rows.Next() {
-		var g grant
-		if err := rows.Scan(&g.Kind, &g.Schema, &g.Rel, &g.Col, &g.Priv); err != nil {
-			return nil, fmt.Errorf("plan roles: load privileges of %s: %w", role, err)
-		}
-		held[g] = true
-	}
-	if err := rows.Err(); err != nil {
+	err := dbcatalog.Privileges(ctx, q, role, func(p dbcatalog.Privilege) {
+		held[grant{Kind: p.Kind, Schema: p.Schema, Rel: p.Relation, Col: p.Column, Priv: p.Privilege}] = true
+	})
+	if err != nil {
 		return nil, fmt.Errorf("plan roles: load privileges of %s: %w", role, err)
 	}
 	return held, nil

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	dbcatalog "github.com/airlock-dev/airlock/catalog"
 	"github.com/airlock-dev/airlock/scopes"
 )
 
@@ -156,15 +157,16 @@ func loadMaskState(ctx context.Context, q querier, scope *scopes.Scope) (*maskSt
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("plan roles: load masked views: %w", err)
 	}
-	var table, readable bool
-	if err := queryOne(ctx, q, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", qualified(ms, "mask_key"), &table); err != nil {
-		return nil, err
+	table, err := dbcatalog.RelationExists(ctx, q, qualified(ms, "mask_key"))
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: %w", err)
 	}
 	if !table {
 		return st, nil
 	}
-	if err := queryOne(ctx, q, "SELECT pg_catalog.has_table_privilege($1, 'SELECT')", qualified(ms, "mask_key"), &readable); err != nil {
-		return nil, err
+	readable, err := dbcatalog.MaySelect(ctx, q, qualified(ms, "mask_key"))
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: %w", err)
 	}
 	if !readable {
 		// doctor, as a login that may not see the key: only the admin's

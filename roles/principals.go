@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	dbcatalog "github.com/airlock-dev/airlock/catalog"
 	"github.com/airlock-dev/airlock/scopes"
 )
 
@@ -246,9 +247,9 @@ func planGroup(ctx context.Context, q querier, group string, want grantSet, memb
 		return planRole(ctx, q, group, want, members, true, nil)
 	}
 	var out []string
-	have, err := queryStrings(ctx, q, membersSQL, group)
+	have, err := dbcatalog.Members(ctx, q, group)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plan roles: %w", err)
 	}
 	for _, m := range members {
 		if !slices.Contains(have, m) {
@@ -259,9 +260,9 @@ func planGroup(ctx context.Context, q querier, group string, want grantSet, memb
 }
 
 func isDirectMember(ctx context.Context, q querier, member, role string) (bool, error) {
-	have, err := queryStrings(ctx, q, membersSQL, role)
+	have, err := dbcatalog.Members(ctx, q, role)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("plan roles: %w", err)
 	}
 	return slices.Contains(have, member), nil
 }
@@ -352,9 +353,9 @@ func planAgentLimits(ctx context.Context, q querier, scope *scopes.Scope, login 
 // it checks the change against.
 func planRegistry(ctx context.Context, q querier, scope *scopes.Scope) ([]string, error) {
 	// Called only once airlockSchemaReady found the schema usable.
-	var readable bool
-	if err := queryOne(ctx, q, "SELECT pg_catalog.has_table_privilege('airlock.scopes', 'SELECT') WHERE $1::int = 1", 1, &readable); err != nil {
-		return nil, err
+	readable, err := dbcatalog.MaySelect(ctx, q, "airlock.scopes")
+	if err != nil {
+		return nil, fmt.Errorf("plan roles: %w", err)
 	}
 	if !readable {
 		// doctor, as a principal that may not read the registry: only the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/airlock-dev/airlock/catalog"
 	"github.com/airlock-dev/airlock/scopes"
 	"github.com/airlock-dev/airlock/sqlguard"
 )
@@ -81,19 +82,6 @@ func (c *Catalog) reloadLocked(ctx context.Context) (*sqlguard.Policy, error) {
 	c.policy, c.missing, c.loadedAt = p, missing, time.Now()
 	return p, nil
 }
-
-// catalogColumnsSQL loads the scope's tables with their columns, and
-// whether the scope may see only some of a table's rows from what the
-// catalog says (row-level security is enabled, or it is a view): EXPLAIN
-// is refused over those (sqlguard.Table.RowFiltered).
-const catalogColumnsSQL = `
-SELECT n.nspname, c.relname, a.attname, c.relkind::text, c.relrowsecurity
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-  AND (n.nspname || '.' || c.relname) = ANY($1)
-ORDER BY n.nspname, c.relname, a.attnum`
 
 // catalogFunctionsSQL loads, per pg_catalog function name, the strongest
 // volatility of its overloads (max() works because 'v' > 's' > 'i';
@@ -174,28 +162,18 @@ func loadPolicy(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope) (*
 	}
 	sort.Strings(names)
 
-	rows, err := pool.Query(ctx, catalogColumnsSQL, names)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load catalog: %w", err)
-	}
 	tables := map[string]*sqlguard.Table{}
 	var t *sqlguard.Table
 	var rule scopes.TableRule
-	for rows.Next() {
-		var schema, rel, col, kind string
-		var rls bool
-		if err := rows.Scan(&schema, &rel, &col, &kind, &rls); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("load catalog: %w", err)
-		}
+	err := catalog.Columns(ctx, pool, names, func(c catalog.Column) error {
 		// Rows come ordered by table, so a new table starts a new entry.
-		if t == nil || t.Schema != schema || t.Name != rel {
-			rule, _ = scope.TableRule(schema + "." + rel)
-			t = &sqlguard.Table{Schema: schema, Name: rel, Restricted: rule.Restricted(),
+		if t == nil || t.Schema != c.Schema || t.Name != c.Relation {
+			rule, _ = scope.TableRule(c.Schema + "." + c.Relation)
+			t = &sqlguard.Table{Schema: c.Schema, Name: c.Relation, Restricted: rule.Restricted(),
 				// The scope's own row filter, someone else's row-level
 				// security, or a view's query: each hides rows that
-				// EXPLAIN's estimates would count.
-				RowFiltered: rule.RowFilter != "" || rls || kind == "v"}
+				// EXPLAIN's estimates would count (sqlguard.Table.RowFiltered).
+				RowFiltered: rule.RowFilter != "" || c.RowSecurity || c.Kind == catalog.KindView}
 			if len(rule.Mask) > 0 {
 				// Read through the view that hashes the masked columns:
 				// the read role holds no grant on the table itself.
@@ -203,10 +181,10 @@ func loadPolicy(ctx context.Context, pool *pgxpool.Pool, scope *scopes.Scope) (*
 			}
 			tables[t.QualifiedName()] = t
 		}
-		t.Columns = append(t.Columns, sqlguard.Column{Name: col, Access: guardAccess(rule.ColumnAccess(col))})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		t.Columns = append(t.Columns, sqlguard.Column{Name: c.Name, Access: guardAccess(rule.ColumnAccess(c.Name))})
+		return nil
+	})
+	if err != nil {
 		return nil, nil, fmt.Errorf("load catalog: %w", err)
 	}
 	var missing []string

@@ -1,5 +1,3 @@
-// Command airlock is an MCP server that gives AI agents scoped, audited,
-// human-reviewed access to PostgreSQL, and the reviewer's CLI.
 package main
 
 import (

@@ -1,7 +1,3 @@
-// Package dbconn opens airlock's connection pools from a database URL that
-// lives outside the command line (an environment variable or a file only
-// the service's OS user can read), and explains a failed connection in one
-// line: the real cause and its fix, never the URL or its password.
 package dbconn
 
 import (

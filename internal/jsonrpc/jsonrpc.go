@@ -1,7 +1,3 @@
-// Package jsonrpc encodes the JSON-RPC 2.0 error responses airlock writes
-// itself, outside mcp-go: refused stdio frames, the connect bridge's own
-// failures and HTTP errors. One encoding, so that every client finds the
-// same shape.
 package jsonrpc
 
 import "encoding/json"
