@@ -237,14 +237,18 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 
 	b := &pgconn.Batch{}
 	setup := q.readSetup(read, q.env.ReadRole)
-	for _, s := range setup {
-		b.ExecParams(s, nil, nil, nil, nil)
+	names, err := preparedOn(ctx, pg, setup, rollbackSQL, unlockAllSQL)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names[:len(setup)] {
+		b.ExecPrepared(name, nil, nil, nil)
 	}
 	b.ExecParams(plan.SQL, params, nil, nil, nil)
-	b.ExecParams("ROLLBACK", nil, nil, nil, nil)
+	b.ExecPrepared(names[len(setup)], nil, nil, nil)
 	// Session-level advisory locks survive the rollback; whatever the
 	// statement managed to take is dropped in the same round trip.
-	b.ExecParams(unlockAllSQL, nil, nil, nil, nil)
+	b.ExecPrepared(names[len(setup)+1], nil, nil, nil)
 	mrr := pg.ExecBatch(ctx, b)
 
 	for range setup {
@@ -282,6 +286,8 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 	res.ElapsedMS = ms(time.Since(start))
 	return res, nil
 }
+
+const rollbackSQL = "ROLLBACK"
 
 // unlockAllSQL drops every session-level advisory lock of the connection
 // (docs/architecture.md, Connections come back clean).
