@@ -237,7 +237,7 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 
 	b := &pgconn.Batch{}
 	setup := q.readSetup(read, q.env.ReadRole)
-	names, err := preparedOn(ctx, pg, setup, rollbackSQL, unlockAllSQL)
+	names, err := preparedOn(ctx, pg, setup, rollbackSQL, sessionLocksSQL)
 	if err != nil {
 		return nil, err
 	}
@@ -246,8 +246,8 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 	}
 	b.ExecParams(plan.SQL, params, nil, nil, nil)
 	b.ExecPrepared(names[len(setup)], nil, nil, nil)
-	// Session-level advisory locks survive the rollback; whatever the
-	// statement managed to take is dropped in the same round trip.
+	// Session-level advisory locks survive the rollback: whether the
+	// statement managed to take one is asked in the same round trip.
 	b.ExecPrepared(names[len(setup)+1], nil, nil, nil)
 	mrr := pg.ExecBatch(ctx, b)
 
@@ -276,9 +276,18 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 		return nil, err
 	}
 	if mrr.NextResult() {
-		if _, uerr := mrr.ResultReader().Close(); uerr != nil {
-			dirty = true // the answer stands; the connection does not go back
+		// The answer stands either way; a connection that holds a lock,
+		// or could not say, does not go back.
+		rr := mrr.ResultReader()
+		held := true
+		for rr.NextRow() {
+			held = string(rr.Values()[0]) != "f"
 		}
+		if _, uerr := rr.Close(); uerr != nil || held {
+			dirty = true
+		}
+	} else {
+		dirty = true
 	}
 	if cerr := mrr.Close(); cerr != nil {
 		dirty = true
@@ -289,9 +298,15 @@ func (q *QueryReadonly) execute(ctx context.Context, plan *sqlguard.ReadPlan, pa
 
 const rollbackSQL = "ROLLBACK"
 
-// unlockAllSQL drops every session-level advisory lock of the connection
-// (docs/architecture.md, Connections come back clean).
-const unlockAllSQL = "SELECT pg_catalog.pg_advisory_unlock_all()"
+// sessionLocksSQL asks whether the connection holds a session-level
+// advisory lock, which a read's statement may have taken and its ROLLBACK
+// does not release; such a connection is closed, not pooled
+// (docs/architecture.md, Connections come back clean). Asking needs no
+// privilege a login might lack: pg_advisory_unlock_all, sent before,
+// is revoked from PUBLIC by scope apply --harden, and failed every call
+// and cost each a new connection.
+const sessionLocksSQL = `SELECT EXISTS (SELECT FROM pg_catalog.pg_locks
+	WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())`
 
 func batchErr(mrr *pgconn.MultiResultReader) error {
 	if err := mrr.Close(); err != nil {

@@ -142,9 +142,10 @@ func (e *Env) runMigrationOn(ctx context.Context, pool *pgxpool.Pool, req mcp.Ca
 // releaseClean returns a connection that ran agent SQL to the pool only
 // clean (docs/architecture.md, Connections come back clean): idle, and
 // without the session-level advisory locks a statement may have taken,
-// which outlive any transaction. A connection that ran procedural code
-// (DO, CALL) is closed instead: its session settings, prepared statements
-// and listeners are more than an unlock can undo.
+// which outlive any transaction (one that holds any is closed). A
+// connection that ran procedural code (DO, CALL) is closed in any case:
+// its session settings, prepared statements and listeners are more than
+// a check can vouch for.
 func releaseClean(ctx context.Context, conn *pgxpool.Conn, procedural bool) {
 	c := conn.Conn()
 	if procedural || c.IsClosed() || c.PgConn().TxStatus() != 'I' {
@@ -153,7 +154,8 @@ func releaseClean(ctx context.Context, conn *pgxpool.Conn, procedural bool) {
 	}
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := c.Exec(uctx, unlockAllSQL); err != nil {
+	var held bool
+	if err := c.QueryRow(uctx, sessionLocksSQL).Scan(&held); err != nil || held {
 		conn.Hijack().Close(uctx)
 		return
 	}

@@ -193,11 +193,33 @@ type queryOutcome struct {
 	ElapsedMS       float64 `json:"elapsed_ms"`
 }
 
+// outcome reads a query_readonly answer: from structuredContent when the
+// session asked for it, else from the text airlock sends by default (the
+// summary line, then the rows between two fence lines, the first of them
+// the column names).
 func outcome(res *mcp.CallToolResult) (queryOutcome, error) {
 	var o queryOutcome
-	b, err := json.Marshal(res.StructuredContent)
-	if err != nil {
-		return o, err
+	if res.StructuredContent != nil {
+		b, err := json.Marshal(res.StructuredContent)
+		if err != nil {
+			return o, err
+		}
+		return o, json.Unmarshal(b, &o)
 	}
-	return o, json.Unmarshal(b, &o)
+	text := resultText(res)
+	head, body, ok := strings.Cut(text, "\n")
+	if !ok {
+		return o, fmt.Errorf("no rows in the answer: %.200s", text)
+	}
+	if _, after, ok := strings.Cut(head, "Truncated: "); ok {
+		o.Truncated, o.TruncatedReason = true, after
+	}
+	lines := strings.Count(body, "\n") // the open fence, the columns, the rows
+	o.RowCount = lines - 2
+	if ms, _, ok := strings.Cut(head, " ms."); ok {
+		if i := strings.LastIndexByte(ms, ' '); i >= 0 {
+			o.ElapsedMS, _ = strconv.ParseFloat(ms[i+1:], 64)
+		}
+	}
+	return o, nil
 }
