@@ -157,7 +157,8 @@ func (p *rawProc) exitError(err error) error {
 	}
 	msg := ""
 	if why := p.killedWhy.Load(); why != nil {
-		msg = *why
+		// Its stderr says nothing about being killed.
+		return errors.New(*why)
 	} else if ps := p.cmd.ProcessState; ps != nil {
 		msg = "exited: " + ps.String()
 	} else if err != nil {
