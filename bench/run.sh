@@ -15,10 +15,22 @@
 # root they run as the postgres OS user. About 2 minutes on 2 cores once the
 # build cache is warm (pg_query's cgo build adds a minute the first time).
 #
+# When node and npm are on PATH, it first installs the peer MCP servers
+# pinned in bench/peers (package-lock.json) with `npm ci`, and the load
+# driver measures them side by side with airlock (BENCHMARKS.md, "Side by
+# side"); without node the driver says how to install them and skips them.
+#
 # Extra arguments go to the load driver, e.g. `bench/run.sh -calls 500`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+
+if command -v node >/dev/null && command -v npm >/dev/null; then
+	echo "## npm ci --prefix bench/peers" >&2
+	npm ci --prefix bench/peers --no-audit --no-fund >&2
+else
+	echo "run.sh: node and npm not found: the peer MCP servers are not measured" >&2
+fi
 
 if [ -n "${RESULTS_DIR:-}" ]; then
 	mkdir -p "$RESULTS_DIR"

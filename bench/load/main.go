@@ -42,6 +42,10 @@ type options struct {
 	binDir   string
 	hold     bool
 	only     string
+	// peers: measure the peer MCP servers side by side (bench/peers).
+	peers       bool
+	peerRSSMiB  int
+	peerTimeout time.Duration
 }
 
 func main() {
@@ -61,11 +65,27 @@ func main() {
 	flag.StringVar(&opt.out, "out", "", "also write the markdown report to this file")
 	flag.StringVar(&opt.binDir, "pg-bin", "", "directory holding initdb, pg_ctl and postgres (default: found on PATH or under /usr/lib/postgresql)")
 	flag.BoolVar(&opt.hold, "hold", false, "set up, print the URLs and scope files, and wait for an interrupt instead of measuring (to profile by hand)")
-	flag.StringVar(&opt.only, "only", "", "run only these measurements, comma-separated: latency, throughput, cold, startup, big")
+	flag.StringVar(&opt.only, "only", "", "run only these measurements, comma-separated: latency, throughput, cold, startup, big, peers")
+	_, installed := peersInstalled(context.Background())
+	flag.BoolVar(&opt.peers, "peers", installed, "also measure the peer MCP servers side by side (default: on when "+peersDir+"/node_modules is installed)")
+	flag.IntVar(&opt.peerRSSMiB, "peer-rss-limit", 4096, "MiB: the memory watchdog kills a server whose RSS passes this during SELECT * on the big table")
+	flag.DurationVar(&opt.peerTimeout, "peer-timeout", 3*time.Minute, "how long SELECT * on the big table may take per server before it is killed")
 	flag.Parse()
 	if opt.calls < 1 || opt.inflight < 1 || opt.starts < 1 || opt.bigRuns < 1 || opt.bigRows < 1 {
 		fmt.Fprintln(os.Stderr, "load: -calls, -inflight, -starts, -big-runs and -big-rows must be at least 1")
 		os.Exit(2)
+	}
+	onlyPeers := slices.Contains(strings.Split(opt.only, ","), "peers")
+	if !installed && (opt.peers || onlyPeers || !flagSet("peers")) {
+		msg := "the peer MCP servers are not installed (" + peersDir + "/node_modules): run `" + peersInstall + "` (needs node and npm)"
+		if opt.peers || onlyPeers {
+			fmt.Fprintln(os.Stderr, "load: -peers: "+msg)
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "load: "+msg+" to measure them side by side; -peers=false silences this")
+	}
+	if onlyPeers {
+		opt.peers = true
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -88,6 +108,9 @@ func run(ctx context.Context, opt options) error {
 		return err
 	}
 	defer env.close()
+	if opt.peers {
+		env.peersDir, _ = peersInstalled(ctx)
+	}
 
 	if opt.hold {
 		fmt.Printf("binary: %s\nadmin URL: %s\nagent URL (%s): %s\nscopes: %v\nwaiting for an interrupt\n",
@@ -105,9 +128,13 @@ func run(ctx context.Context, opt options) error {
 		{"cold", measureColdStart},
 		{"startup", measureStartupSteps},
 		{"big", measureBigTable},
+		{"peers", measurePeers},
 	}
 	for _, s := range steps {
 		if opt.only != "" && !slices.Contains(strings.Split(opt.only, ","), s.name) {
+			continue
+		}
+		if s.name == "peers" && !opt.peers {
 			continue
 		}
 		t0 := time.Now()
@@ -126,6 +153,13 @@ func run(ctx context.Context, opt options) error {
 		}
 	}
 	return nil
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // progress reports on stderr, so that stdout holds only the report.

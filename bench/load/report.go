@@ -64,6 +64,7 @@ type report struct {
 	bigFullBytes int64
 	total        time.Duration
 	loadStart    string
+	peers        *peerReport // nil unless the peers were measured
 }
 
 // loadAverage is the 1-minute load average: figures measured on a busy
@@ -122,6 +123,9 @@ func (r *report) markdown() string {
 	}
 	if len(r.big) > 0 {
 		r.bigTable(w)
+	}
+	if r.peers != nil && len(r.peers.servers) > 0 {
+		r.peerTables(w)
 	}
 	return b.String()
 }

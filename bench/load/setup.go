@@ -84,10 +84,36 @@ SELECT g::bigint AS id, md5(g::text) AS payload, (g %% 100)::int AS bucket,
 FROM generate_series(1, %[4]d) g;
 `
 
+// mixedSeedSQL is the side-by-side figures' wide answer: 10,000 rows of
+// 13 columns of mixed types, every value a function of the row number.
+const mixedSeedSQL = `
+CREATE TABLE mixed (
+	id bigint PRIMARY KEY,
+	qty int NOT NULL,
+	name text NOT NULL,
+	code varchar(16) NOT NULL,
+	price numeric(12,2) NOT NULL,
+	active boolean NOT NULL,
+	day date NOT NULL,
+	at timestamptz NOT NULL,
+	uid uuid NOT NULL,
+	attrs jsonb NOT NULL,
+	score double precision NOT NULL,
+	level smallint NOT NULL,
+	note text
+);
+INSERT INTO mixed
+SELECT g, (g * 7) % 1000, 'Item ' || g, 'C-' || lpad(g::text, 6, '0'), (g % 100000) / 100.0,
+	g % 3 <> 0, date '2020-01-01' + g % 1500, timestamptz '2021-01-01' + g * interval '37 seconds',
+	md5(g::text)::uuid, jsonb_build_object('k', g % 10, 'tags', jsonb_build_array('a', 'b')),
+	g / 7.0, (g % 300)::smallint, CASE WHEN g % 5 = 0 THEN NULL ELSE 'note ' || left(md5(g::text), 12) END
+FROM generate_series(1, 10000) g;
+`
+
 // scopeFiles are the two scopes the driver writes: the default caps (what
 // a scope that says nothing about limits gets) and the largest caps the
 // scope schema allows, for SELECT * on the big table. The max scope also
-// reads the wide table, whose 10,000 rows fit its caps whole.
+// reads the wide and mixed tables, whose 10,000 rows fit its caps whole.
 var scopeFiles = map[string]string{
 	"default": `{
   "name": "bench",
@@ -99,7 +125,7 @@ var scopeFiles = map[string]string{
   "name": "bench-max",
   "database": {"url_env": "AIRLOCK_DATABASE_URL"},
   "read": {
-    "tables": {"public.big": {}, "public.wide": {}},
+    "tables": {"public.big": {}, "public.wide": {}, "public.mixed": {}},
     "max_rows": 100000,
     "max_bytes": 67108864,
     "statement_timeout_ms": 60000
@@ -117,6 +143,8 @@ type benchEnv struct {
 	scopes   map[string]string // "default", "max" → scope file path
 	adminURL string            // superuser: raw pgx figures, setup
 	agentURL string            // the login role airlock serve runs as
+	peerURL  string            // the login the peer servers run as
+	peersDir string            // bench/peers, when the peers are measured
 	raw      *pgxpool.Pool     // raw pgx, as the superuser
 	// txSetup is the preamble query_readonly sends under the default
 	// scope, for the "airlock's transaction sent with pgx" floor.
@@ -211,6 +239,9 @@ func setUp(ctx context.Context, opt options, bin string) (_ *benchEnv, err error
 	if err := exec1(ctx, e.adminURL, seed); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
+	if err := exec1(ctx, e.adminURL, mixedSeedSQL); err != nil {
+		return nil, fmt.Errorf("seed mixed: %w", err)
+	}
 	progress("seeding testdata/wide.sql (10,000 rows of every common type)")
 	// public.wide is the tests' table of every common type (10,000 rows,
 	// jsonb up to 10 KB): the same rows the value tests check, to profile
@@ -224,7 +255,7 @@ func setUp(ctx context.Context, opt options, bin string) (_ *benchEnv, err error
 	}
 	// VACUUM cannot share the seed's implicit transaction. It sets the
 	// visibility map, so the index scans are index-only where they can be.
-	if err := exec1(ctx, e.adminURL, "VACUUM ANALYZE customers, orders, big, wide"); err != nil {
+	if err := exec1(ctx, e.adminURL, "VACUUM ANALYZE customers, orders, big, wide, mixed"); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
 	login := pgx.Identifier{loginRole}.Sanitize()
@@ -245,6 +276,14 @@ func setUp(ctx context.Context, opt options, bin string) (_ *benchEnv, err error
 			return nil, err
 		}
 	}
+	// The peers log in as a role that may read the tables and nothing
+	// else, as a careful setup of theirs would.
+	peer := pgx.Identifier{peerLoginRole}.Sanitize()
+	if err := exec1(ctx, e.adminURL, "CREATE ROLE "+peer+" LOGIN; GRANT CONNECT ON DATABASE "+database+" TO "+peer+
+		"; GRANT USAGE ON SCHEMA public TO "+peer+"; GRANT SELECT ON customers, orders, big, mixed TO "+peer); err != nil {
+		return nil, err
+	}
+	e.peerURL = strings.Replace(e.adminURL, "://postgres@", "://"+peerLoginRole+"@", 1)
 	def, err := scopes.Load(e.scopes["default"])
 	if err != nil {
 		return nil, err
