@@ -79,7 +79,7 @@ func (r *report) peerTables(w func(string, ...any)) {
 		}
 		return fmt.Sprintf("%.0f", float64(s.mixedText)/float64(s.mixedRows))
 	})
-	row("fixed part of the text (text − rows' lines): one row; 10,000 rows", func(s *sideFigures) string {
+	row("fixed part of the text (text − the column line − rows' lines): one row; 10,000 rows", func(s *sideFigures) string {
 		if s.key != "airlock" {
 			return notMeasured
 		}

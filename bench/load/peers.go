@@ -117,7 +117,7 @@ func (e *benchEnv) sideServers() ([]mcpServer, error) {
 func answerRows(key string, a toolAnswer) (int, error) {
 	switch key {
 	case "airlock":
-		rows, _, ok := airlockTextRows(a.text)
+		rows, _, _, ok := airlockTextRows(a.text)
 		if !ok {
 			return 0, fmt.Errorf("airlock: no rows markers in the text: %.200q", a.text)
 		}
@@ -147,27 +147,30 @@ func answerRows(key string, a toolAnswer) (int, error) {
 	}
 }
 
-// airlockTextRows reads airlock's text content: the rows are one JSON
-// array per line between a `<rows TOKEN>` line and a `</rows TOKEN>` line.
-// It returns the number of rows and their bytes, each row's newline
-// included; the rest of the text is the answer's fixed part. Lenient on
-// purpose: any line starting with "<rows" opens, "</rows" closes. If the
-// format changes, this is the one function to adapt.
-func airlockTextRows(text string) (rows, rowBytes int, ok bool) {
-	in := false
+// airlockTextRows reads airlock's text content: between a `<rows-TOKEN>`
+// line and a `</rows-TOKEN>` line, the column names as one JSON array, then
+// one JSON array per row. It returns the number of rows and their bytes,
+// each row's newline included, and the bytes of the column line; the rest
+// of the text is the answer's fixed part. Lenient on purpose: any line
+// starting with "<rows" opens, "</rows" closes. If the format changes,
+// this is the one function to adapt.
+func airlockTextRows(text string) (rows, rowBytes, columnBytes int, ok bool) {
+	in, columns := false, false
 	for _, line := range strings.SplitAfter(text, "\n") {
 		l := strings.TrimRight(line, "\n")
 		switch {
 		case !in && strings.HasPrefix(l, "<rows"):
 			in, ok = true, true
 		case in && strings.HasPrefix(l, "</rows"):
-			return rows, rowBytes, true
+			return rows, rowBytes, columnBytes, true
+		case in && !columns:
+			columns, columnBytes = true, len(line)
 		case in:
 			rows++
 			rowBytes += len(line)
 		}
 	}
-	return rows, rowBytes, ok
+	return rows, rowBytes, columnBytes, ok
 }
 
 // sideFigures are one server's figures in the side-by-side table.
@@ -391,8 +394,8 @@ func sideBytes(ctx context.Context, e *benchEnv, servers []mcpServer, slots []sl
 		}
 		s.fig.oneRow, s.fig.oneRowText = ln.n, len(a.text)
 		if s.srv.key == "airlock" {
-			_, rb, _ := airlockTextRows(a.text)
-			s.fig.fixedOne = len(a.text) - rb
+			_, rb, cb, _ := airlockTextRows(a.text)
+			s.fig.fixedOne = len(a.text) - rb - cb
 		}
 		p := s.proc
 		if s.srv.key == "airlock" {
@@ -416,9 +419,9 @@ func sideBytes(ctx context.Context, e *benchEnv, servers []mcpServer, slots []sl
 		}
 		s.fig.mixedLine, s.fig.mixedText, s.fig.mixedRows = ln.n, len(a.text), rows
 		if s.srv.key == "airlock" {
-			_, rb, _ := airlockTextRows(a.text)
+			_, rb, cb, _ := airlockTextRows(a.text)
 			s.fig.mixedRowBytes = rb
-			s.fig.fixedMixed = len(a.text) - rb
+			s.fig.fixedMixed = len(a.text) - rb - cb
 		}
 	}
 	return nil

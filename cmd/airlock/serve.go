@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -170,15 +169,6 @@ func cmdServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		defer stopNotify()
 		return srv.ListenHTTP(ctx, *httpCfg)
-	}
-	if os.Getenv("GOMAXPROCS") == "" {
-		// One agent's calls over one pipe: each is a few syscalls and a
-		// database round trip, with little Go work between them. On one P
-		// a call hands off between goroutines without waking a second
-		// thread, which costs less CPU per call than all the cores do and
-		// leaves them to PostgreSQL (BENCHMARKS.md, Where a call's time
-		// goes). GOMAXPROCS in the environment overrides it.
-		runtime.GOMAXPROCS(1)
 	}
 	return srv.ServeStdio(ctx, stdin, stdout)
 }
