@@ -134,72 +134,114 @@ func SchemaReady(ctx context.Context, q interface {
 type Log struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
-	ch     chan Event
-	done   chan struct{}
-	once   sync.Once
+
+	mu      sync.Mutex
+	pending []Event       // recorded, not yet written
+	closed  bool          // Close was called: Record queues nothing more
+	wake    chan struct{} // a batch has begun (capacity 1)
+	done    chan struct{}
+	once    sync.Once
 }
+
+// maxPending bounds the events waiting for the database: past it a row is
+// dropped from the table (its stderr line is written all the same).
+const maxPending = 4096
+
+// maxBatch is the most events one COPY writes.
+const maxBatch = 1024
 
 // NewLog starts the background writer. pool may be nil (stderr only).
 func NewLog(pool *pgxpool.Pool, logger *slog.Logger) *Log {
-	l := &Log{pool: pool, logger: logger, ch: make(chan Event, 4096), done: make(chan struct{})}
+	l := &Log{pool: pool, logger: logger, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go l.run()
 	return l
 }
 
 // Record logs ev. It never blocks on the database: when the queue is full
 // the row is dropped from the table (the stderr line is still written) and
-// a warning says so.
+// a warning says so. Only the first event of a batch wakes the writer: a
+// wake-up per event cost a tool call more CPU than the rest of auditing.
 func (l *Log) Record(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	l.logger.Info("audit",
-		"session", ev.Session, "scope", ev.Scope, "actor", ev.Actor, "tool", ev.Tool,
-		"decision", ev.Decision, "reason", ev.Reason, "sql", ev.SQL,
-		"fingerprint", ev.Fingerprint, "rows", ev.Rows,
-		"elapsed_ms", float64(ev.Elapsed.Microseconds())/1000, "change_id", ev.ChangeID)
+	l.logger.LogAttrs(context.Background(), slog.LevelInfo, "audit",
+		slog.String("session", ev.Session), slog.String("scope", ev.Scope), slog.String("actor", ev.Actor),
+		slog.String("tool", ev.Tool), slog.String("decision", string(ev.Decision)), slog.String("reason", ev.Reason),
+		slog.String("sql", ev.SQL), slog.String("fingerprint", ev.Fingerprint), slog.Int64("rows", ev.Rows),
+		slog.Float64("elapsed_ms", float64(ev.Elapsed.Microseconds())/1000), slog.String("change_id", ev.ChangeID))
 	if l.pool == nil {
 		return
 	}
-	select {
-	case l.ch <- ev:
-	default:
-		l.logger.Warn("audit queue full; event written to stderr only", "tool", ev.Tool)
+	l.mu.Lock()
+	if l.closed || len(l.pending) >= maxPending {
+		closed := l.closed
+		l.mu.Unlock()
+		if closed {
+			l.logger.Warn("audit log closed; event written to stderr only", "tool", ev.Tool)
+		} else {
+			l.logger.Warn("audit queue full; event written to stderr only", "tool", ev.Tool)
+		}
+		return
+	}
+	l.pending = append(l.pending, ev)
+	first := len(l.pending) == 1
+	l.mu.Unlock()
+	if first {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
 // Close flushes queued events and stops the writer.
 func (l *Log) Close() {
-	l.once.Do(func() { close(l.ch) })
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.wake)
+	})
 	<-l.done
 }
 
-// flushDelay is how long the writer gathers events before one INSERT
-// batch: under load many calls share a round trip, and the database does
-// not pay one commit per tool call.
+// flushDelay is how long the writer gathers events before one COPY: under
+// load many calls share a round trip, and the database does not pay one
+// commit per tool call.
 const flushDelay = 50 * time.Millisecond
 
 func (l *Log) run() {
 	defer close(l.done)
-	batch := make([]Event, 0, 256)
-	for ev := range l.ch {
-		batch = append(batch[:0], ev)
-		timer := time.NewTimer(flushDelay)
-	gather:
-		for len(batch) < cap(batch) {
+	for {
+		_, open := <-l.wake
+		if open {
+			// Gather; Close cuts the wait short.
+			t := time.NewTimer(flushDelay)
 			select {
-			case ev, ok := <-l.ch:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, ev)
-			case <-timer.C:
-				break gather
+			case <-t.C:
+			case _, open = <-l.wake:
+			}
+			t.Stop()
+		}
+		for {
+			l.mu.Lock()
+			n := min(len(l.pending), maxBatch)
+			batch := l.pending[:n:n]
+			l.pending = l.pending[n:]
+			if len(l.pending) == 0 {
+				l.pending = nil
+			}
+			l.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if err := l.write(batch); err != nil {
+				l.logger.Error("audit write failed; events are in this log only", "err", err, "events", len(batch))
 			}
 		}
-		timer.Stop()
-		if err := l.write(batch); err != nil {
-			l.logger.Error("audit write failed; events are in this log only", "err", err, "events", len(batch))
+		if !open {
+			return
 		}
 	}
 }
