@@ -50,7 +50,7 @@ bench() {
 {
 	bench -bench 'CheckRead' -benchtime 2000x ./sqlguard/
 	bench -bench 'QueryHandler' -benchtime 2000x ./tools/
-	bench -bench 'QueryReadonly|RawPgx' -benchtime 2000x ./server/
+	bench -bench 'QueryReadonly|RawPgx|ServeStdio' -benchtime 2000x ./server/
 	bench -bench 'Stdio' -benchtime 2000x ./e2e/
 	bench -bench 'Revert100k' -benchtime 2x -timeout 30m ./review/
 } 2>&1 | if [ -n "${RESULTS_DIR:-}" ]; then tee "$RESULTS_DIR/go-bench.txt"; else cat; fi
