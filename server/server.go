@@ -1,8 +1,3 @@
-// Package server wires airlock's tools into an MCP server for one scope:
-// it decides which tools exist, prepares airlock's own schema, and serves
-// MCP over stdio (ServeStdio) or Streamable HTTP (ListenHTTP), on a TCP
-// address or a Unix socket (docs/architecture.md, Transports and sessions).
-// The whole tool set is visible here in one place.
 package server
 
 import (

@@ -1,7 +1,3 @@
-// Package tools holds airlock's agent-facing tools, one file each. A tool
-// is a typed handler over a scope, the SQL guard and a connection pool; it
-// knows nothing of transports. Refusals and failures are returned as tool
-// results with isError set, never as protocol errors.
 package tools
 
 import (
