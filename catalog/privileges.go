@@ -60,16 +60,5 @@ func Privileges(ctx context.Context, q Querier, role string, fn func(Privilege))
 // as SQL names it (quoted where needed, "schema.table"). A table that does
 // not exist is an error, as in has_table_privilege.
 func MaySelect(ctx context.Context, q Querier, table string) (bool, error) {
-	rows, err := q.Query(ctx, "SELECT pg_catalog.has_table_privilege($1, 'SELECT')", table)
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	var ok bool
-	if rows.Next() {
-		if err := rows.Scan(&ok); err != nil {
-			return false, err
-		}
-	}
-	return ok, rows.Err()
+	return queryBool(ctx, q, "SELECT pg_catalog.has_table_privilege($1, 'SELECT')", table)
 }

@@ -28,3 +28,19 @@ func queryStrings(ctx context.Context, q Querier, sql string, args ...any) ([]st
 	}
 	return out, rows.Err()
 }
+
+// queryBool runs a query of one boolean value; no row is false.
+func queryBool(ctx context.Context, q Querier, sql string, args ...any) (bool, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	var ok bool
+	if rows.Next() {
+		if err := rows.Scan(&ok); err != nil {
+			return false, err
+		}
+	}
+	return ok, rows.Err()
+}

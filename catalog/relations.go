@@ -72,16 +72,5 @@ func Relations(ctx context.Context, q Querier) ([]string, error) {
 // is a relation. Looking in a schema the current user has no USAGE on is
 // a permission error, as in to_regclass.
 func RelationExists(ctx context.Context, q Querier, name string) (bool, error) {
-	rows, err := q.Query(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", name)
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	var ok bool
-	if rows.Next() {
-		if err := rows.Scan(&ok); err != nil {
-			return false, err
-		}
-	}
-	return ok, rows.Err()
+	return queryBool(ctx, q, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", name)
 }

@@ -230,9 +230,12 @@ func passedOn(e ast.Expr) bool {
 // TestRefusalsPage keeps docs/refusals.md, the one page documenting every
 // refusal and failure code, in step with Registry. Run with -update to
 // rewrite it.
-func TestRefusalsPage(t *testing.T) {
-	want := refusalsPage()
-	path := filepath.Join("..", "docs", "refusals.md")
+func TestRefusalsPage(t *testing.T) { checkPage(t, "refusals.md", "TestRefusalsPage", refusalsPage()) }
+
+// checkPage compares docs/name with want, after writing it with -update.
+func checkPage(t *testing.T, name, test, want string) {
+	t.Helper()
+	path := filepath.Join("..", "docs", name)
 	if *update {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
@@ -243,7 +246,7 @@ func TestRefusalsPage(t *testing.T) {
 		t.Fatalf("%v (run with -update)", err)
 	}
 	if string(got) != want {
-		t.Fatalf("docs/refusals.md is out of date: run go test ./codes -run TestRefusalsPage -update")
+		t.Fatalf("docs/%s is out of date: run go test ./codes -run %s -update", name, test)
 	}
 }
 

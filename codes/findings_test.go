@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"go/ast"
 	"go/token"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -15,22 +13,7 @@ import (
 
 // TestFindingsPage keeps docs/findings.md, the one page documenting every
 // finding code, in step with Findings. Run with -update to rewrite it.
-func TestFindingsPage(t *testing.T) {
-	want := findingsPage()
-	path := filepath.Join("..", "docs", "findings.md")
-	if *update {
-		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if string(got) != want {
-		t.Fatalf("docs/findings.md is out of date: run go test ./codes -run TestFindingsPage -update")
-	}
-}
+func TestFindingsPage(t *testing.T) { checkPage(t, "findings.md", "TestFindingsPage", findingsPage()) }
 
 // findingsPage lists each code once: a code both reports is documented
 // as the parse tree reports it.

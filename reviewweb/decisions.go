@@ -29,6 +29,14 @@ func (o *Outcome) setApprovals(st *review.Approved) {
 	}
 }
 
+// setWaiting says that reviewer's approval was recorded and the decision
+// waits for more; waits has one %d, the approvals still missing.
+func (o *Outcome) setWaiting(reviewer string, st *review.Approved, waits string) {
+	o.Status = "approved"
+	o.Message = fmt.Sprintf("approved by %s: approval %d of %d (%s); ", reviewer, len(st.Approvals), st.Required, strings.Join(st.Names(), ", ")) +
+		fmt.Sprintf(waits, st.Waiting())
+}
+
 // commit approves change id as the signed-in reviewer: it commits once
 // the scope's write.approvals reviewers approved.
 func (h *Handler) commit(ctx context.Context, id, reviewer, expect string) (Outcome, error) {
@@ -40,9 +48,7 @@ func (h *Handler) commit(ctx context.Context, id, reviewer, expect string) (Outc
 		return out, err
 	}
 	if !st.Done {
-		out.Status = "approved"
-		out.Message = fmt.Sprintf("approved by %s: approval %d of %d (%s); it waits for %d more reviewer(s) and nothing is committed yet",
-			reviewer, len(st.Approvals), st.Required, strings.Join(st.Names(), ", "), st.Waiting())
+		out.setWaiting(reviewer, st, "it waits for %d more reviewer(s) and nothing is committed yet")
 		return out, nil
 	}
 	out.Status = string(review.StatusCommitted)
@@ -125,9 +131,7 @@ func (h *Handler) merge(ctx context.Context, id, reviewer, expect string) (Outco
 		return out, err
 	}
 	if !st.Done {
-		out.Status = "approved"
-		out.Message = fmt.Sprintf("approved by %s: approval %d of %d (%s); the merge waits for %d more reviewer(s)",
-			reviewer, len(st.Approvals), st.Required, strings.Join(st.Names(), ", "), st.Waiting())
+		out.setWaiting(reviewer, st, "the merge waits for %d more reviewer(s)")
 		return out, nil
 	}
 	out.Status = string(review.BranchMerged)

@@ -111,25 +111,32 @@ func measureLatency(ctx context.Context, e *benchEnv, r *report) error {
 
 // rawQuery is the reference: what an application does with pgx.
 func rawQuery(ctx context.Context, e *benchEnv, qc queryCase, i int) error {
-	rows, err := e.raw.Query(ctx, qc.sql, qc.param(i))
+	n, err := rawRows(ctx, e, qc.sql, qc.param(i))
 	if err != nil {
-		return err
-	}
-	n := 0
-	for rows.Next() {
-		if _, err := rows.Values(); err != nil {
-			rows.Close()
-			return err
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	if n != qc.rows {
 		return fmt.Errorf("raw pgx %s: want %d rows, got %d", qc.name, qc.rows, n)
 	}
 	return nil
+}
+
+// rawRows runs sql with args on the raw pool and counts the rows, each
+// decoded as an application would.
+func rawRows(ctx context.Context, e *benchEnv, sql string, args ...any) (int, error) {
+	rows, err := e.raw.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for rows.Next() {
+		if _, err := rows.Values(); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		n++
+	}
+	return n, rows.Err()
 }
 
 // safeTxQuery sends the transaction query_readonly sends, as one pipelined

@@ -238,19 +238,8 @@ func (s slot) point(ctx context.Context, e *benchEnv, id int64) error {
 // rawSimple runs literal SQL over pgx's simple protocol, as the peers'
 // node-postgres does for a query without parameters.
 func rawSimple(ctx context.Context, e *benchEnv, sql string, want int) error {
-	rows, err := e.raw.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+	n, err := rawRows(ctx, e, sql, pgx.QueryExecModeSimpleProtocol)
 	if err != nil {
-		return err
-	}
-	n := 0
-	for rows.Next() {
-		if _, err := rows.Values(); err != nil {
-			rows.Close()
-			return err
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	if n != want {
